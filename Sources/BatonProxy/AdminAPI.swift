@@ -1,0 +1,145 @@
+import BatonCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The admin API's routes, independent of the socket it is served on:
+///
+///     GET    /backends                      list
+///     POST   /backends                      add {"name","address","wait":true,"timeout":"30s"}
+///     GET    /backends/NAME                 one
+///     POST   /backends/NAME/drain?timeout=  drain, blocking until done or timed out
+///     POST   /backends/NAME/ready           back into rotation
+///     DELETE /backends/NAME                 remove
+///     GET    /metrics                       Prometheus text
+///     GET    /up                            the proxy itself
+public struct AdminAPI: Sendable {
+    public struct Response: Sendable {
+        public var status: HTTPResponseStatus
+        public var contentType: String
+        public var body: ByteBuffer
+    }
+
+    struct AddRequest: Decodable {
+        var name: String
+        var address: String
+        var wait: Bool?
+        var timeout: String?
+    }
+
+    let pool: BackendPool
+    let metrics: ProxyMetrics
+    let configuration: ProxyConfiguration
+
+    func handle(method: HTTPMethod, uri: String, body: ByteBuffer?) async -> Response {
+        let (path, query) = Self.split(uri)
+        let segments = path.split(separator: "/").map(String.init)
+        do {
+            switch (method, segments.count, segments.first) {
+            case (.GET, 1, "up"):
+                return .text("ok\n")
+            case (.GET, 1, "metrics"):
+                return .text(metrics.render(), contentType: "text/plain; version=0.0.4")
+            case (.GET, 1, "backends"):
+                return try .json(["backends": pool.list()])
+            case (.POST, 1, "backends"):
+                return try await add(body)
+            case (.GET, 2, "backends"):
+                guard let info = pool.info(name: segments[1]) else { throw BatonError(.notFound, "no backend named '\(segments[1])'") }
+                return try .json(info)
+            case (.DELETE, 2, "backends"):
+                try pool.remove(name: segments[1])
+                return try .json(["removed": segments[1]])
+            case (.POST, 3, "backends") where segments[2] == "drain":
+                let timeout = try query["timeout"].map { try Self.duration($0, field: "timeout") } ?? configuration.drainTimeout
+                return try .json(try await pool.drain(name: segments[1], timeout: timeout))
+            case (.POST, 3, "backends") where segments[2] == "ready":
+                return try .json(try pool.markReady(name: segments[1]))
+            default:
+                return .error(.notFound, "no admin route \(method) \(path)")
+            }
+        } catch let error as BatonError {
+            return .error(Self.status(for: error.code), error.message)
+        } catch {
+            return .error(.internalServerError, "\(error)")
+        }
+    }
+
+    private func add(_ body: ByteBuffer?) async throws -> Response {
+        guard let body, body.readableBytes > 0 else {
+            throw BatonError(.invalidArgument, "POST /backends: expected a JSON body {\"name\": \"web1\", \"address\": \"127.0.0.1:3000\"}")
+        }
+        let request: AddRequest
+        do {
+            request = try JSONDecoder().decode(AddRequest.self, from: Data(body.readableBytesView))
+        } catch {
+            throw BatonError(.invalidArgument, "POST /backends: expected JSON with string fields \"name\" and \"address\" (\(error))")
+        }
+        let address = try Endpoint(parsing: request.address)
+        let timeout = try request.timeout.map { try Self.duration($0, field: "timeout") } ?? DefaultMaxHold
+        var info = try pool.add(name: request.name, address: address)
+        guard request.wait ?? true else { return try .json(info, status: .accepted) }
+        let start = ContinuousClock.now
+        while info.state != .ready {
+            if ContinuousClock.now - start >= timeout {
+                try? pool.remove(name: request.name)
+                throw BatonError(
+                    .timeout,
+                    "backend '\(request.name)' at \(address) did not pass \(configuration.healthCheck.rise) health check(s) on \(configuration.healthCheck.path) within \(timeout.shortDescription); it was not added"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(10))
+            guard let current = pool.info(name: request.name) else {
+                throw BatonError(.conflict, "backend '\(request.name)' was removed while it was being added")
+            }
+            info = current
+        }
+        return try .json(info, status: .created)
+    }
+
+    static func split(_ uri: String) -> (String, [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        var query: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            query[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        return (String(uri[..<mark]), query)
+    }
+
+    static func duration(_ text: String, field: String) throws -> Duration {
+        guard let duration = Duration(parsing: text) else {
+            throw BatonError(.invalidArgument, "\(field)=\(text): expected a duration such as 500ms, 30s or 2m")
+        }
+        return duration
+    }
+
+    static func status(for code: BatonError.Code) -> HTTPResponseStatus {
+        switch code {
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .timeout: .gatewayTimeout
+        case .invalidArgument, .invalidConfiguration: .badRequest
+        default: .internalServerError
+        }
+    }
+}
+
+extension AdminAPI.Response {
+    static func text(_ text: String, contentType: String = "text/plain; charset=utf-8") -> Self {
+        .init(status: .ok, contentType: contentType, body: ByteBuffer(string: text))
+    }
+
+    static func json<Value: Encodable>(_ value: Value, status: HTTPResponseStatus = .ok) throws -> Self {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var data = try encoder.encode(value)
+        data.append(0x0A)
+        return .init(status: status, contentType: "application/json", body: ByteBuffer(bytes: data))
+    }
+
+    static func error(_ status: HTTPResponseStatus, _ message: String) -> Self {
+        (try? .json(["error": message], status: status))
+            ?? .init(status: status, contentType: "text/plain", body: ByteBuffer(string: message))
+    }
+}

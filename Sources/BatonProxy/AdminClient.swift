@@ -1,0 +1,86 @@
+import BatonCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Talks to a running proxy's admin API; used by `baton proxy backends …`, the rollout and tests.
+public struct AdminClient: Sendable {
+    public let endpoint: Endpoint
+    public let token: String?
+    public let timeout: Duration
+
+    public init(endpoint: Endpoint, token: String? = nil, timeout: Duration = .seconds(120)) {
+        self.endpoint = endpoint
+        self.token = token
+        self.timeout = timeout
+    }
+
+    public func list() async throws -> [BackendInfo] {
+        struct List: Decodable { var backends: [BackendInfo] }
+        return try await call(.GET, "/backends", as: List.self).backends
+    }
+
+    public func backend(_ name: String) async throws -> BackendInfo {
+        try await call(.GET, "/backends/\(name)", as: BackendInfo.self)
+    }
+
+    /// Adds a backend; with `wait` returns once it passed its health checks.
+    public func add(name: String, address: String, wait: Bool = true, timeout: Duration = DefaultMaxHold) async throws -> BackendInfo {
+        let body = try JSONSerialization.data(withJSONObject: [
+            "name": name, "address": address, "wait": wait, "timeout": timeout.shortDescription,
+        ])
+        return try await call(.POST, "/backends", body: ByteBuffer(bytes: body), as: BackendInfo.self)
+    }
+
+    public func drain(_ name: String, timeout: Duration = DefaultDrainTimeout) async throws -> DrainResult {
+        try await call(.POST, "/backends/\(name)/drain?timeout=\(timeout.shortDescription)", as: DrainResult.self)
+    }
+
+    public func markReady(_ name: String) async throws -> BackendInfo {
+        try await call(.POST, "/backends/\(name)/ready", as: BackendInfo.self)
+    }
+
+    public func remove(_ name: String) async throws {
+        struct Removed: Decodable { var removed: String }
+        _ = try await call(.DELETE, "/backends/\(name)", as: Removed.self)
+    }
+
+    public func metrics() async throws -> String {
+        try await raw(.GET, "/metrics").bodyString
+    }
+
+    public func raw(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil) async throws -> HTTPResponse {
+        var headers = HTTPHeaders()
+        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        if body != nil { headers.add(name: "content-type", value: "application/json") }
+        do {
+            return try await HTTP1Client.send(HTTPRequest(method, path, headers: headers, body: body), to: endpoint, timeout: timeout)
+        } catch let error as BatonError where error.code == .unavailable {
+            throw BatonError(.unavailable, "cannot reach the proxy's admin API at \(endpoint): is `baton proxy` running?", underlying: error.underlying)
+        }
+    }
+
+    private func call<Result: Decodable>(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, as type: Result.Type) async throws -> Result {
+        let response = try await raw(method, path, body: body)
+        let data = Data(response.body.readableBytesView)
+        guard (200..<300).contains(response.status) else {
+            let message = (try? JSONDecoder().decode([String: String].self, from: data))?["error"] ?? response.bodyString
+            throw BatonError(Self.code(for: response.status), message)
+        }
+        do {
+            return try JSONDecoder().decode(Result.self, from: data)
+        } catch {
+            throw BatonError(.protocolError, "\(method) \(path): unexpected answer from the admin API: \(response.bodyString)")
+        }
+    }
+
+    private static func code(for status: Int) -> BatonError.Code {
+        switch status {
+        case 404: .notFound
+        case 409: .conflict
+        case 504: .timeout
+        case 400: .invalidArgument
+        default: .unavailable
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import BatonCore
+import NIOCore
+import Synchronization
+
+/// One upstream server. Its routing state lives in `BackendPool` (under the pool's lock); what
+/// the request path touches without a lock lives here: the in-flight count and the per-event-loop
+/// connection pools.
+public final class Backend: Sendable {
+    public let name: String
+    public let host: String
+    public let port: Int
+
+    /// Requests selected for this backend that have not finished yet.
+    private let inFlightCount = Atomic<Int>(0)
+    /// Mirrors `BackendStateMachine.isRoutable`, read when a connection is returned.
+    private let routableFlag = Atomic<Bool>(false)
+    private let connectionPools: [ObjectIdentifier: BackendConnectionPool]
+
+    init(name: String, host: String, port: Int, group: any EventLoopGroup, configuration: ProxyConfiguration) {
+        self.name = name
+        self.host = host
+        self.port = port
+        var pools: [ObjectIdentifier: BackendConnectionPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = BackendConnectionPool(
+                eventLoop: loop,
+                host: host,
+                port: port,
+                connectTimeout: configuration.connectTimeout,
+                maxIdle: configuration.maxIdleConnectionsPerBackend
+            )
+        }
+        self.connectionPools = pools
+    }
+
+    public var address: String { Endpoint.tcp(host: host, port: port).description }
+
+    public var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
+
+    var isRoutable: Bool { routableFlag.load(ordering: .relaxed) }
+
+    func setRoutable(_ routable: Bool) { routableFlag.store(routable, ordering: .relaxed) }
+
+    func requestStarted() { inFlightCount.wrappingAdd(1, ordering: .relaxed) }
+
+    func requestFinished() { inFlightCount.wrappingSubtract(1, ordering: .relaxed) }
+
+    /// The connection pool for the event loop the caller runs on.
+    func connectionPool(for eventLoop: any EventLoop) -> BackendConnectionPool {
+        guard let pool = connectionPools[ObjectIdentifier(eventLoop)] else {
+            preconditionFailure("event loop \(eventLoop) is not in the proxy's group")
+        }
+        return pool
+    }
+
+    /// Closes pooled idle connections (drain, remove).
+    func closeIdleConnections() {
+        for pool in connectionPools.values { pool.eventLoop.execute { pool.closeIdle() } }
+    }
+
+    /// Closes every connection, in flight or idle; returns once all are closed (drain timeout).
+    func closeAllConnections() async {
+        await withTaskGroup(of: Void.self) { group in
+            for pool in connectionPools.values {
+                group.addTask { try? await pool.eventLoop.submit { pool.closeAll() }.get() }
+            }
+        }
+    }
+}

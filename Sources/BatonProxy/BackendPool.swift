@@ -1,0 +1,308 @@
+import BatonCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What the admin API shows of a backend.
+public struct BackendInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var address: String
+    public var state: BackendStateMachine.State
+    public var healthy: Bool
+    public var inFlight: Int
+}
+
+/// How a drain ended.
+public struct DrainResult: Codable, Sendable, Equatable {
+    public var name: String
+    /// In-flight requests still running at the drain timeout; their connections were closed.
+    public var cut: Int
+    public var elapsedMilliseconds: Int64
+}
+
+/// The live set of backends: routing state, least-outstanding selection, and the queue of
+/// requests held while nothing is ready. One lock guards it; the request path holds it for a
+/// scan of the ready list only.
+public final class BackendPool: Sendable {
+    private struct Entry: Sendable {
+        let backend: Backend
+        var machine: BackendStateMachine
+    }
+
+    private struct State: Sendable {
+        var entries: [String: Entry] = [:]
+        var order: [String] = []
+        var ready: [Backend] = []
+        var holds = HoldQueue<EventLoopPromise<Backend>>()
+        var cursor = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let group: any EventLoopGroup
+    private let configuration: ProxyConfiguration
+    private let metrics: ProxyMetrics
+    private let logger: Logger
+    private let added: AsyncStream<Backend>.Continuation
+    /// Backends as they are added, for the health checker.
+    let addedBackends: AsyncStream<Backend>
+    /// Called after every change worth persisting (membership, drain, ready).
+    private let onChange: @Sendable ([PersistedBackend]) -> Void
+
+    init(
+        group: any EventLoopGroup,
+        configuration: ProxyConfiguration,
+        metrics: ProxyMetrics,
+        logger: Logger,
+        onChange: @escaping @Sendable ([PersistedBackend]) -> Void = { _ in }
+    ) {
+        self.group = group
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.onChange = onChange
+        (addedBackends, added) = AsyncStream.makeStream(of: Backend.self)
+    }
+
+    // MARK: Membership
+
+    /// Adds a backend. It takes traffic once health checks pass `rise` times, unless it is
+    /// restored as `ready` (proxy restart), when the checks only confirm it.
+    @discardableResult
+    public func add(name: String, address: Endpoint, restoredAs restored: PersistedBackend.AdminState? = nil) throws -> BackendInfo {
+        guard case .tcp(let host, let port) = address else {
+            throw BatonError(.invalidArgument, "backend '\(name)': expected a host:port address, got \(address)")
+        }
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
+            throw BatonError(.invalidArgument, "backend name '\(name)': expected letters, digits, '-', '_', '.' or ':'")
+        }
+        let backend = Backend(name: name, host: host, port: port, group: group, configuration: configuration)
+        let machine = BackendStateMachine(
+            rise: configuration.healthCheck.rise,
+            fall: configuration.healthCheck.fall,
+            startHealthy: restored == .enabled,
+            startDrained: restored == .drained
+        )
+        let info: BackendInfo = try state.withLockedValue { state in
+            if state.entries[name] != nil {
+                throw BatonError(.conflict, "backend '\(name)' already exists; remove it first or use another name")
+            }
+            if let other = state.entries.values.first(where: { $0.backend.host == host && $0.backend.port == port }) {
+                throw BatonError(.conflict, "backend '\(other.backend.name)' already has address \(address)")
+            }
+            state.entries[name] = Entry(backend: backend, machine: machine)
+            state.order.append(name)
+            if machine.isRoutable { Self.routingChanged(&state, backend: backend, routable: true) }
+            return Self.info(state.entries[name]!)
+        }
+        let released = machine.isRoutable ? releaseHolds() : []
+        complete(released)
+        metrics.backendState(name, info.state)
+        logger.info("backend added", metadata: ["backend": "\(name)", "address": "\(address)", "state": "\(info.state)"])
+        added.yield(backend)
+        persist()
+        return info
+    }
+
+    public func remove(name: String) throws {
+        let backend: Backend = try state.withLockedValue { state in
+            guard var entry = state.entries[name] else { throw Self.notFound(name) }
+            _ = entry.machine.remove()
+            state.entries[name] = nil
+            state.order.removeAll { $0 == name }
+            Self.routingChanged(&state, backend: entry.backend, routable: false)
+            return entry.backend
+        }
+        backend.closeIdleConnections()
+        metrics.backendState(name, .removed)
+        logger.info("backend removed", metadata: ["backend": "\(name)"])
+        persist()
+    }
+
+    public func list() -> [BackendInfo] {
+        state.withLockedValue { state in state.order.compactMap { state.entries[$0].map(Self.info) } }
+    }
+
+    public func info(name: String) -> BackendInfo? {
+        state.withLockedValue { state in state.entries[name].map(Self.info) }
+    }
+
+    func isMember(_ backend: Backend) -> Bool {
+        state.withLockedValue { $0.entries[backend.name]?.backend === backend }
+    }
+
+    // MARK: Drain and ready
+
+    /// Stops sending new requests to the backend, closes its idle connections and waits until
+    /// its in-flight requests are done, or closes their connections at `timeout`.
+    public func drain(name: String, timeout: Duration) async throws -> DrainResult {
+        let start = ContinuousClock.now
+        let backend = try transition(name) { _ = $0.drain() }
+        backend.closeIdleConnections()
+        while backend.inFlight > 0, ContinuousClock.now - start < timeout {
+            guard info(name: name)?.state == .draining else { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let cut = backend.inFlight
+        if cut > 0 {
+            logger.warning("drain timed out; closing in-flight connections", metadata: ["backend": "\(name)", "cut": "\(cut)"])
+            await backend.closeAllConnections()
+        }
+        _ = try? transition(name) { _ = $0.drainFinished() }
+        let elapsed = ContinuousClock.now - start
+        logger.info("backend drained", metadata: ["backend": "\(name)", "cut": "\(cut)", "elapsed": "\(elapsed.shortDescription)"])
+        return DrainResult(name: name, cut: cut, elapsedMilliseconds: elapsed.milliseconds)
+    }
+
+    /// Puts a drained backend back into rotation (it must still pass health checks).
+    public func markReady(name: String) throws -> BackendInfo {
+        try transition(name) { _ = $0.markReady() }
+        return info(name: name) ?? BackendInfo(name: name, address: "", state: .removed, healthy: false, inFlight: 0)
+    }
+
+    // MARK: Health
+
+    func healthCheckResult(_ backend: Backend, passed: Bool) {
+        _ = try? transition(backend.name, persist: false, expecting: backend) { _ = $0.healthCheck(passed: passed) }
+    }
+
+    /// Passive health: a failed connect takes the backend out of rotation at once.
+    func connectFailed(_ backend: Backend) {
+        _ = try? transition(backend.name, persist: false, expecting: backend) { _ = $0.connectFailed() }
+    }
+
+    // MARK: Request path
+
+    /// Picks the ready backend with the fewest requests in flight, preferring one other than
+    /// `excluding` (the one that just failed), and counts the request against it.
+    func trySelect(excluding: Backend? = nil) -> Backend? {
+        state.withLockedValue { state in Self.select(&state, excluding: excluding) }
+    }
+
+    /// Waits for a backend to become ready, up to `timeout`; the future fails with
+    /// `HoldTimeout` when none does.
+    func hold(on eventLoop: any EventLoop, timeout: Duration) -> EventLoopFuture<Backend> {
+        let promise = eventLoop.makePromise(of: Backend.self)
+        metrics.held()
+        let (id, backend): (UInt64?, Backend?) = state.withLockedValue { state in
+            // Re-check under the lock: a backend may have become ready since trySelect.
+            if let backend = Self.select(&state, excluding: nil) { return (nil, backend) }
+            return (state.holds.enqueue(promise), nil)
+        }
+        if let backend {
+            promise.succeed(backend)
+        } else if let id {
+            eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) { [self] in
+                let waiter = state.withLockedValue { $0.holds.remove(id: id) }
+                waiter?.fail(HoldTimeout())
+            }
+        }
+        return promise.futureResult
+    }
+
+    var heldCount: Int { state.withLockedValue { $0.holds.count } }
+
+    // MARK: Internals
+
+    private static func select(_ state: inout State, excluding: Backend?) -> Backend? {
+        let ready = state.ready
+        guard !ready.isEmpty else { return nil }
+        state.cursor &+= 1
+        var best: Backend?
+        var bestLoad = Int.max
+        for offset in 0..<ready.count {
+            let candidate = ready[(state.cursor &+ offset) % ready.count]
+            if candidate === excluding && ready.count > 1 { continue }
+            let load = candidate.inFlight
+            if load < bestLoad {
+                best = candidate
+                bestLoad = load
+            }
+        }
+        best?.requestStarted()
+        return best
+    }
+
+    /// Applies `change` to the named backend's state machine and carries out what follows.
+    @discardableResult
+    private func transition(
+        _ name: String,
+        persist shouldPersist: Bool = true,
+        expecting expected: Backend? = nil,
+        _ change: (inout BackendStateMachine) -> Void
+    ) throws -> Backend {
+        let (backend, before, after) = try state.withLockedValue { state in
+            guard var entry = state.entries[name], expected == nil || entry.backend === expected else {
+                throw Self.notFound(name)
+            }
+            let before = entry.machine
+            change(&entry.machine)
+            state.entries[name] = entry
+            if before.isRoutable != entry.machine.isRoutable {
+                Self.routingChanged(&state, backend: entry.backend, routable: entry.machine.isRoutable)
+            }
+            return (entry.backend, before, entry.machine)
+        }
+        if before.state != after.state {
+            metrics.backendState(name, after.state)
+            logger.info("backend \(after.state)", metadata: ["backend": "\(name)", "was": "\(before.state)"])
+        }
+        if !before.isRoutable && after.isRoutable { complete(releaseHolds()) }
+        if before.isRoutable && !after.isRoutable { backend.closeIdleConnections() }
+        if shouldPersist && before.state != after.state { persist() }
+        return backend
+    }
+
+    private static func routingChanged(_ state: inout State, backend: Backend, routable: Bool) {
+        backend.setRoutable(routable)
+        state.ready.removeAll { $0 === backend }
+        if routable { state.ready.append(backend) }
+    }
+
+    /// Picks a backend for every held request, in arrival order.
+    private func releaseHolds() -> [(EventLoopPromise<Backend>, Backend)] {
+        state.withLockedValue { state in
+            var released: [(EventLoopPromise<Backend>, Backend)] = []
+            for promise in state.holds.releaseAll() {
+                guard let backend = Self.select(&state, excluding: nil) else { break }
+                released.append((promise, backend))
+            }
+            return released
+        }
+    }
+
+    private func complete(_ released: [(EventLoopPromise<Backend>, Backend)]) {
+        for (promise, backend) in released { promise.succeed(backend) }
+    }
+
+    private func persist() {
+        let snapshot = state.withLockedValue { state in
+            state.order.compactMap { name -> PersistedBackend? in
+                guard let entry = state.entries[name] else { return nil }
+                let admin: PersistedBackend.AdminState =
+                    switch entry.machine.state {
+                    case .draining, .drained: .drained
+                    default: .enabled
+                    }
+                return PersistedBackend(name: name, address: entry.backend.address, state: admin)
+            }
+        }
+        onChange(snapshot)
+    }
+
+    private static func info(_ entry: Entry) -> BackendInfo {
+        BackendInfo(
+            name: entry.backend.name,
+            address: entry.backend.address,
+            state: entry.machine.state,
+            healthy: entry.machine.isHealthy,
+            inFlight: entry.backend.inFlight
+        )
+    }
+
+    private static func notFound(_ name: String) -> BatonError {
+        BatonError(.notFound, "no backend named '\(name)'")
+    }
+}
+
+/// A held request waited `--max-hold` and no backend became ready.
+struct HoldTimeout: Error {}

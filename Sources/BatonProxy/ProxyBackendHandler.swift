@@ -1,0 +1,109 @@
+import NIOCore
+import NIOHTTP1
+
+/// What a client connection needs to hear from the backend connection it borrowed.
+protocol ProxyBackendHandlerDelegate: AnyObject {
+    func backendReceived(_ part: HTTPClientResponsePart)
+    /// The end of one read from the backend: time to flush to the client.
+    func backendReadComplete()
+    func backendWritabilityChanged(isWritable: Bool)
+    /// The connection broke (reset, closed early, error) while lent to this delegate.
+    func backendFailed(_ error: any Error)
+}
+
+/// The last handler of a pooled backend connection. While lent it passes response parts to its
+/// delegate (the client's `ProxyFrontendHandler`, on the same event loop) and lets the delegate
+/// pause reads when the client cannot keep up.
+final class ProxyBackendHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let pool: BackendConnectionPool
+    private var context: ChannelHandlerContext?
+    private var readsPaused = false
+    private var readPending = false
+    weak var delegate: (any ProxyBackendHandlerDelegate)?
+
+    init(pool: BackendConnectionPool) {
+        self.pool = pool
+    }
+
+    var isOpen: Bool { context?.channel.isActive ?? false }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    var eventLoop: any EventLoop { pool.eventLoop }
+
+    func send(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func setReadsPaused(_ paused: Bool) {
+        readsPaused = paused
+        if !paused && readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func close() {
+        delegate = nil
+        context?.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let delegate else {
+            // Bytes while idle in the pool: the exchange is out of step, so drop the connection.
+            context.close(promise: nil)
+            return
+        }
+        delegate.backendReceived(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.backendReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.backendWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pool.connectionClosed(self)
+        if let delegate {
+            self.delegate = nil
+            delegate.backendFailed(ChannelError.eof)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let delegate {
+            self.delegate = nil
+            delegate.backendFailed(error)
+        }
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import BatonCore
+import NIOCore
+
+public let DefaultHealthCheckPath = "/up"
+public let DefaultHealthCheckInterval = Duration.seconds(1)
+public let DefaultHealthCheckTimeout = Duration.seconds(2)
+public let DefaultHealthRise = 2
+public let DefaultHealthFall = 3
+public let DefaultDrainTimeout = Duration.seconds(30)
+public let DefaultMaxHold = Duration.seconds(30)
+public let DefaultResponseTimeout = Duration.seconds(30)
+public let DefaultHeaderTimeout = Duration.seconds(10)
+public let DefaultIdleTimeout = Duration.seconds(75)
+public let DefaultConnectTimeout = Duration.seconds(2)
+public let DefaultMaxAttempts = 3
+public let DefaultRetryBufferLimit = 64 * 1024
+public let DefaultMaxIdleConnectionsPerBackend = 64
+
+/// Everything `baton proxy` can be told. Defaults follow kamal-proxy where it has one.
+public struct ProxyConfiguration: Sendable {
+    public var listen: Endpoint
+    public var adminSocket: String?
+    /// Admin API on TCP; allowed only together with `adminToken`.
+    public var adminListen: Endpoint?
+    public var adminToken: String?
+    /// Where the backend list is persisted; nil keeps it in memory only.
+    public var stateFile: String?
+
+    public var healthCheck: HealthCheckConfiguration
+    public var drainTimeout: Duration
+    public var maxHold: Duration
+    public var responseTimeout: Duration
+    public var headerTimeout: Duration
+    public var idleTimeout: Duration
+    public var connectTimeout: Duration
+    public var retry: RetryPolicy
+    public var maxIdleConnectionsPerBackend: Int
+    /// Event loop threads; defaults to the core count.
+    public var threads: Int
+
+    public init(
+        listen: Endpoint = .tcp(host: "127.0.0.1", port: 0),
+        adminSocket: String? = nil,
+        adminListen: Endpoint? = nil,
+        adminToken: String? = nil,
+        stateFile: String? = nil,
+        healthCheck: HealthCheckConfiguration = .init(),
+        drainTimeout: Duration = DefaultDrainTimeout,
+        maxHold: Duration = DefaultMaxHold,
+        responseTimeout: Duration = DefaultResponseTimeout,
+        headerTimeout: Duration = DefaultHeaderTimeout,
+        idleTimeout: Duration = DefaultIdleTimeout,
+        connectTimeout: Duration = DefaultConnectTimeout,
+        retry: RetryPolicy = .init(),
+        maxIdleConnectionsPerBackend: Int = DefaultMaxIdleConnectionsPerBackend,
+        threads: Int = System.coreCount
+    ) {
+        self.listen = listen
+        self.adminSocket = adminSocket
+        self.adminListen = adminListen
+        self.adminToken = adminToken
+        self.stateFile = stateFile
+        self.healthCheck = healthCheck
+        self.drainTimeout = drainTimeout
+        self.maxHold = maxHold
+        self.responseTimeout = responseTimeout
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+        self.connectTimeout = connectTimeout
+        self.retry = retry
+        self.maxIdleConnectionsPerBackend = maxIdleConnectionsPerBackend
+        self.threads = threads
+    }
+
+    /// Rejects combinations that would be unsafe or meaningless, naming the option.
+    public func validate() throws {
+        if adminListen != nil && (adminToken ?? "").isEmpty {
+            throw BatonError(.invalidConfiguration, "--admin-listen: the admin API on TCP needs --admin-token (or BATON_ADMIN_TOKEN)")
+        }
+        if healthCheck.rise < 1 { throw BatonError(.invalidConfiguration, "--health-rise: expected 1 or more, got \(healthCheck.rise)") }
+        if healthCheck.fall < 1 { throw BatonError(.invalidConfiguration, "--health-fall: expected 1 or more, got \(healthCheck.fall)") }
+        if !healthCheck.path.hasPrefix("/") {
+            throw BatonError(.invalidConfiguration, "--health-path: expected a path starting with '/', got '\(healthCheck.path)'")
+        }
+        if retry.maxAttempts < 1 { throw BatonError(.invalidConfiguration, "--max-attempts: expected 1 or more, got \(retry.maxAttempts)") }
+        if threads < 1 { throw BatonError(.invalidConfiguration, "--threads: expected 1 or more, got \(threads)") }
+    }
+}
+
+public struct HealthCheckConfiguration: Sendable {
+    public var path: String
+    public var interval: Duration
+    public var timeout: Duration
+    public var rise: Int
+    public var fall: Int
+
+    public init(
+        path: String = DefaultHealthCheckPath,
+        interval: Duration = DefaultHealthCheckInterval,
+        timeout: Duration = DefaultHealthCheckTimeout,
+        rise: Int = DefaultHealthRise,
+        fall: Int = DefaultHealthFall
+    ) {
+        self.path = path
+        self.interval = interval
+        self.timeout = timeout
+        self.rise = rise
+        self.fall = fall
+    }
+}

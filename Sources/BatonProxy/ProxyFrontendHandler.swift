@@ -1,0 +1,380 @@
+import BatonCore
+import NIOCore
+import NIOHTTP1
+
+/// One per client connection: takes each request from the HTTP decoder, picks a backend,
+/// borrows a pooled connection to it on this event loop and streams both ways with
+/// backpressure. The decisions live in `ProxyRequestStateMachine`; this class performs them.
+final class ProxyFrontendHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let pool: BackendPool
+    private let configuration: ProxyConfiguration
+    private let metrics: ProxyMetrics
+    private var machine: ProxyRequestStateMachine
+    private var context: ChannelHandlerContext?
+
+    /// Bumped for every backend selection, so a late hold or connect result for an attempt that
+    /// was abandoned is recognised and its backend given back.
+    private var generation: UInt64 = 0
+    private var backend: Backend?
+    private var connection: ProxyBackendHandler?
+    private var failedBackend: Backend?
+    private var responseTimer: Scheduled<Void>?
+    private var lastBackendProgress = NIODeadline.now()
+    private var readPending = false
+
+    private var requestStart = NIODeadline.now()
+    private var requestID = ""
+    private var clientKeepAlive = true
+    private var clientVersion = HTTPVersion.http1_1
+    private var backendKeepAlive = true
+    private var responseStatus = 0
+    private var clientAddress = ""
+
+    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics) {
+        self.pool = pool
+        self.configuration = configuration
+        self.metrics = metrics
+        self.machine = ProxyRequestStateMachine(policy: configuration.retry)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            requestStart = .now()
+            metrics.requestStarted()
+            context.triggerUserOutboundEvent(ProxyConnectionEvent.requestHeadReceived, promise: nil)
+            clientKeepAlive = head.isKeepAlive
+            clientVersion = head.version
+            failedBackend = nil
+            perform(machine.requestHead(upstreamHead(from: head)))
+        case .body(let part):
+            perform(machine.requestBody(part))
+        case .end:
+            perform(machine.requestEnd())
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        connection?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.wantsClientReads(backendWritable: connection?.isWritable ?? true) {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.setReadsPaused(!context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        perform(machine.clientClosed())
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError {
+            let proxyError: ProxyError =
+                switch parserError {
+                case .headerOverflow: .headersTooLarge
+                case .unknown: .malformedRequest("invalid message framing (e.g. both Content-Length and Transfer-Encoding)")
+                default: .malformedRequest(String(describing: parserError))
+                }
+            perform(machine.requestMalformed(proxyError))
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: ProxyRequestStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            break
+        case .selectBackend:
+            selectBackend(context: context)
+        case .sendRequest(let head, let body, let end):
+            guard let connection else { return }
+            connection.send(.head(head))
+            for part in body { connection.send(.body(.byteBuffer(part))) }
+            if end { connection.send(.end(nil)) }
+            connection.flush()
+            lastBackendProgress = .now()
+            armResponseTimer(context: context, in: configuration.responseTimeout.timeAmount)
+        case .forwardBody(let part):
+            connection?.send(.body(.byteBuffer(part)))
+        case .forwardEnd:
+            connection?.send(.end(nil))
+            connection?.flush()
+        case .retry:
+            metrics.retried()
+            failedBackend = backend
+            releaseBackend(reusable: false)
+            selectBackend(context: context)
+        case .respondWithError(let error, let close):
+            releaseBackend(reusable: false)
+            respond(with: error, close: close || !clientKeepAlive, context: context)
+        case .forwardResponseHead(var head):
+            responseStatus = Int(head.status.code)
+            backendKeepAlive = head.isKeepAlive
+            head.version = clientVersion
+            stripHopByHop(&head.headers)
+            head.headers.add(name: "x-baton-backend", value: backend?.name ?? "")
+            head.headers.add(name: "x-request-id", value: requestID)
+            if !clientKeepAlive { head.headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .forwardResponseBody(let part):
+            context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil)
+        case .completeResponse(let reusable):
+            // Everything is settled before the end is written: writing it may at once deliver
+            // the next pipelined request to this handler.
+            releaseBackend(reusable: reusable && backendKeepAlive)
+            finishRequest(status: responseStatus, backendName: lastBackendName)
+            if machine.requestEnded {
+                context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
+            }
+            if clientKeepAlive {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+        case .requestBodyDiscarded:
+            context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
+        case .abort:
+            releaseBackend(reusable: false)
+            finishRequest(status: responseStatus, backendName: lastBackendName)
+            context.close(promise: nil)
+        case .abandonBackend:
+            releaseBackend(reusable: false)
+            metrics.requestEnded()
+        }
+        resumeClientReadsIfWanted(context: context)
+    }
+
+    private var lastBackendName = ""
+
+    private func selectBackend(context: ChannelHandlerContext) {
+        generation &+= 1
+        if let selected = pool.trySelect(excluding: failedBackend) {
+            backendSelected(selected, context: context)
+            return
+        }
+        let generation = self.generation
+        pool.hold(on: context.eventLoop, timeout: configuration.maxHold).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let selected):
+                guard generation == self.generation, self.machine.state == .awaitingBackend else {
+                    selected.requestFinished()
+                    return
+                }
+                self.backendSelected(selected, context: context)
+            case .failure:
+                guard generation == self.generation else { return }
+                self.metrics.holdTimedOut()
+                self.perform(self.machine.holdTimedOut(.noBackend(after: self.configuration.maxHold)))
+            }
+        }
+    }
+
+    private func backendSelected(_ selected: Backend, context: ChannelHandlerContext) {
+        backend = selected
+        lastBackendName = selected.name
+        let connections = selected.connectionPool(for: context.eventLoop)
+        if let idle = connections.takeIdle() {
+            connected(idle)
+            return
+        }
+        let generation = self.generation
+        connections.connect().assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let connection):
+                guard generation == self.generation, self.machine.state == .awaitingBackend else {
+                    connections.release(connection, reusable: true, backendRoutable: selected.isRoutable)
+                    return
+                }
+                self.connected(connection)
+            case .failure:
+                self.pool.connectFailed(selected)
+                guard generation == self.generation else { return }
+                self.perform(self.machine.backendConnectFailed())
+            }
+        }
+    }
+
+    private func connected(_ connection: ProxyBackendHandler) {
+        self.connection = connection
+        connection.delegate = self
+        connection.setReadsPaused(!(context?.channel.isWritable ?? true))
+        perform(machine.backendConnected())
+    }
+
+    /// Gives the current backend back: its in-flight count, and its connection to the pool
+    /// (or closed, when the exchange did not end cleanly).
+    private func releaseBackend(reusable: Bool) {
+        responseTimer?.cancel()
+        responseTimer = nil
+        if let connection {
+            connection.delegate = nil
+            if let backend {
+                backend.connectionPool(for: connection.eventLoop)
+                    .release(connection, reusable: reusable, backendRoutable: backend.isRoutable)
+            } else {
+                connection.close()
+            }
+            self.connection = nil
+        }
+        if let backend {
+            backend.requestFinished()
+            self.backend = nil
+        }
+    }
+
+    private func finishRequest(status: Int, backendName: String) {
+        metrics.requestEnded()
+        metrics.requestFinished(
+            backend: backendName,
+            status: status,
+            nanoseconds: NIODeadline.now().uptimeNanoseconds > requestStart.uptimeNanoseconds
+                ? Int64(NIODeadline.now().uptimeNanoseconds - requestStart.uptimeNanoseconds) : 0
+        )
+    }
+
+    private func respond(with error: ProxyError, close: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        let body = ByteBuffer(string: error.message + "\n")
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        headers.add(name: "x-baton-error", value: error.reason)
+        if !requestID.isEmpty { headers.add(name: "x-request-id", value: requestID) }
+        if close { headers.add(name: "connection", value: "close") }
+        finishRequest(status: Int(error.status.code), backendName: "")
+        if !close { context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: error.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    private func resumeClientReadsIfWanted(context: ChannelHandlerContext) {
+        if readPending && machine.wantsClientReads(backendWritable: connection?.isWritable ?? true) {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: Timeout
+
+    /// One timer per request: when it fires it checks how long the backend has been silent and
+    /// re-arms for the rest, so progress only stores a timestamp.
+    private func armResponseTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
+        responseTimer?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        responseTimer = context.eventLoop.scheduleTask(in: delay) {
+            loopBound.value.responseTimerFired()
+        }
+    }
+
+    private func responseTimerFired() {
+        guard let context else { return }
+        responseTimer = nil
+        let timeout = configuration.responseTimeout.timeAmount
+        let silent = NIODeadline.now() - lastBackendProgress
+        if silent < timeout {
+            armResponseTimer(context: context, in: timeout - silent)
+            return
+        }
+        perform(machine.responseTimedOut(.responseTimeout(configuration.responseTimeout)))
+    }
+
+    // MARK: Headers
+
+    private func upstreamHead(from head: HTTPRequestHead) -> HTTPRequestHead {
+        var upstream = head
+        upstream.version = .http1_1
+        stripHopByHop(&upstream.headers, keepingFraming: true)
+        if let forwarded = upstream.headers.first(name: "x-forwarded-for") {
+            upstream.headers.replaceOrAdd(name: "x-forwarded-for", value: "\(forwarded), \(clientAddress)")
+        } else {
+            upstream.headers.add(name: "x-forwarded-for", value: clientAddress)
+        }
+        if !upstream.headers.contains(name: "x-forwarded-proto") {
+            upstream.headers.add(name: "x-forwarded-proto", value: "http")
+        }
+        if !upstream.headers.contains(name: "x-forwarded-host"), let host = head.headers.first(name: "host") {
+            upstream.headers.add(name: "x-forwarded-host", value: host)
+        }
+        if let id = upstream.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
+            requestID = id
+        } else {
+            requestID = RequestID.make()
+            upstream.headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        }
+        return upstream
+    }
+}
+
+extension ProxyFrontendHandler: ProxyBackendHandlerDelegate {
+    func backendReceived(_ part: HTTPClientResponsePart) {
+        lastBackendProgress = .now()
+        switch part {
+        case .head(let head): perform(machine.responseHead(head))
+        case .body(let buffer): perform(machine.responseBody(buffer))
+        case .end: perform(machine.responseEnd())
+        }
+    }
+
+    func backendReadComplete() {
+        context?.flush()
+    }
+
+    func backendWritabilityChanged(isWritable: Bool) {
+        guard let context else { return }
+        resumeClientReadsIfWanted(context: context)
+    }
+
+    func backendFailed(_ error: any Error) {
+        perform(machine.backendFailed())
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded.
+/// `Transfer-Encoding` is kept on requests: the encoder re-frames the body from it.
+func stripHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
+    for token in headers[canonicalForm: "connection"] {
+        headers.remove(name: String(token))
+    }
+    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate"] {
+        headers.remove(name: name)
+    }
+    if !keepingFraming { headers.remove(name: "transfer-encoding") }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount { .nanoseconds(Int64(milliseconds) * 1_000_000) }
+}

@@ -1,0 +1,238 @@
+import NIOCore
+import NIOHTTP1
+
+/// The request currently passing through one client connection, kept pure: the handler feeds
+/// in what happened and performs the action that comes back. Requests on a connection run one at
+/// a time (`HTTPServerPipelineHandler` queues pipelined ones).
+struct ProxyRequestStateMachine {
+    enum State: Equatable {
+        case idle
+        /// Choosing a backend (maybe held) or connecting to it; the body is buffered meanwhile.
+        case awaitingBackend
+        /// The request is going to the backend; no response byte yet.
+        case forwarding
+        /// The response head went to the client.
+        case responding
+        /// The response is complete but the client is still sending its body; it is read and
+        /// dropped so the connection can be kept alive.
+        case discardingRequestBody
+        case closed
+    }
+
+    enum Action: Equatable {
+        case none
+        case selectBackend
+        /// Send the head, the buffered body and, when the client finished, the end.
+        case sendRequest(head: HTTPRequestHead, body: [ByteBuffer], end: Bool)
+        case forwardBody(ByteBuffer)
+        case forwardEnd
+        /// The attempt failed in a way that is safe to repeat: give up this backend, pick another.
+        case retry(RetryPolicy.Failure)
+        /// Answer with our own error; give up the backend; close the client when asked.
+        case respondWithError(ProxyError, closeConnection: Bool)
+        case forwardResponseHead(HTTPResponseHead)
+        case forwardResponseBody(ByteBuffer)
+        /// The backend's response ended: return or close its connection, end the client's response.
+        case completeResponse(backendReusable: Bool)
+        /// The client's body, read after an early response, is finished.
+        case requestBodyDiscarded
+        /// The response cannot be completed: close both sides.
+        case abort
+        /// The client went away: give up the backend.
+        case abandonBackend
+    }
+
+    private(set) var state: State = .idle
+    private let policy: RetryPolicy
+    private var head: HTTPRequestHead?
+    private(set) var requestEnded = false
+    private(set) var attempts = 0
+    /// Body parts not yet written to the current backend.
+    private var pending: [ByteBuffer] = []
+    private var pendingBytes = 0
+    /// Every body part so far, while they fit the retry buffer.
+    private var replay: [ByteBuffer] = []
+    private var replayBytes = 0
+    private(set) var replayable = true
+
+    init(policy: RetryPolicy) {
+        self.policy = policy
+    }
+
+    var method: HTTPMethod { head?.method ?? .GET }
+
+    /// Whether to read more from the client now. Reading stops while a backend is awaited and the
+    /// buffered body is at the retry-buffer limit, or while the backend cannot take more.
+    func wantsClientReads(backendWritable: Bool) -> Bool {
+        switch state {
+        case .awaitingBackend: return requestEnded || pendingBytes < policy.bufferLimit
+        case .forwarding, .responding: return requestEnded || backendWritable
+        case .idle, .discardingRequestBody, .closed: return true
+        }
+    }
+
+    // MARK: Client events
+
+    mutating func requestHead(_ head: HTTPRequestHead) -> Action {
+        guard state == .idle else { return .none }
+        self = ProxyRequestStateMachine(policy: policy)
+        self.head = head
+        state = .awaitingBackend
+        return .selectBackend
+    }
+
+    mutating func requestBody(_ part: ByteBuffer) -> Action {
+        switch state {
+        case .awaitingBackend:
+            pending.append(part)
+            pendingBytes += part.readableBytes
+            keepForReplay(part)
+            return .none
+        case .forwarding:
+            keepForReplay(part)
+            return .forwardBody(part)
+        case .responding:
+            return .forwardBody(part)
+        case .idle, .discardingRequestBody, .closed:
+            return .none
+        }
+    }
+
+    mutating func requestEnd() -> Action {
+        switch state {
+        case .awaitingBackend:
+            requestEnded = true
+            return .none
+        case .forwarding, .responding:
+            requestEnded = true
+            return .forwardEnd
+        case .discardingRequestBody:
+            requestEnded = true
+            state = .idle
+            return .requestBodyDiscarded
+        case .idle, .closed:
+            return .none
+        }
+    }
+
+    /// The request could not be parsed (bad framing, oversized headers).
+    mutating func requestMalformed(_ error: ProxyError) -> Action {
+        switch state {
+        case .idle, .awaitingBackend, .forwarding, .discardingRequestBody:
+            state = .closed
+            return .respondWithError(error, closeConnection: true)
+        case .responding:
+            state = .closed
+            return .abort
+        case .closed:
+            return .none
+        }
+    }
+
+    mutating func clientClosed() -> Action {
+        let previous = state
+        state = .closed
+        switch previous {
+        case .awaitingBackend, .forwarding, .responding: return .abandonBackend
+        case .idle, .discardingRequestBody, .closed: return .none
+        }
+    }
+
+    // MARK: Backend events
+
+    mutating func backendConnected() -> Action {
+        guard state == .awaitingBackend, let head else { return .abandonBackend }
+        attempts += 1
+        state = .forwarding
+        let body = pending
+        pending = []
+        pendingBytes = 0
+        return .sendRequest(head: head, body: body, end: requestEnded)
+    }
+
+    mutating func backendConnectFailed() -> Action {
+        guard state == .awaitingBackend else { return .none }
+        attempts += 1
+        if policy.shouldRetry(method: method, failure: .connect, attempts: attempts, replayable: replayable) {
+            return .retry(.connect)
+        }
+        return fail(.backendUnreachable(attempts: attempts))
+    }
+
+    /// No backend became ready within the hold limit.
+    mutating func holdTimedOut(_ error: ProxyError) -> Action {
+        guard state == .awaitingBackend else { return .none }
+        return fail(error)
+    }
+
+    mutating func backendFailed() -> Action {
+        switch state {
+        case .forwarding:
+            if policy.shouldRetry(method: method, failure: .afterSend, attempts: attempts, replayable: replayable) {
+                state = .awaitingBackend
+                pending = replay
+                pendingBytes = replayBytes
+                return .retry(.afterSend)
+            }
+            return fail(.backendFailed(attempts: attempts, retryable: RetryPolicy.isIdempotent(method) && replayable))
+        case .responding:
+            state = .closed
+            return .abort
+        case .idle, .awaitingBackend, .discardingRequestBody, .closed:
+            return .none
+        }
+    }
+
+    /// Nothing came from the backend for the response timeout.
+    mutating func responseTimedOut(_ error: ProxyError) -> Action {
+        switch state {
+        case .forwarding: return fail(error)
+        case .responding:
+            state = .closed
+            return .abort
+        case .idle, .awaitingBackend, .discardingRequestBody, .closed: return .none
+        }
+    }
+
+    mutating func responseHead(_ head: HTTPResponseHead) -> Action {
+        guard state == .forwarding else { return .none }
+        state = .responding
+        return .forwardResponseHead(head)
+    }
+
+    mutating func responseBody(_ part: ByteBuffer) -> Action {
+        guard state == .responding else { return .none }
+        return .forwardResponseBody(part)
+    }
+
+    mutating func responseEnd() -> Action {
+        guard state == .responding else { return .none }
+        if requestEnded {
+            state = .idle
+            return .completeResponse(backendReusable: true)
+        }
+        // The backend answered before reading the whole body: its connection is out of step.
+        state = .discardingRequestBody
+        return .completeResponse(backendReusable: false)
+    }
+
+    // MARK: Helpers
+
+    private mutating func fail(_ error: ProxyError) -> Action {
+        // A client still sending its body is cut off rather than read to the end.
+        let close = !requestEnded
+        state = close ? .closed : .idle
+        return .respondWithError(error, closeConnection: close)
+    }
+
+    private mutating func keepForReplay(_ part: ByteBuffer) {
+        guard replayable else { return }
+        replayBytes += part.readableBytes
+        if replayBytes > policy.bufferLimit {
+            replayable = false
+            replay = []
+        } else {
+            replay.append(part)
+        }
+    }
+}

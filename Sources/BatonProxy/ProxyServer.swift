@@ -1,0 +1,134 @@
+import BatonCore
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// `baton proxy`: the listener, the backend pool, health checks and the admin API, run as one
+/// `Service`. On graceful shutdown it stops accepting, lets in-flight requests finish, and exits.
+public final class ProxyServer: Service, Sendable {
+    /// Where the proxy ended up listening (ports chosen by the system when 0 was asked).
+    public struct Addresses: Sendable {
+        public var proxy: SocketAddress
+        public var admin: SocketAddress?
+        public var adminTCP: SocketAddress?
+    }
+
+    public let configuration: ProxyConfiguration
+    public let pool: BackendPool
+    public let metrics: ProxyMetrics
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let store: BackendStore?
+    private let running: EventLoopPromise<Addresses>
+
+    public init(configuration: ProxyConfiguration, logger: Logger = Logger(label: "baton.proxy")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        self.metrics = ProxyMetrics()
+        let store = configuration.stateFile.map(BackendStore.init(path:))
+        self.store = store
+        self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends in
+            do {
+                try store?.save(backends)
+            } catch {
+                logger.error("could not save the backend list: \(error)")
+            }
+        }
+        self.running = group.any().makePromise(of: Addresses.self)
+    }
+
+    /// Returns once the proxy listens, with its addresses; throws if it could not start.
+    public func waitUntilRunning() async throws -> Addresses {
+        try await running.futureResult.get()
+    }
+
+    public func run() async throws {
+        do {
+            try await serve()
+            try? await group.shutdownGracefully()
+        } catch {
+            running.fail(error)
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private func serve() async throws {
+        for saved in try store?.load() ?? [] {
+            try pool.add(name: saved.name, address: try Endpoint(parsing: saved.address), restoredAs: saved.state)
+        }
+
+        let quiesce = ServerQuiescingHelper(group: group)
+        let server = try await bindProxy(quiesce: quiesce)
+        let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration)
+        let admin = AdminServer(api: api, group: group, logger: logger)
+        var unixAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?
+        if let path = configuration.adminSocket { unixAdmin = try await admin.bind(.unix(path: path)) }
+        var tcpAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?
+        if let endpoint = configuration.adminListen { tcpAdmin = try await admin.bind(endpoint) }
+
+        guard let proxyAddress = server.localAddress else { throw BatonError(.io, "the proxy listener has no address") }
+        let addresses = Addresses(proxy: proxyAddress, admin: unixAdmin?.1, adminTCP: tcpAdmin?.1)
+        logger.info("proxy listening", metadata: [
+            "address": "\(proxyAddress)",
+            "admin": "\(configuration.adminSocket ?? "-")",
+            "admin_tcp": "\(tcpAdmin?.1.map { "\($0)" } ?? "-")",
+        ])
+        running.succeed(addresses)
+
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask { await HealthChecker(pool: self.pool, configuration: self.configuration.healthCheck, group: self.group).run() }
+            if let unixAdmin { tasks.addTask { await admin.serve(unixAdmin.0, token: nil) } }
+            if let tcpAdmin { tasks.addTask { await admin.serve(tcpAdmin.0, token: self.configuration.adminToken) } }
+
+            // Run until asked to stop (SIGTERM through the ServiceGroup, or task cancellation).
+            try? await gracefulShutdown()
+            logger.info("shutting down: no new connections; finishing in-flight requests")
+            let closed = group.any().makePromise(of: Void.self)
+            quiesce.initiateShutdown(promise: closed)
+            try? await closed.futureResult.get()
+            tasks.cancelAll()
+        }
+        if let path = configuration.adminSocket { unlink(path) }
+        logger.info("proxy stopped")
+    }
+
+    private func bindProxy(quiesce: ServerQuiescingHelper) async throws -> any Channel {
+        let pool = self.pool
+        let configuration = self.configuration
+        let metrics = self.metrics
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout))
+                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics))
+                }
+            }
+        do {
+            switch configuration.listen {
+            case .tcp(let host, let port):
+                return try await bootstrap.bind(host: host, port: port).get()
+            case .unix(let path):
+                return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+            }
+        } catch {
+            throw BatonError(.io, "cannot listen on \(configuration.listen)", underlying: error)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import BatonCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// An HTTP backend for tests, in-process on 127.0.0.1. Routes:
+///
+///     GET  /up                 200, or 503 after `setHealthy(false)`
+///     ANY  /hang               never answers
+///     ANY  /upload             reads and counts the body: "received N"
+///     GET  /download?bytes=N   streams N bytes, chunked, with backpressure
+///     ANY  /echo               the request as JSON: method, uri, headers, body length
+///     ANY  anything else       "hello from NAME"; `?sleep=MS` waits first
+///
+/// Every response carries `X-Served-By: NAME`. `kill()` closes the listener and resets every
+/// open connection, as a crashed server would.
+public final class TestBackend: Sendable {
+    public let name: String
+    public let port: Int
+    private let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
+    private let healthy = Atomic<Bool>(true)
+    private let served = Atomic<Int>(0)
+    private let serving = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    public var endpoint: Endpoint { .tcp(host: "127.0.0.1", port: port) }
+    public var address: String { endpoint.description }
+    /// Responses begun (health checks excluded).
+    public var requestsServed: Int { served.load(ordering: .relaxed) }
+
+    public static func start(name: String, port: Int = 0) async throws -> TestBackend {
+        let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let id = ObjectIdentifier(channel)
+                    connections.withLockedValue { $0[id] = channel }
+                    channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let backend = TestBackend(name: name, server: server, connections: connections)
+        backend.serving.withLockedValue { $0 = Task { await backend.acceptLoop() } }
+        return backend
+    }
+
+    private init(
+        name: String,
+        server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
+        connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
+    ) {
+        self.name = name
+        self.server = server
+        self.port = server.channel.localAddress?.port ?? 0
+        self.connections = connections
+    }
+
+    public func setHealthy(_ value: Bool) { healthy.store(value, ordering: .relaxed) }
+
+    /// Closes the listener and resets every connection (SO_LINGER 0), like a killed process.
+    public func kill() async {
+        try? await server.channel.close()
+        let open = connections.withLockedValue { Array($0.values) }
+        for channel in open {
+            try? await (channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            try? await channel.close()
+        }
+        await stopServing()
+    }
+
+    /// Closes the listener and every connection politely.
+    public func stop() async {
+        try? await server.channel.close()
+        for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
+        await stopServing()
+    }
+
+    private func stopServing() async {
+        let task = serving.withLockedValue { $0 }
+        task?.cancel()
+        await task?.value
+    }
+
+    private func acceptLoop() async {
+        await withDiscardingTaskGroup { group in
+            try? await server.executeThenClose { inbound in
+                for try await connection in inbound {
+                    group.addTask { await self.serve(connection) }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        try? await connection.executeThenClose { inbound, outbound in
+            var head: HTTPRequestHead?
+            var bodyBytes = 0
+            for try await part in inbound {
+                switch part {
+                case .head(let h):
+                    head = h
+                    bodyBytes = 0
+                case .body(let buffer):
+                    bodyBytes += buffer.readableBytes
+                case .end:
+                    guard let head else { continue }
+                    try await respond(to: head, bodyBytes: bodyBytes, outbound: outbound)
+                }
+            }
+        }
+    }
+
+    private func respond(
+        to head: HTTPRequestHead,
+        bodyBytes: Int,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    ) async throws {
+        let (path, query) = Self.split(head.uri)
+        if path == "/up" {
+            let ok = healthy.load(ordering: .relaxed)
+            try await send(ok ? .ok : .serviceUnavailable, ok ? "ok\n" : "unhealthy\n", outbound: outbound)
+            return
+        }
+        served.wrappingAdd(1, ordering: .relaxed)
+        if let sleep = query["sleep"].flatMap(Int.init) { try await Task.sleep(for: .milliseconds(sleep)) }
+        switch path {
+        case "/hang":
+            try await Task.sleep(for: .seconds(3600))
+        case "/upload":
+            try await send(.ok, "received \(bodyBytes)\n", outbound: outbound)
+        case "/download":
+            let total = query["bytes"].flatMap(Int.init) ?? 0
+            var headers = HTTPHeaders([("x-served-by", name)])
+            headers.add(name: "transfer-encoding", value: "chunked")
+            try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
+            let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+            var remaining = total
+            while remaining > 0 {
+                let size = min(remaining, chunk.readableBytes)
+                try await outbound.write(.body(.byteBuffer(chunk.getSlice(at: 0, length: size)!)))
+                remaining -= size
+            }
+            try await outbound.write(.end(nil))
+        case "/echo":
+            let echo: [String: String] = Dictionary(
+                head.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { "\($0), \($1)" }
+            ).merging(["method": head.method.rawValue, "uri": head.uri, "body-bytes": String(bodyBytes)]) { $1 }
+            let data = try JSONSerialization.data(withJSONObject: echo, options: [.sortedKeys])
+            try await send(.ok, String(decoding: data, as: UTF8.self), outbound: outbound)
+        default:
+            try await send(.ok, "hello from \(name)\n", outbound: outbound)
+        }
+    }
+
+    private func send(
+        _ status: HTTPResponseStatus,
+        _ body: String,
+        outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    ) async throws {
+        let buffer = ByteBuffer(string: body)
+        let headers = HTTPHeaders([("x-served-by", name), ("content-length", String(buffer.readableBytes))])
+        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+        try await outbound.write(.body(.byteBuffer(buffer)))
+        try await outbound.write(.end(nil))
+    }
+
+    static func split(_ uri: String) -> (String, [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        var query: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            query[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        return (String(uri[..<mark]), query)
+    }
+}

@@ -1,0 +1,241 @@
+import ArgumentParser
+import BatonCore
+import BatonProxy
+import Foundation
+import Logging
+import ServiceLifecycle
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Run the reverse proxy, or manage a running proxy's backends.",
+        subcommands: [ProxyRunCommand.self, ProxyBackendsCommand.self],
+        defaultSubcommand: ProxyRunCommand.self
+    )
+}
+
+struct ProxyRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the reverse proxy in front of the app servers.",
+        discussion: """
+            Requests go to the ready backend with the fewest requests in flight. A request that
+            fails before any response byte is retried on another backend when that is safe;
+            while no backend is ready, requests wait up to --max-hold. SIGTERM or Ctrl-C stops
+            accepting, lets in-flight requests finish, and exits.
+
+            Examples:
+              baton proxy --listen 127.0.0.1:8080 --backend web1=127.0.0.1:3001 --backend web2=127.0.0.1:3002
+              baton proxy --listen :8080 --admin-socket /run/baton/proxy.sock --health-path /healthz
+              BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
+            """
+    )
+
+    @Option(help: "Address to serve on (host:port).")
+    var listen: Endpoint = .tcp(host: "127.0.0.1", port: 8080)
+
+    @Option(help: "Unix socket for the admin API.")
+    var adminSocket: String = ".baton/proxy.sock"
+
+    @Option(help: "Also serve the admin API on TCP (needs --admin-token or BATON_ADMIN_TOKEN).")
+    var adminListen: Endpoint?
+
+    @Option(help: "Bearer token for the TCP admin API.")
+    var adminToken: String?
+
+    @Option(help: "File the backend list is saved in, restored on restart.")
+    var stateFile: String = ".baton/proxy-backends.json"
+
+    @Option(name: .customLong("backend"), help: "NAME=HOST:PORT to add at start (repeatable).")
+    var backends: [String] = []
+
+    @Option(help: "Health check path.") var healthPath = DefaultHealthCheckPath
+    @Option(help: "Time between health checks.") var healthInterval = DefaultHealthCheckInterval
+    @Option(help: "Health check timeout.") var healthTimeout = DefaultHealthCheckTimeout
+    @Option(help: "Passing checks before a backend takes traffic.") var healthRise = DefaultHealthRise
+    @Option(help: "Failing checks before a ready backend is taken out.") var healthFall = DefaultHealthFall
+    @Option(help: "Default drain timeout.") var drainTimeout = DefaultDrainTimeout
+    @Option(help: "How long a request waits while no backend is ready.") var maxHold = DefaultMaxHold
+    @Option(help: "How long the backend may stay silent before a 504.") var responseTimeout = DefaultResponseTimeout
+    @Option(help: "How long a client may take to send a request head.") var headerTimeout = DefaultHeaderTimeout
+    @Option(help: "Idle keep-alive time before a client connection is closed.") var idleTimeout = DefaultIdleTimeout
+    @Option(help: "Backend connect timeout.") var connectTimeout = DefaultConnectTimeout
+    @Option(help: "Attempts per request, the first included.") var maxAttempts = DefaultMaxAttempts
+    @Option(help: "Request body kept for a retry (e.g. 64KiB).") var retryBuffer = "64KiB"
+    @Option(help: "Event loop threads (default: one per core).") var threads: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func run() async throws {
+        try await failing {
+            guard let bufferLimit = ByteSize.parse(retryBuffer) else {
+                throw BatonError(.invalidArgument, "--retry-buffer '\(retryBuffer)': expected a size such as 64KiB or 65536")
+            }
+            let token = adminToken ?? ProcessInfo.processInfo.environment["BATON_ADMIN_TOKEN"]
+            let configuration = ProxyConfiguration(
+                listen: listen,
+                adminSocket: adminSocket,
+                adminListen: adminListen,
+                adminToken: token,
+                stateFile: stateFile,
+                healthCheck: HealthCheckConfiguration(path: healthPath, interval: healthInterval, timeout: healthTimeout, rise: healthRise, fall: healthFall),
+                drainTimeout: drainTimeout,
+                maxHold: maxHold,
+                responseTimeout: responseTimeout,
+                headerTimeout: headerTimeout,
+                idleTimeout: idleTimeout,
+                connectTimeout: connectTimeout,
+                retry: RetryPolicy(maxAttempts: maxAttempts, bufferLimit: bufferLimit),
+                threads: threads ?? ProcessInfo.processInfo.activeProcessorCount
+            )
+            let initial = try backends.map { spec -> (String, Endpoint) in
+                let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else {
+                    throw BatonError(.invalidArgument, "--backend '\(spec)': expected NAME=HOST:PORT, e.g. web1=127.0.0.1:3001")
+                }
+                return (parts[0], try Endpoint(parsing: parts[1]))
+            }
+            var logger = Logger(label: "baton.proxy")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            let server = try ProxyServer(configuration: configuration, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [server],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                _ = try await server.waitUntilRunning()
+                for (name, address) in initial where server.pool.info(name: name) == nil {
+                    try server.pool.add(name: name, address: address)
+                }
+                try await tasks.waitForAll()
+            }
+        }
+    }
+}
+
+struct ProxyBackendsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backends",
+        abstract: "List, add, drain, ready or remove a running proxy's backends.",
+        discussion: """
+            Examples:
+              baton proxy backends list
+              baton proxy backends add web3 127.0.0.1:3003
+              baton proxy backends drain web1 --timeout 30s
+              baton proxy backends ready web1
+              baton proxy backends remove web1
+            """,
+        subcommands: [List.self, Add.self, Drain.self, Ready.self, Remove.self]
+    )
+
+    struct Connection: ParsableArguments {
+        @Option(help: "The proxy's admin socket.")
+        var adminSocket: String = ".baton/proxy.sock"
+        @Option(help: "The proxy's TCP admin address instead of the socket (with --admin-token).")
+        var admin: Endpoint?
+        @Option(help: "Bearer token for the TCP admin API (or BATON_ADMIN_TOKEN).")
+        var adminToken: String?
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        var client: AdminClient {
+            AdminClient(
+                endpoint: admin ?? .unix(path: adminSocket),
+                token: adminToken ?? ProcessInfo.processInfo.environment["BATON_ADMIN_TOKEN"]
+            )
+        }
+
+        func print<T: Encodable>(_ value: T, text: () -> String) throws {
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
+            } else {
+                Swift.print(text())
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List backends with state and in-flight requests.")
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await failing {
+                let backends = try await connection.client.list()
+                try connection.print(backends) {
+                    guard !backends.isEmpty else { return "no backends" }
+                    let rows = backends.map { [$0.name, $0.address, $0.state.rawValue, $0.healthy ? "yes" : "no", String($0.inFlight)] }
+                    return Table.render(header: ["NAME", "ADDRESS", "STATE", "HEALTHY", "IN-FLIGHT"], rows: rows)
+                }
+            }
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a backend; it takes traffic once its health checks pass.",
+            discussion: "Example: baton proxy backends add web3 127.0.0.1:3003 --timeout 60s"
+        )
+        @OptionGroup var connection: Connection
+        @Argument(help: "Backend name.") var name: String
+        @Argument(help: "HOST:PORT.") var address: String
+        @Option(help: "How long to wait for it to become healthy.") var timeout = DefaultMaxHold
+        @Flag(help: "Return at once instead of waiting for health checks.") var noWait = false
+        func run() async throws {
+            try await failing {
+                let info = try await connection.client.add(name: name, address: address, wait: !noWait, timeout: timeout)
+                try connection.print(info) { "\(info.name) \(info.address): \(info.state.rawValue)" }
+            }
+        }
+    }
+
+    struct Drain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop sending new requests to a backend and wait for its in-flight ones.",
+            discussion: "Example: baton proxy backends drain web1 --timeout 30s"
+        )
+        @OptionGroup var connection: Connection
+        @Argument(help: "Backend name.") var name: String
+        @Option(help: "Cut the remaining requests after this long.") var timeout = DefaultDrainTimeout
+        func run() async throws {
+            try await failing {
+                let result = try await connection.client.drain(name, timeout: timeout)
+                try connection.print(result) {
+                    "\(result.name) drained in \(result.elapsedMilliseconds)ms"
+                        + (result.cut > 0 ? "; \(result.cut) in-flight request(s) cut at the timeout" : "")
+                }
+            }
+        }
+    }
+
+    struct Ready: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put a drained backend back into rotation.",
+            discussion: "Example: baton proxy backends ready web1"
+        )
+        @OptionGroup var connection: Connection
+        @Argument(help: "Backend name.") var name: String
+        func run() async throws {
+            try await failing {
+                let info = try await connection.client.markReady(name)
+                try connection.print(info) { "\(info.name): \(info.state.rawValue)" }
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a backend (in-flight requests finish; drain first to wait for them).",
+            discussion: "Example: baton proxy backends remove web1"
+        )
+        @OptionGroup var connection: Connection
+        @Argument(help: "Backend name.") var name: String
+        func run() async throws {
+            try await failing {
+                try await connection.client.remove(name)
+                try connection.print(["removed": name]) { "\(name) removed" }
+            }
+        }
+    }
+}
