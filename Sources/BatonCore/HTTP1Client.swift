@@ -103,10 +103,14 @@ public final class HTTP1Connection {
         self.outbound = outbound
     }
 
-    /// Sends a request and gathers the whole response.
-    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+    /// Sends a request (its body from `request.body` and then `bodyWriter`, if given) and
+    /// gathers the whole response.
+    public func send(
+        _ request: HTTPRequest,
+        bodyWriter: ((NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) async throws -> Void)? = nil
+    ) async throws -> HTTPResponse {
         var collected = ByteBuffer()
-        let (status, headers) = try await stream(request) { part in
+        let (status, headers) = try await stream(request, bodyWriter: bodyWriter) { part in
             var part = part
             collected.writeBuffer(&part)
         }

@@ -78,6 +78,6 @@ final class BackendConnectionPool: @unchecked Sendable {
 
     func closeAll() {
         idle.removeAll()
-        for connection in open.values { connection.close() }
+        for connection in open.values { connection.cut() }
     }
 }

@@ -199,7 +199,8 @@ public final class BackendPool: Sendable {
         return promise.futureResult
     }
 
-    var heldCount: Int { state.withLockedValue { $0.holds.count } }
+    /// Requests waiting for a backend right now.
+    public var heldRequests: Int { state.withLockedValue { $0.holds.count } }
 
     // MARK: Internals
 

@@ -12,6 +12,12 @@ public struct PersistedBackend: Codable, Sendable, Equatable {
     public var name: String
     public var address: String
     public var state: AdminState
+
+    public init(name: String, address: String, state: AdminState) {
+        self.name = name
+        self.address = address
+        self.state = state
+    }
 }
 
 /// Saves the backend list after every change so a restarted proxy comes back as it was.

@@ -58,8 +58,15 @@ final class ProxyBackendHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Closes a connection that is idle or being given back; nobody is told.
     func close() {
         delegate = nil
+        context?.close(promise: nil)
+    }
+
+    /// Closes a connection that may be in use (drain timeout): its borrower hears of it as a
+    /// broken connection and retries or fails the request.
+    func cut() {
         context?.close(promise: nil)
     }
 

@@ -1,0 +1,63 @@
+import BatonCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A bare TCP connection for sending bytes that a well-behaved client never would (bad
+/// framing, slow headers) and seeing exactly what comes back.
+public final class RawConnection: Sendable {
+    private let channel: any Channel
+    private let received: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
+
+    public static func connect(to endpoint: Endpoint) async throws -> RawConnection {
+        guard case .tcp(let host, let port) = endpoint else { throw BatonError(.invalidArgument, "RawConnection needs TCP") }
+        let received = NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>(([], false))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                }
+            }
+            .connect(host: host, port: port).get()
+        return RawConnection(channel: channel, received: received)
+    }
+
+    private init(channel: any Channel, received: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    public func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    public var text: String { String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self) }
+    public var closedByPeer: Bool { received.withLockedValue { $0.closed } }
+
+    /// Waits until the peer closes or `timeout` passes; returns everything received.
+    @discardableResult
+    public func waitForClose(timeout: Duration) async -> String {
+        let start = ContinuousClock.now
+        while !closedByPeer && ContinuousClock.now - start < timeout {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return text
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
+        init(received: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>) { self.received = received }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            received.withLockedValue { $0.bytes += buffer.readableBytesView }
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            received.withLockedValue { $0.closed = true }
+        }
+    }
+}
