@@ -14,32 +14,33 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var phase = Phase.idle
-    private var timer: Scheduled<Void>?
+    /// When the current phase runs out (meaningless while busy).
+    private var deadline = NIODeadline.distantFuture
+    private var timer = DeadlineTimer()
+    private var context: ChannelHandlerContext?
 
     init(headerTimeout: Duration, idleTimeout: Duration) {
-        self.headerTimeout = .nanoseconds(Int64(headerTimeout.milliseconds) * 1_000_000)
-        self.idleTimeout = .nanoseconds(Int64(idleTimeout.milliseconds) * 1_000_000)
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        arm(context: context, after: idleTimeout)
-        context.fireChannelActive()
+        self.headerTimeout = headerTimeout.timeAmount
+        self.idleTimeout = idleTimeout.timeAmount
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context: context, after: idleTimeout) }
+        self.context = context
+        if context.channel.isActive { enter(.idle, timeout: idleTimeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        enter(.idle, timeout: idleTimeout)
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if phase == .idle {
-            phase = .readingHead
-            arm(context: context, after: headerTimeout)
-        }
+        if phase == .idle { enter(.readingHead, timeout: headerTimeout) }
         context.fireChannelRead(data)
     }
 
@@ -49,36 +50,32 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
             return
         }
         switch event {
-        case .requestHeadReceived:
-            phase = .busy
-            timer?.cancel()
-            timer = nil
-        case .exchangeComplete:
-            phase = .idle
-            arm(context: context, after: idleTimeout)
+        case .requestHeadReceived: phase = .busy
+        case .exchangeComplete: enter(.idle, timeout: idleTimeout)
         }
         promise?.succeed(())
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         context.fireChannelInactive()
     }
 
-    private func arm(context: ChannelHandlerContext, after delay: TimeAmount) {
-        timer?.cancel()
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: delay) {
-            let (handler, context) = loopBound.value
-            handler.timedOut(context: context)
-        }
+    private func enter(_ phase: Phase, timeout: TimeAmount) {
+        guard let context else { return }
+        self.phase = phase
+        deadline = .now() + timeout
+        timer.fire(by: deadline, on: context.eventLoop) { [self] in check() }
     }
 
-    private func timedOut(context: ChannelHandlerContext) {
-        timer = nil
-        switch phase {
-        case .readingHead:
+    private func check() {
+        timer.fired()
+        guard let context, phase != .busy else { return }
+        if NIODeadline.now() < deadline {
+            timer.fire(by: deadline, on: context.eventLoop) { [self] in check() }
+            return
+        }
+        if phase == .readingHead {
             let body = "request header timeout: the request head did not arrive in time\n"
             let response =
                 "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nx-baton-error: header-timeout\r\n"
@@ -86,10 +83,8 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer(string: response))))
                 .assumeIsolated()
                 .whenComplete { _ in context.close(promise: nil) }
-        case .idle:
+        } else {
             context.close(promise: nil)
-        case .busy:
-            break
         }
     }
 }

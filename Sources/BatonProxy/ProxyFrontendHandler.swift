@@ -22,9 +22,19 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private var backend: Backend?
     private var connection: ProxyBackendHandler?
     private var failedBackend: Backend?
-    private var responseTimer: Scheduled<Void>?
+    private var responseTimer = DeadlineTimer()
     private var lastBackendProgress = NIODeadline.now()
     private var readPending = false
+
+    /// Pipelined requests that arrived while the previous response was still going out. They
+    /// are queued here rather than by NIO's `HTTPServerPipelineHandler`, which stops reading
+    /// (two `epoll_ctl` calls per request) even when nothing is pipelined.
+    private var queued = CircularBuffer<QueuedEvent>()
+    private var queuedBytes = 0
+    /// Graceful shutdown: finish the current exchange, then close.
+    private var quiescing = false
+    private var requestIDs = RequestID.Generator()
+    private var requestCounters = RequestCounterCache()
 
     private var requestStart = NIODeadline.now()
     private var requestID = ""
@@ -52,8 +62,28 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
 
     // MARK: Client side
 
+    private enum QueuedEvent {
+        case part(HTTPServerRequestPart)
+        case error(HTTPParserError)
+    }
+
+    /// A new request may start only once the current one has been read to its end and answered.
+    private var mustQueue: Bool {
+        !queued.isEmpty || (machine.state != .idle && machine.requestEnded)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if mustQueue {
+            if case .body(let buffer) = part { queuedBytes += buffer.readableBytes }
+            queued.append(.part(part))
+            return
+        }
+        handle(part, context: context)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             requestStart = .now()
             metrics.requestStarted()
@@ -75,11 +105,24 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.wantsClientReads(backendWritable: connection?.isWritable ?? true) {
+        if wantsClientReads {
             context.read()
         } else {
             readPending = true
         }
+    }
+
+    private var wantsClientReads: Bool {
+        queuedBytes < configuration.retry.bufferLimit && machine.wantsClientReads(backendWritable: connection?.isWritable ?? true)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiescing = true
+        if machine.state == .idle && queued.isEmpty { context.close(promise: nil) }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -94,6 +137,18 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parserError = error as? HTTPParserError {
+            if mustQueue {
+                queued.append(.error(parserError))
+                return
+            }
+            handle(parserError)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func handle(_ parserError: HTTPParserError) {
+        do {
             let proxyError: ProxyError =
                 switch parserError {
                 case .headerOverflow: .headersTooLarge
@@ -101,8 +156,20 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
                 default: .malformedRequest(String(describing: parserError))
                 }
             perform(machine.requestMalformed(proxyError))
-        } else {
-            context.close(promise: nil)
+        }
+    }
+
+    /// Hands queued pipelined requests to the state machine once the exchange before them is over.
+    private func deliverQueued(context: ChannelHandlerContext) {
+        while let next = queued.first, !(machine.state != .idle && machine.requestEnded), machine.state != .closed {
+            queued.removeFirst()
+            switch next {
+            case .part(let part):
+                if case .body(let buffer) = part { queuedBytes -= buffer.readableBytes }
+                handle(part, context: context)
+            case .error(let error):
+                handle(error)
+            }
         }
     }
 
@@ -122,7 +189,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             if end { connection.send(.end(nil)) }
             connection.flush()
             lastBackendProgress = .now()
-            armResponseTimer(context: context, in: configuration.responseTimeout.timeAmount)
+            armResponseTimer(context: context)
         case .forwardBody(let part):
             connection?.send(.body(.byteBuffer(part)))
         case .forwardEnd:
@@ -135,7 +202,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             selectBackend(context: context)
         case .respondWithError(let error, let close):
             releaseBackend(reusable: false)
-            respond(with: error, close: close || !clientKeepAlive, context: context)
+            respond(with: error, close: close || !keepClientConnection, context: context)
         case .forwardResponseHead(var head):
             responseStatus = Int(head.status.code)
             backendKeepAlive = head.isKeepAlive
@@ -143,7 +210,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             stripHopByHop(&head.headers)
             head.headers.add(name: "x-baton-backend", value: backend?.name ?? "")
             head.headers.add(name: "x-request-id", value: requestID)
-            if !clientKeepAlive { head.headers.add(name: "connection", value: "close") }
+            if !keepClientConnection { head.headers.add(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .forwardResponseBody(let part):
             context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil)
@@ -155,7 +222,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             if machine.requestEnded {
                 context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
             }
-            if clientKeepAlive {
+            if keepClientConnection {
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             } else {
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
@@ -172,8 +239,12 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             releaseBackend(reusable: false)
             metrics.requestEnded()
         }
+        if machine.state == .idle && !queued.isEmpty { deliverQueued(context: context) }
         resumeClientReadsIfWanted(context: context)
     }
+
+    /// Whether the client connection stays open after this exchange.
+    private var keepClientConnection: Bool { clientKeepAlive && !quiescing }
 
     private var lastBackendName = ""
 
@@ -235,8 +306,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     /// Gives the current backend back: its in-flight count, and its connection to the pool
     /// (or closed, when the exchange did not end cleanly).
     private func releaseBackend(reusable: Bool) {
-        responseTimer?.cancel()
-        responseTimer = nil
         if let connection {
             connection.delegate = nil
             if let backend {
@@ -255,12 +324,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
 
     private func finishRequest(status: Int, backendName: String) {
         metrics.requestEnded()
-        metrics.requestFinished(
-            backend: backendName,
-            status: status,
-            nanoseconds: NIODeadline.now().uptimeNanoseconds > requestStart.uptimeNanoseconds
-                ? Int64(NIODeadline.now().uptimeNanoseconds - requestStart.uptimeNanoseconds) : 0
-        )
+        requestCounters.counter(backend: backendName, status: status, metrics: metrics).increment()
+        metrics.recordLatency(nanoseconds: (NIODeadline.now() - requestStart).nanoseconds)
     }
 
     private func respond(with error: ProxyError, close: Bool, context: ChannelHandlerContext) {
@@ -282,7 +347,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     }
 
     private func resumeClientReadsIfWanted(context: ChannelHandlerContext) {
-        if readPending && machine.wantsClientReads(backendWritable: connection?.isWritable ?? true) {
+        if readPending && wantsClientReads {
             readPending = false
             context.read()
         }
@@ -292,24 +357,24 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
 
     /// One timer per request: when it fires it checks how long the backend has been silent and
     /// re-arms for the rest, so progress only stores a timestamp.
-    private func armResponseTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
-        responseTimer?.cancel()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        responseTimer = context.eventLoop.scheduleTask(in: delay) {
-            loopBound.value.responseTimerFired()
-        }
+    private func armResponseTimer(context: ChannelHandlerContext) {
+        let deadline = lastBackendProgress + configuration.responseTimeout.timeAmount
+        responseTimer.fire(by: deadline, on: context.eventLoop) { [self] in responseTimerFired() }
     }
 
     private func responseTimerFired() {
+        responseTimer.fired()
         guard let context else { return }
-        responseTimer = nil
-        let timeout = configuration.responseTimeout.timeAmount
-        let silent = NIODeadline.now() - lastBackendProgress
-        if silent < timeout {
-            armResponseTimer(context: context, in: timeout - silent)
-            return
+        switch machine.state {
+        case .forwarding, .responding:
+            if NIODeadline.now() < lastBackendProgress + configuration.responseTimeout.timeAmount {
+                armResponseTimer(context: context)
+            } else {
+                perform(machine.responseTimedOut(.responseTimeout(configuration.responseTimeout)))
+            }
+        case .idle, .awaitingBackend, .discardingRequestBody, .closed:
+            break  // armed again when the next request is sent
         }
-        perform(machine.responseTimedOut(.responseTimeout(configuration.responseTimeout)))
     }
 
     // MARK: Headers
@@ -332,7 +397,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         if let id = upstream.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
             requestID = id
         } else {
-            requestID = RequestID.make()
+            requestID = requestIDs.next()
             upstream.headers.replaceOrAdd(name: "x-request-id", value: requestID)
         }
         return upstream
@@ -366,6 +431,8 @@ extension ProxyFrontendHandler: ProxyBackendHandlerDelegate {
 /// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded.
 /// `Transfer-Encoding` is kept on requests: the encoder re-frames the body from it.
 func stripHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
+    // Most messages carry none: one pass over the names, comparing only lengths that match.
+    guard headers.contains(where: { isHopByHop($0.name, keepingFraming: keepingFraming) }) else { return }
     for token in headers[canonicalForm: "connection"] {
         headers.remove(name: String(token))
     }
@@ -373,6 +440,18 @@ func stripHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
         headers.remove(name: name)
     }
     if !keepingFraming { headers.remove(name: "transfer-encoding") }
+}
+
+private func isHopByHop(_ name: String, keepingFraming: Bool) -> Bool {
+    switch name.utf8.count {
+    case 2: return name.lowercased() == "te"
+    case 7: return ["trailer", "upgrade"].contains(name.lowercased())
+    case 10: return ["connection", "keep-alive"].contains(name.lowercased())
+    case 16: return name.lowercased() == "proxy-connection"
+    case 17: return !keepingFraming && name.lowercased() == "transfer-encoding"
+    case 18: return name.lowercased() == "proxy-authenticate"
+    default: return false
+    }
 }
 
 extension Duration {

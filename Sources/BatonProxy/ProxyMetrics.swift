@@ -36,10 +36,11 @@ public final class ProxyMetrics: Sendable {
         holdTimeouts = CoreMetrics.Counter(label: "baton_proxy_hold_timeouts_total", factory: factory)
     }
 
-    /// Counts a finished request. `backend` is empty when none served it (hold timeout, 400s).
-    func requestFinished(backend: String, status: Int, nanoseconds: Int64) {
+    /// The counter of finished requests for a backend and status. `backend` is empty when none
+    /// served it (hold timeout, bad requests).
+    func requestCounter(backend: String, status: Int) -> CoreMetrics.Counter {
         let key = RequestKey(backend: backend, status: status)
-        let counter = requestCounters.withLockedValue { counters in
+        return requestCounters.withLockedValue { counters in
             if let counter = counters[key] { return counter }
             let counter = CoreMetrics.Counter(
                 label: "baton_proxy_requests_total",
@@ -49,7 +50,9 @@ public final class ProxyMetrics: Sendable {
             counters[key] = counter
             return counter
         }
-        counter.increment()
+    }
+
+    func recordLatency(nanoseconds: Int64) {
         latency.recordNanoseconds(nanoseconds)
     }
 

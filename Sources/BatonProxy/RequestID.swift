@@ -1,8 +1,23 @@
-/// Request IDs: 16 hex digits, random, cheap to make on the request path.
+/// Request IDs: 16 hex digits. Each connection seeds a SplitMix64 generator once from the system
+/// random source; after that an ID costs no system call.
 enum RequestID {
-    static func make() -> String {
-        let value = UInt64.random(in: 1...UInt64.max)
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+    struct Generator {
+        private var state = UInt64.random(in: 0...UInt64.max)
+
+        mutating func next() -> String {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return String(unsafeUninitializedCapacity: 16) { buffer in
+                let digits: StaticString = "0123456789abcdef"
+                for index in 0..<16 {
+                    let nibble = Int((z >> UInt64(60 - index * 4)) & 0xF)
+                    buffer[index] = digits.utf8Start[nibble]
+                }
+                return 16
+            }
+        }
     }
 }
