@@ -431,15 +431,17 @@ extension ProxyFrontendHandler: ProxyBackendHandlerDelegate {
 /// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded.
 /// `Transfer-Encoding` is kept on requests: the encoder re-frames the body from it.
 func stripHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
-    // Most messages carry none: one pass over the names, comparing only lengths that match.
+    // Most messages carry none, or only `Connection: keep-alive`: one pass over the names
+    // decides, and only then is a filtered copy made (one allocation instead of a scan per name).
     guard headers.contains(where: { isHopByHop($0.name, keepingFraming: keepingFraming) }) else { return }
-    for token in headers[canonicalForm: "connection"] {
-        headers.remove(name: String(token))
+    var named: [String] = []
+    for value in headers[canonicalForm: "connection"] {
+        let token = value.lowercased()
+        if token != "close" && token != "keep-alive" { named.append(token) }
     }
-    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate"] {
-        headers.remove(name: name)
-    }
-    if !keepingFraming { headers.remove(name: "transfer-encoding") }
+    headers = HTTPHeaders(headers.filter { header in
+        !isHopByHop(header.name, keepingFraming: keepingFraming) && (named.isEmpty || !named.contains(header.name.lowercased()))
+    })
 }
 
 private func isHopByHop(_ name: String, keepingFraming: Bool) -> Bool {

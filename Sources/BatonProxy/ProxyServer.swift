@@ -116,7 +116,13 @@ public final class ProxyServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout))
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+                    // No outbound header validation: response headers come from the backend's decoder
+                    // (which rejects CR/LF) or from us.
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false,
+                        withErrorHandling: false,
+                        withOutboundHeaderValidation: false
+                    )
                     try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics))
                 }
             }

@@ -28,6 +28,8 @@ public final class TestBackend: Sendable {
 
     public var endpoint: Endpoint { .tcp(host: "127.0.0.1", port: port) }
     public var address: String { endpoint.description }
+    /// Connections open to it right now.
+    public var openConnections: Int { connections.withLockedValue { $0.count } }
     /// Responses begun (health checks excluded).
     public var requestsServed: Int { served.load(ordering: .relaxed) }
 

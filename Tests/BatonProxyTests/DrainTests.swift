@@ -48,6 +48,8 @@ extension LiveProxyTests {
             #expect(result.cut == 0)
             #expect(waited >= .milliseconds(300), "drain returned while a request was in flight")
             #expect(try await slow.value.status == 200)
+            // Its pooled keep-alive connections are closed too, so the server can stop at once.
+            #expect(await eventually { web1.openConnections == 0 })
             try await proxy.shutdown()
             await web1.stop()
         }

@@ -117,6 +117,20 @@ extension LiveProxyTests {
             await web1.stop()
         }
 
+        @Test func gracefulShutdownClosesIdleKeepAliveConnectionsAtOnce() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1])
+            let idle = try await RawConnection.connect(to: proxy.endpoint)
+            try await idle.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await eventually { idle.text.contains("hello from web1") })
+            let start = ContinuousClock.now
+            try await proxy.shutdown()
+            #expect(ContinuousClock.now - start < .seconds(5), "shutdown waited on an idle keep-alive connection")
+            #expect(await eventually { idle.closedByPeer })
+            await idle.close()
+            await web1.stop()
+        }
+
         @Test func gracefulShutdownFinishesInFlightRequests() async throws {
             let web1 = try await TestBackend.start(name: "web1")
             let proxy = try await startProxy(backends: [web1])
