@@ -32,7 +32,8 @@ public struct AdminAPI: Sendable {
     let configuration: ProxyConfiguration
 
     func handle(method: HTTPMethod, uri: String, body: ByteBuffer?) async -> Response {
-        let (path, query) = Self.split(uri)
+        let target = RequestTarget(uri)
+        let (path, query) = (target.path, target.query)
         let segments = path.split(separator: "/").map(String.init)
         do {
             switch (method, segments.count, segments.first) {
@@ -95,16 +96,6 @@ public struct AdminAPI: Sendable {
             info = current
         }
         return try .json(info, status: .created)
-    }
-
-    static func split(_ uri: String) -> (String, [String: String]) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
-        var query: [String: String] = [:]
-        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
-            query[parts[0]] = parts.count > 1 ? parts[1] : ""
-        }
-        return (String(uri[..<mark]), query)
     }
 
     static func duration(_ text: String, field: String) throws -> Duration {

@@ -123,7 +123,8 @@ public final class TestBackend: Sendable {
         bodyBytes: Int,
         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
-        let (path, query) = Self.split(head.uri)
+        let target = RequestTarget(head.uri)
+        let (path, query) = (target.path, target.query)
         if path == "/up" {
             let ok = healthy.load(ordering: .relaxed)
             try await send(ok ? .ok : .serviceUnavailable, ok ? "ok\n" : "unhealthy\n", outbound: outbound)
@@ -170,15 +171,5 @@ public final class TestBackend: Sendable {
         try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
         try await outbound.write(.body(.byteBuffer(buffer)))
         try await outbound.write(.end(nil))
-    }
-
-    static func split(_ uri: String) -> (String, [String: String]) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
-        var query: [String: String] = [:]
-        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            query[parts[0]] = parts.count > 1 ? parts[1] : ""
-        }
-        return (String(uri[..<mark]), query)
     }
 }

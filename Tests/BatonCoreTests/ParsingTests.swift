@@ -36,3 +36,12 @@ import Testing
         #expect(ByteSize.parse("-1KiB") == nil)
     }
 }
+
+@Suite struct RequestTargetTests {
+    @Test func splitsPathAndDecodesQuery() {
+        let target = RequestTarget("/backends/web1/drain?timeout=30s&note=a%20b&flag")
+        #expect(target.path == "/backends/web1/drain")
+        #expect(target.query == ["timeout": "30s", "note": "a b", "flag": ""])
+        #expect(RequestTarget("/up") == RequestTarget("/up?"))
+    }
+}
