@@ -82,7 +82,7 @@ public final class BackendPool: Sendable {
             startHealthy: restored == .enabled,
             startDrained: restored == .drained
         )
-        let info: BackendInfo = try state.withLockedValue { state in
+        let (info, released): (BackendInfo, [(EventLoopPromise<Backend>, Backend)]) = try state.withLockedValue { state in
             if state.entries[name] != nil {
                 throw BatonError(.conflict, "backend '\(name)' already exists; remove it first or use another name")
             }
@@ -92,9 +92,8 @@ public final class BackendPool: Sendable {
             state.entries[name] = Entry(backend: backend, machine: machine)
             state.order.append(name)
             if machine.isRoutable { Self.routingChanged(&state, backend: backend, routable: true) }
-            return Self.info(state.entries[name]!)
+            return (Self.info(state.entries[name]!), Self.releaseHolds(&state))
         }
-        let released = machine.isRoutable ? releaseHolds() : []
         complete(released)
         metrics.backendState(name, info.state)
         logger.info("backend added", metadata: ["backend": "\(name)", "address": "\(address)", "state": "\(info.state)"])
@@ -182,7 +181,6 @@ public final class BackendPool: Sendable {
     /// `HoldTimeout` when none does.
     func hold(on eventLoop: any EventLoop, timeout: Duration) -> EventLoopFuture<Backend> {
         let promise = eventLoop.makePromise(of: Backend.self)
-        metrics.held()
         let (id, backend): (UInt64?, Backend?) = state.withLockedValue { state in
             // Re-check under the lock: a backend may have become ready since trySelect.
             if let backend = Self.select(&state, excluding: nil) { return (nil, backend) }
@@ -191,6 +189,7 @@ public final class BackendPool: Sendable {
         if let backend {
             promise.succeed(backend)
         } else if let id {
+            metrics.held()
             eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) { [self] in
                 let waiter = state.withLockedValue { $0.holds.remove(id: id) }
                 waiter?.fail(HoldTimeout())
@@ -231,7 +230,7 @@ public final class BackendPool: Sendable {
         expecting expected: Backend? = nil,
         _ change: (inout BackendStateMachine) -> Void
     ) throws -> Backend {
-        let (backend, before, after) = try state.withLockedValue { state in
+        let (backend, before, after, released) = try state.withLockedValue { state in
             guard var entry = state.entries[name], expected == nil || entry.backend === expected else {
                 throw Self.notFound(name)
             }
@@ -241,13 +240,13 @@ public final class BackendPool: Sendable {
             if before.isRoutable != entry.machine.isRoutable {
                 Self.routingChanged(&state, backend: entry.backend, routable: entry.machine.isRoutable)
             }
-            return (entry.backend, before, entry.machine)
+            return (entry.backend, before, entry.machine, Self.releaseHolds(&state))
         }
+        complete(released)
         if before.state != after.state {
             metrics.backendState(name, after.state)
             logger.info("backend \(after.state)", metadata: ["backend": "\(name)", "was": "\(before.state)"])
         }
-        if !before.isRoutable && after.isRoutable { complete(releaseHolds()) }
         if before.isRoutable && !after.isRoutable { backend.closeIdleConnections() }
         if shouldPersist && before.state != after.state { persist() }
         return backend
@@ -259,16 +258,14 @@ public final class BackendPool: Sendable {
         if routable { state.ready.append(backend) }
     }
 
-    /// Picks a backend for every held request, in arrival order.
-    private func releaseHolds() -> [(EventLoopPromise<Backend>, Backend)] {
-        state.withLockedValue { state in
-            var released: [(EventLoopPromise<Backend>, Backend)] = []
-            for promise in state.holds.releaseAll() {
-                guard let backend = Self.select(&state, excluding: nil) else { break }
-                released.append((promise, backend))
-            }
-            return released
+    /// Picks a backend for every held request, in arrival order, while one is ready. Runs
+    /// under the lock of the change that made a backend ready, so it cannot race a removal.
+    private static func releaseHolds(_ state: inout State) -> [(EventLoopPromise<Backend>, Backend)] {
+        var released: [(EventLoopPromise<Backend>, Backend)] = []
+        while state.holds.count > 0, !state.ready.isEmpty, let promise = state.holds.dequeue() {
+            if let backend = select(&state, excluding: nil) { released.append((promise, backend)) }
         }
+        return released
     }
 
     private func complete(_ released: [(EventLoopPromise<Backend>, Backend)]) {

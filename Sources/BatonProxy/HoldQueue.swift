@@ -18,10 +18,9 @@ struct HoldQueue<Waiter> {
         return waiters.remove(at: index).waiter
     }
 
-    /// Takes every waiter, in arrival order.
-    mutating func releaseAll() -> [Waiter] {
-        defer { waiters.removeAll() }
-        return waiters.map(\.waiter)
+    /// Takes the oldest waiter.
+    mutating func dequeue() -> Waiter? {
+        waiters.isEmpty ? nil : waiters.removeFirst().waiter
     }
 }
 

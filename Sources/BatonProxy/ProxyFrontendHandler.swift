@@ -43,6 +43,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private var backendKeepAlive = true
     private var responseStatus = 0
     private var clientAddress = ""
+    /// The in-flight gauge counts this request (not so for a request that never parsed).
+    private var countedInFlight = false
 
     init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics) {
         self.pool = pool
@@ -87,6 +89,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         case .head(let head):
             requestStart = .now()
             metrics.requestStarted()
+            countedInFlight = true
             context.triggerUserOutboundEvent(ProxyConnectionEvent.requestHeadReceived, promise: nil)
             clientKeepAlive = head.isKeepAlive
             clientVersion = head.version
@@ -237,7 +240,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         case .abandonBackend:
             releaseBackend(reusable: false)
-            metrics.requestEnded()
+            endInFlight()
         }
         if machine.state == .idle && !queued.isEmpty { deliverQueued(context: context) }
         resumeClientReadsIfWanted(context: context)
@@ -322,8 +325,13 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         }
     }
 
+    private func endInFlight() {
+        if countedInFlight { metrics.requestEnded() }
+        countedInFlight = false
+    }
+
     private func finishRequest(status: Int, backendName: String) {
-        metrics.requestEnded()
+        endInFlight()
         requestCounters.counter(backend: backendName, status: status, metrics: metrics).increment()
         metrics.recordLatency(nanoseconds: (NIODeadline.now() - requestStart).nanoseconds)
     }

@@ -84,8 +84,10 @@ import Testing
         let c = queue.enqueue("c")
         #expect(queue.remove(id: c) == "c")
         #expect(queue.remove(id: c) == nil)
-        #expect(queue.releaseAll() == ["a", "b"])
+        #expect(queue.dequeue() == "a")
         #expect(queue.remove(id: a) == nil)
+        #expect(queue.dequeue() == "b")
+        #expect(queue.dequeue() == nil)
         #expect(queue.count == 0)
     }
 }
