@@ -50,12 +50,12 @@ struct ProxyRunCommand: AsyncParsableCommand {
     var backends: [String] = []
 
     @Option(help: "Health check path.") var healthPath = DefaultHealthCheckPath
-    @Option(help: "Time between health checks.") var healthInterval = DefaultHealthCheckInterval
+    @Option(help: "Time between health checks (e.g. 1s, 500ms).") var healthInterval = DefaultHealthCheckInterval
     @Option(help: "Health check timeout.") var healthTimeout = DefaultHealthCheckTimeout
     @Option(help: "Passing checks before a backend takes traffic.") var healthRise = DefaultHealthRise
     @Option(help: "Failing checks before a ready backend is taken out.") var healthFall = DefaultHealthFall
-    @Option(help: "Default drain timeout.") var drainTimeout = DefaultDrainTimeout
-    @Option(help: "How long a request waits while no backend is ready.") var maxHold = DefaultMaxHold
+    @Option(help: "Default drain timeout (e.g. 30s).") var drainTimeout = DefaultDrainTimeout
+    @Option(help: "How long a request waits while no backend is ready (e.g. 30s).") var maxHold = DefaultMaxHold
     @Option(help: "How long the backend may stay silent before a 504.") var responseTimeout = DefaultResponseTimeout
     @Option(help: "How long a client may take to send a request head.") var headerTimeout = DefaultHeaderTimeout
     @Option(help: "Idle keep-alive time before a client connection is closed.") var idleTimeout = DefaultIdleTimeout
