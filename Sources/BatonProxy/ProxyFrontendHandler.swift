@@ -33,6 +33,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private var queuedBytes = 0
     /// Graceful shutdown: finish the current exchange, then close.
     private var quiescing = false
+    /// The connection is being closed after the current response: nothing more is read into it.
+    private var closing = false
     private var requestIDs = RequestID.Generator()
     private var requestCounters = RequestCounterCache()
 
@@ -71,7 +73,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
 
     /// A new request may start only once the current one has been read to its end and answered.
     private var mustQueue: Bool {
-        !queued.isEmpty || (machine.state != .idle && machine.requestEnded)
+        closing || !queued.isEmpty || (machine.state != .idle && machine.requestEnded)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -87,6 +89,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
+            guard machine.state == .idle else { return }
             requestStart = .now()
             metrics.requestStarted()
             countedInFlight = true
@@ -151,20 +154,18 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     }
 
     private func handle(_ parserError: HTTPParserError) {
-        do {
-            let proxyError: ProxyError =
-                switch parserError {
-                case .headerOverflow: .headersTooLarge
-                case .unknown: .malformedRequest("invalid message framing (e.g. both Content-Length and Transfer-Encoding)")
-                default: .malformedRequest(String(describing: parserError))
-                }
-            perform(machine.requestMalformed(proxyError))
-        }
+        let proxyError: ProxyError =
+            switch parserError {
+            case .headerOverflow: .headersTooLarge
+            case .unknown: .malformedRequest("invalid message framing (e.g. both Content-Length and Transfer-Encoding)")
+            default: .malformedRequest(String(describing: parserError))
+            }
+        perform(machine.requestMalformed(proxyError))
     }
 
     /// Hands queued pipelined requests to the state machine once the exchange before them is over.
     private func deliverQueued(context: ChannelHandlerContext) {
-        while let next = queued.first, !(machine.state != .idle && machine.requestEnded), machine.state != .closed {
+        while let next = queued.first, !closing, !(machine.state != .idle && machine.requestEnded), machine.state != .closed {
             queued.removeFirst()
             switch next {
             case .part(let part):
@@ -228,6 +229,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             if keepClientConnection {
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             } else {
+                closing = true
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }
@@ -348,6 +350,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         if !close { context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: error.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        if close { closing = true }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
