@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "BatonCore", targets: ["BatonCore"]),
         .library(name: "BatonProxy", targets: ["BatonProxy"]),
         .library(name: "BatonTesting", targets: ["BatonTesting"]),
+        .library(name: "BatonRollout", targets: ["BatonRollout"]),
+        .executable(name: "TranslateApp", targets: ["TranslateApp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -18,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -27,6 +31,23 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "BatonRollout",
+            dependencies: [
+                "BatonCore",
+                "BatonProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "TranslateApp",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
@@ -58,6 +79,7 @@ let package = Package(
             dependencies: [
                 "BatonCore",
                 "BatonProxy",
+                "BatonRollout",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -71,6 +93,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"]),
+        .testTarget(
+            name: "BatonRolloutTests",
+            dependencies: ["BatonRollout", "BatonProxy", "BatonTesting", "BatonCore"]
+        ),
         .testTarget(
             name: "BatonProxyTests",
             dependencies: [

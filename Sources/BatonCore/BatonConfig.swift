@@ -1,0 +1,236 @@
+import Foundation
+
+/// `baton.yml`: the service, its proxies and nodes, how to start a release, and the rollout
+/// policy. Every problem is reported as one line naming the file, the line and the field.
+public struct BatonConfig: Sendable, Equatable {
+    public enum ProxyTarget: Sendable, Equatable {
+        case socket(path: String)
+        case tcp(Endpoint, token: String?)
+    }
+
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        /// `local` for now; an SSH driver can take real hosts later.
+        public var host: String
+        public var port: Int
+    }
+
+    public struct Release: Sendable, Equatable {
+        /// Command template; `{release}`, `{port}`, `{node}` and `{dir}` are filled in.
+        public var start: String
+        public var environment: [String: String]
+        public var stopSignal: Int32
+        public var stopGrace: Duration
+        /// Release directories kept by `baton release add`.
+        public var keep: Int
+    }
+
+    public struct Health: Sendable, Equatable {
+        public var path: String
+        public var interval: Duration
+        public var timeout: Duration
+        public var rise: Int
+        /// How long a started release may take to pass `rise` checks.
+        public var startupGrace: Duration
+        /// How long it must stay healthy before it is admitted.
+        public var minReady: Duration
+    }
+
+    public struct Rollout: Sendable, Equatable {
+        public var maxUnavailable: Int
+        public var maxSurge: Int
+        public var pause: Duration
+        public var canary: Int
+        public var observe: Duration
+        /// Rollback when a new node's 5xx share in the observe window exceeds this.
+        public var maxErrorRate: Double
+        /// Rollback when a new node's p99 latency in the observe window exceeds this.
+        public var maxP99: Duration?
+        public var drainTimeout: Duration
+    }
+
+    public struct Hooks: Sendable, Equatable {
+        public var preDeploy: String?
+        public var postDeploy: String?
+        public var beforeNode: String?
+        public var afterNode: String?
+    }
+
+    public var file: String
+    public var service: String
+    public var stateDirectory: String
+    public var proxies: [ProxyTarget]
+    public var nodes: [Node]
+    public var release: Release
+    public var health: Health
+    public var rollout: Rollout
+    public var hooks: Hooks
+
+    /// Reads and validates a config file. Relative paths are taken from the file's directory.
+    public static func load(path: String) throws -> BatonConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BatonError(.invalidConfiguration, "\(path): cannot read the file; `baton init` writes an example")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> BatonConfig {
+        let root = try YAMLReader.root(text: text, file: file)
+        try root.allowKeys(["service", "state_dir", "proxies", "nodes", "release", "health", "rollout", "hooks"])
+        let base = (file as NSString).deletingLastPathComponent
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") || base.isEmpty ? path : (base as NSString).appendingPathComponent(path)
+        }
+
+        let service = try root.requiredString("service", example: "translate")
+        let stateDirectory = resolve(try root.string("state_dir") ?? ".baton")
+
+        guard let proxyList = try root.list("proxies"), !proxyList.isEmpty else {
+            throw root.error(nil, "missing 'proxies': a list with at least one {admin_socket: PATH} or {admin_url: HOST:PORT, token: …}")
+        }
+        let proxies = try proxyList.map { proxy -> ProxyTarget in
+            try proxy.allowKeys(["admin_socket", "admin_url", "token"])
+            if let socket = try proxy.string("admin_socket") {
+                return .socket(path: resolve(socket))
+            }
+            guard let url = try proxy.string("admin_url") else {
+                throw proxy.error(nil, "expected admin_socket: PATH or admin_url: HOST:PORT")
+            }
+            let address = url.replacingOccurrences(of: "http://", with: "")
+            guard let endpoint = try? Endpoint(parsing: address) else { throw proxy.error("admin_url", "expected HOST:PORT, got '\(url)'") }
+            guard let token = try proxy.string("token"), !token.isEmpty else {
+                throw proxy.error(nil, "an admin_url needs a token (the proxy refuses TCP admin calls without one)")
+            }
+            return .tcp(endpoint, token: token)
+        }
+
+        guard let nodeList = try root.list("nodes"), !nodeList.isEmpty else {
+            throw root.error(nil, "missing 'nodes': a list of {name: web1, host: local, port: 3001}")
+        }
+        var nodes: [Node] = []
+        for reader in nodeList {
+            try reader.allowKeys(["name", "host", "port"])
+            let name = try reader.requiredString("name", example: "web1")
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw reader.error("name", "expected letters, digits, '-' or '_', got '\(name)'")
+            }
+            if nodes.contains(where: { $0.name == name }) { throw reader.error("name", "'\(name)' is used by another node") }
+            let host = try reader.string("host") ?? "local"
+            guard host == "local" else { throw reader.error("host", "only 'local' is supported so far, got '\(host)'") }
+            guard let port = try reader.int("port", min: 1, max: 65535) else { throw reader.error(nil, "missing 'port', e.g. port: 3001") }
+            if nodes.contains(where: { $0.port == port }) { throw reader.error("port", "\(port) is used by another node") }
+            nodes.append(Node(name: name, host: host, port: port))
+        }
+
+        guard let releaseReader = try root.child("release") else {
+            throw root.error(nil, "missing 'release' with a start command, e.g. start: \"{dir}/app --port {port}\"")
+        }
+        try releaseReader.allowKeys(["start", "environment", "stop_signal", "stop_grace", "keep"])
+        let start = try releaseReader.requiredString("start", example: "\"{dir}/app --release {release} --port {port}\"")
+        guard start.contains("{port}") else { throw releaseReader.error("start", "the command must pass {port} to the app") }
+        let signalName = try releaseReader.string("stop_signal") ?? "TERM"
+        guard let stopSignal = Self.signals[signalName.uppercased().replacingOccurrences(of: "SIG", with: "")] else {
+            throw releaseReader.error("stop_signal", "expected one of \(Self.signals.keys.sorted().joined(separator: ", ")), got '\(signalName)'")
+        }
+        let release = Release(
+            start: start,
+            environment: try releaseReader.stringMap("environment") ?? [:],
+            stopSignal: stopSignal,
+            stopGrace: try releaseReader.duration("stop_grace") ?? .seconds(10),
+            keep: try releaseReader.int("keep", min: 2) ?? 5
+        )
+
+        let healthReader = try root.child("health")
+        try healthReader?.allowKeys(["path", "interval", "timeout", "rise", "startup_grace", "min_ready"])
+        let healthPath = try healthReader?.string("path") ?? "/up"
+        guard healthPath.hasPrefix("/") else { throw healthReader!.error("path", "expected a path starting with '/', got '\(healthPath)'") }
+        let health = Health(
+            path: healthPath,
+            interval: try healthReader?.duration("interval") ?? .milliseconds(500),
+            timeout: try healthReader?.duration("timeout") ?? .seconds(2),
+            rise: try healthReader?.int("rise", min: 1) ?? 2,
+            startupGrace: try healthReader?.duration("startup_grace") ?? .seconds(60),
+            minReady: try healthReader?.duration("min_ready") ?? .seconds(1)
+        )
+
+        let rolloutReader = try root.child("rollout")
+        try rolloutReader?.allowKeys(["max_unavailable", "max_surge", "pause", "canary", "observe", "max_error_rate", "max_p99", "drain_timeout"])
+        let rollout = Rollout(
+            maxUnavailable: try rolloutReader?.int("max_unavailable", min: 1, max: nodes.count) ?? 1,
+            maxSurge: try rolloutReader?.int("max_surge", min: 0, max: nodes.count) ?? 0,
+            pause: try rolloutReader?.duration("pause") ?? .zero,
+            canary: try rolloutReader?.int("canary", min: 0, max: nodes.count) ?? 1,
+            observe: try rolloutReader?.duration("observe") ?? .seconds(10),
+            maxErrorRate: try rolloutReader?.double("max_error_rate", min: 0, max: 1) ?? 0.01,
+            maxP99: try rolloutReader?.duration("max_p99"),
+            drainTimeout: try rolloutReader?.duration("drain_timeout") ?? .seconds(30)
+        )
+
+        let hooksReader = try root.child("hooks")
+        try hooksReader?.allowKeys(["pre_deploy", "post_deploy", "before_node", "after_node"])
+        let hooks = Hooks(
+            preDeploy: try hooksReader?.string("pre_deploy"),
+            postDeploy: try hooksReader?.string("post_deploy"),
+            beforeNode: try hooksReader?.string("before_node"),
+            afterNode: try hooksReader?.string("after_node")
+        )
+
+        return BatonConfig(
+            file: file, service: service, stateDirectory: stateDirectory, proxies: proxies, nodes: nodes,
+            release: release, health: health, rollout: rollout, hooks: hooks
+        )
+    }
+
+    static let signals: [String: Int32] = ["TERM": SIGTERM, "INT": SIGINT, "QUIT": SIGQUIT, "HUP": SIGHUP, "USR1": SIGUSR1, "USR2": SIGUSR2]
+
+    /// The example `baton init` writes.
+    public static let example = """
+        # baton.yml: how `baton deploy` upgrades this service, one server at a time.
+        service: translate
+        # state_dir: .baton            # releases, journal, lock, logs (default .baton)
+
+        # The proxies in front of the nodes (`baton proxy`), driven through their admin API.
+        proxies:
+          - admin_socket: .baton/proxy.sock
+          # - admin_url: 10.0.0.5:9090  # TCP admin API; needs the proxy's token
+          #   token: change-me
+
+        # The servers. `host: local` runs the release on this machine.
+        nodes:
+          - { name: web1, host: local, port: 3001 }
+          - { name: web2, host: local, port: 3002 }
+
+        release:
+          # {release}, {port}, {node} and {dir} (the release directory) are filled in.
+          start: "{dir}/TranslateApp --release {release} --port {port}"
+          environment: {}
+          stop_signal: TERM
+          stop_grace: 10s
+          keep: 5                        # release directories kept by `baton release add`
+
+        health:
+          path: /up
+          interval: 500ms
+          timeout: 2s
+          rise: 2                        # passing checks before a node is healthy
+          startup_grace: 60s             # how long a release may take to become healthy
+          min_ready: 1s                  # healthy this long before it takes traffic
+
+        rollout:
+          max_unavailable: 1             # nodes out of rotation at once
+          max_surge: 0                   # >0: start the new release beside the old one first
+          canary: 1                      # nodes upgraded and observed before the rest
+          observe: 10s                   # analysis window after each batch
+          max_error_rate: 0.01           # 5xx share of a new node that triggers a rollback
+          # max_p99: 500ms               # p99 of a new node that triggers a rollback
+          pause: 0s                      # between batches
+          drain_timeout: 30s
+
+        # hooks:
+        #   pre_deploy: ./scripts/check-migrations.sh
+        #   before_node: echo draining $BATON_NODE
+        #   after_node: ./scripts/smoke.sh $BATON_NODE_URL
+        #   post_deploy: ./scripts/notify.sh $BATON_RELEASE
+
+        """
+}
