@@ -335,7 +335,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private func finishRequest(status: Int, backendName: String) {
         endInFlight()
         requestCounters.counter(backend: backendName, status: status, metrics: metrics).increment()
-        metrics.recordLatency(nanoseconds: (NIODeadline.now() - requestStart).nanoseconds)
+        requestCounters.latency(backend: backendName, metrics: metrics).recordNanoseconds((NIODeadline.now() - requestStart).nanoseconds)
     }
 
     private func respond(with error: ProxyError, close: Bool, context: ChannelHandlerContext) {

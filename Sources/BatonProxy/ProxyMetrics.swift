@@ -8,7 +8,7 @@ public final class ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let requestCounters = NIOLockedValueBox<[RequestKey: CoreMetrics.Counter]>([:])
-    private let latency: CoreMetrics.Timer
+    private let latencies = NIOLockedValueBox<[String: CoreMetrics.Timer]>([:])
     private let inFlightGauge: Meter
     private let retries: CoreMetrics.Counter
     private let holds: CoreMetrics.Counter
@@ -29,7 +29,6 @@ public final class ProxyMetrics: Sendable {
         ]
         self.registry = registry
         self.factory = factory
-        latency = CoreMetrics.Timer(label: "baton_proxy_request_duration_seconds", factory: factory)
         inFlightGauge = Meter(label: "baton_proxy_requests_in_flight", factory: factory)
         retries = CoreMetrics.Counter(label: "baton_proxy_retries_total", factory: factory)
         holds = CoreMetrics.Counter(label: "baton_proxy_held_requests_total", factory: factory)
@@ -52,8 +51,14 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
-    func recordLatency(nanoseconds: Int64) {
-        latency.recordNanoseconds(nanoseconds)
+    /// The latency histogram of one backend (the rollout reads a new node's p99 from it).
+    func latencyTimer(backend: String) -> CoreMetrics.Timer {
+        latencies.withLockedValue { timers in
+            if let timer = timers[backend] { return timer }
+            let timer = CoreMetrics.Timer(label: "baton_proxy_request_duration_seconds", dimensions: [("backend", backend)], factory: factory)
+            timers[backend] = timer
+            return timer
+        }
     }
 
     func requestStarted() { inFlightGauge.increment(by: 1) }

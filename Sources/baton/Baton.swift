@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonCore
+import BatonRollout
 
 @main
 struct Baton: AsyncParsableCommand {
@@ -8,11 +9,17 @@ struct Baton: AsyncParsableCommand {
         abstract: "Zero-downtime releases for web applications on a fleet of servers.",
         discussion: """
             Examples:
-              baton proxy --listen 127.0.0.1:8080 --backend web1=127.0.0.1:3001
-              baton proxy backends list
-              baton proxy backends drain web1 --timeout 30s
+              baton init                          # write an example baton.yml
+              baton proxy --listen 127.0.0.1:8080 # run the proxy the nodes sit behind
+              baton release add dist/ --id 5.4
+              baton plan 5.4 && baton deploy 5.4
+              baton status
+              baton rollback
             """,
-        subcommands: [ProxyCommand.self]
+        subcommands: [
+            InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self,
+            PlanCommand.self, ProxyCommand.self,
+        ]
     )
 }
 
@@ -22,6 +29,8 @@ func failing<T>(_ body: () async throws -> T) async throws -> T {
         return try await body()
     } catch let error as BatonError {
         throw ValidationErrorLine(message: error.description)
+    } catch let error as RolloutFailure {
+        throw ValidationErrorLine(message: error.message)
     }
 }
 

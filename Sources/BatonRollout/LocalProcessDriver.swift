@@ -1,0 +1,134 @@
+import BatonCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs releases as processes on this machine, detached from the orchestrator (their own
+/// session), so they outlive `baton deploy`. The process records its own pid and port in
+/// `run/NODE@RELEASE.pid` before it execs the app, so a killed orchestrator never leaves an
+/// instance nobody knows about. Output goes to `logs/NODE-RELEASE.log`.
+public struct LocalProcessDriver: NodeDriver {
+    public let stateDirectory: String
+
+    public init(stateDirectory: String) {
+        self.stateDirectory = stateDirectory
+    }
+
+    var runDirectory: String { stateDirectory + "/run" }
+    var logDirectory: String { stateDirectory + "/logs" }
+
+    public func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance {
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let pidFile = "\(runDirectory)/\(node)@\(release).pid"
+        let logFile = "\(logDirectory)/\(node)-\(release).log"
+        unlink(pidFile)
+        let script = "echo \"$$ \(port)\" > '\(pidFile).tmp' && mv '\(pidFile).tmp' '\(pidFile)' && exec \(command)"
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        env["BATON_NODE"] = node
+        env["BATON_RELEASE"] = release
+        env["BATON_PORT"] = String(port)
+        let pid = try Self.spawnDetached(["/bin/sh", "-c", script], environment: env, output: logFile)
+        // The shell writes the pid file before it execs; wait for it (or for the shell to die).
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(5) {
+            if let instance = read(pidFile: pidFile, node: node, release: release) { return instance }
+            if !Self.isAlive(pid) { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw BatonError(.unavailable, "\(node): release \(release) did not start; see \(logFile)")
+    }
+
+    public func instances(node: String) -> [NodeInstance] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
+        return files.sorted().compactMap { file -> NodeInstance? in
+            guard file.hasPrefix("\(node)@"), file.hasSuffix(".pid") else { return nil }
+            let release = String(file.dropFirst(node.count + 1).dropLast(4))
+            return read(pidFile: "\(runDirectory)/\(file)", node: node, release: release)
+        }
+    }
+
+    public func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws {
+        if Self.isAlive(instance.pid) {
+            kill(instance.pid, signal)
+            let start = ContinuousClock.now
+            while Self.isAlive(instance.pid) && ContinuousClock.now - start < grace {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            if Self.isAlive(instance.pid) {
+                kill(instance.pid, SIGKILL)
+                while Self.isAlive(instance.pid) { try await Task.sleep(for: .milliseconds(5)) }
+            }
+        }
+        unlink("\(runDirectory)/\(instance.node)@\(instance.release).pid")
+    }
+
+    public func freePort(node: String) throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BatonError(.io, "cannot open a socket to find a free port") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw BatonError(.io, "cannot find a free port (errno \(errno))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private func read(pidFile: String, node: String, release: String) -> NodeInstance? {
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count == 2, let pid = Int32(fields[0]), let port = Int(fields[1]) else { return nil }
+        return NodeInstance(node: node, release: release, pid: pid, port: port, alive: Self.isAlive(pid))
+    }
+
+    /// Alive and not a zombie: a child that exited is reaped here first.
+    static func isAlive(_ pid: Int32) -> Bool {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { return false }
+        return kill(pid, 0) == 0
+    }
+
+    /// glibc's POSIX_SPAWN_SETSID (0x80), hidden behind _GNU_SOURCE in its header.
+    static let posixSpawnSetsid: Int32 = 0x80
+
+    /// posix_spawn in a new session (POSIX_SPAWN_SETSID) with stdin from /dev/null and stdout
+    /// and stderr appended to `output`.
+    static func spawnDetached(_ arguments: [String], environment: [String: String], output: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(posixSpawnSetsid | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard result == 0 else { throw BatonError(.io, "cannot start \(arguments.joined(separator: " ")): \(String(cString: strerror(result)))") }
+        return pid
+    }
+}

@@ -1,0 +1,23 @@
+import BatonCore
+
+/// One running (or dead) instance of a release on a node.
+public struct NodeInstance: Sendable, Equatable, Codable {
+    public var node: String
+    public var release: String
+    public var pid: Int32
+    public var port: Int
+    public var alive: Bool
+}
+
+/// How releases are started and stopped on a node. Small on purpose, so an SSH driver can
+/// follow the local one.
+public protocol NodeDriver: Sendable {
+    /// Starts `command` for `release` on `node`, listening on `port`; returns once it is spawned.
+    func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance
+    /// Every instance recorded for the node, alive or not.
+    func instances(node: String) -> [NodeInstance]
+    /// Sends `signal`, waits up to `grace`, then kills. Forgets the instance.
+    func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws
+    /// A port on the node nobody listens on (for a surge instance).
+    func freePort(node: String) throws -> Int
+}

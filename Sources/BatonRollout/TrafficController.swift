@@ -1,0 +1,90 @@
+import BatonCore
+import BatonProxy
+
+/// What the rollout asks of the load balancers in front of the nodes.
+public protocol TrafficController: Sendable {
+    /// Adds a backend on every proxy; returns once every proxy has it ready.
+    func admit(backend: String, address: String, timeout: Duration) async throws
+    /// Drains a backend on every proxy at once; returns when all are drained.
+    func drain(backend: String, timeout: Duration) async throws -> [DrainResult]
+    /// Removes a backend from every proxy that has it.
+    func remove(backend: String) async throws
+    /// Each proxy's backends, keyed by the proxy's description.
+    func backends() async throws -> [String: [BackendInfo]]
+    /// Each proxy's Prometheus text.
+    func metrics() async throws -> [String]
+}
+
+/// Drives one or more `baton proxy` instances through their admin API.
+public struct BatonProxyController: TrafficController {
+    public let proxies: [AdminClient]
+
+    public init(targets: [BatonConfig.ProxyTarget]) {
+        proxies = targets.map { target in
+            switch target {
+            case .socket(let path): AdminClient(endpoint: .unix(path: path))
+            case .tcp(let endpoint, let token): AdminClient(endpoint: endpoint, token: token)
+            }
+        }
+    }
+
+    public func admit(backend: String, address: String, timeout: Duration) async throws {
+        try await everyProxy { proxy in
+            if let existing = try? await proxy.backend(backend) {
+                switch existing.state {
+                case .ready: return
+                case .draining, .drained:
+                    _ = try await proxy.markReady(backend)
+                    return
+                default:
+                    try await proxy.remove(backend)
+                }
+            }
+            _ = try await proxy.add(name: backend, address: address, wait: true, timeout: timeout)
+        }
+    }
+
+    public func drain(backend: String, timeout: Duration) async throws -> [DrainResult] {
+        try await withThrowingTaskGroup(of: DrainResult?.self) { group in
+            for proxy in proxies {
+                group.addTask {
+                    do {
+                        return try await proxy.drain(backend, timeout: timeout)
+                    } catch let error as BatonError where error.code == .notFound {
+                        return nil
+                    }
+                }
+            }
+            var results: [DrainResult] = []
+            for try await result in group { if let result { results.append(result) } }
+            return results
+        }
+    }
+
+    public func remove(backend: String) async throws {
+        try await everyProxy { proxy in
+            do {
+                try await proxy.remove(backend)
+            } catch let error as BatonError where error.code == .notFound {}
+        }
+    }
+
+    public func backends() async throws -> [String: [BackendInfo]] {
+        var result: [String: [BackendInfo]] = [:]
+        for proxy in proxies { result[proxy.endpoint.description] = try await proxy.list() }
+        return result
+    }
+
+    public func metrics() async throws -> [String] {
+        var result: [String] = []
+        for proxy in proxies { result.append(try await proxy.metrics()) }
+        return result
+    }
+
+    private func everyProxy(_ body: @escaping @Sendable (AdminClient) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for proxy in proxies { group.addTask { try await body(proxy) } }
+            try await group.waitForAll()
+        }
+    }
+}

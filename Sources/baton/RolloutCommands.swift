@@ -1,0 +1,176 @@
+import ArgumentParser
+import BatonCore
+import BatonRollout
+import Foundation
+
+/// Options every command that reads baton.yml shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .long], help: "The config file.")
+    var config = "baton.yml"
+
+    func load() throws -> BatonConfig { try BatonConfig.load(path: config) }
+}
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Write a commented example baton.yml.",
+        discussion: "Example: baton init && $EDITOR baton.yml"
+    )
+    @Option(name: [.customShort("c"), .long], help: "Where to write it.") var config = "baton.yml"
+    @Flag(help: "Overwrite an existing file.") var force = false
+
+    func run() throws {
+        if FileManager.default.fileExists(atPath: config) && !force {
+            throw ValidationErrorLine(message: "\(config) exists; use --force to overwrite it")
+        }
+        try BatonConfig.example.write(toFile: config, atomically: true, encoding: .utf8)
+        print("wrote \(config); edit the nodes and the start command, then `baton release add DIR --id VERSION`")
+    }
+}
+
+struct ReleaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release",
+        abstract: "Add and list release artifacts (kept under STATE_DIR/releases).",
+        discussion: """
+            Examples:
+              baton release add .build/release --id 5.4
+              baton release list
+            """,
+        subcommands: [Add.self, List.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Copy a directory in as a release.", discussion: "Example: baton release add dist/ --id 5.4")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The directory holding the release.") var directory: String
+        @Option(help: "The release's id, e.g. 5.4.") var id: String
+        func run() async throws {
+            try await failing {
+                let config = try options.load()
+                let rollout = Rollout(config: config)
+                let current = try rollout.journal.currentRelease()
+                let previous = try rollout.journal.deployments().last { $0.finished }?.previous
+                let pruned = try rollout.releases.add(
+                    source: directory, id: id, keep: config.release.keep, protected: Set([current, previous].compactMap { $0 })
+                )
+                print("added release \(id) at \(rollout.releases.path(of: id))" + (pruned.isEmpty ? "" : "; removed old \(pruned.joined(separator: ", "))"))
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List releases, oldest first.")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "Print JSON.") var json = false
+        func run() async throws {
+            try await failing {
+                let rollout = Rollout(config: try options.load())
+                let current = try rollout.journal.currentRelease()
+                let releases = rollout.releases.list()
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.dateEncodingStrategy = .iso8601
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    print(String(decoding: try encoder.encode(releases), as: UTF8.self))
+                } else if releases.isEmpty {
+                    print("no releases; add one with `baton release add DIR --id VERSION`")
+                } else {
+                    for release in releases { print("\(release.id == current ? "*" : " ") \(release.id)  \(release.added)  \(release.path)") }
+                }
+            }
+        }
+    }
+}
+
+struct DeployCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deploy",
+        abstract: "Upgrade every node to a release, one batch at a time, rolling back on failure.",
+        discussion: """
+            Each node is drained on every proxy, stopped, started on the new release, health-checked
+            and re-admitted; never more than max_unavailable at once (with max_surge the new one
+            starts beside the old first). The canary batch is observed before the rest; a failed
+            step or a breached observe window rolls every upgraded node back and exits non-zero.
+            Every step is journaled first: after a crash, --resume finishes the deployment.
+
+            Examples:
+              baton deploy 5.4
+              baton deploy 5.4 --json > events.jsonl
+              baton deploy --resume
+            """
+    )
+    @OptionGroup var options: ConfigOptions
+    @Argument(help: "The release to deploy (see `baton release list`).") var release: String?
+    @Flag(help: "Finish an interrupted deployment.") var resume = false
+    @Flag(help: "Print events as JSON lines.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let rollout = Rollout(config: try options.load(), reporter: makeReporter(json: json))
+            try await rollout.deploy(release: release, resume: resume)
+        }
+    }
+}
+
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Return every node to a release (default: the one before the last deploy).",
+        discussion: """
+            Examples:
+              baton rollback          # the release before the current (or interrupted) deployment
+              baton rollback 5.2
+            """
+    )
+    @OptionGroup var options: ConfigOptions
+    @Argument(help: "The release to return to.") var release: String?
+    @Flag(help: "Print events as JSON lines.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let rollout = Rollout(config: try options.load(), reporter: makeReporter(json: json))
+            try await rollout.rollback(to: release)
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Each node's release, process, backend state on each proxy, and health.",
+        discussion: "Examples:\n  baton status\n  baton status --json | jq '.nodes[].instances[].release'"
+    )
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let status = try await FleetStatus.gather(Rollout(config: try options.load()))
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            } else {
+                print(status.render())
+            }
+        }
+    }
+}
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what `baton deploy RELEASE` would do, in order, without doing it.",
+        discussion: "Example: baton plan 5.4"
+    )
+    @OptionGroup var options: ConfigOptions
+    @Argument(help: "The release.") var release: String
+
+    func run() async throws {
+        try await failing {
+            for line in try Rollout(config: try options.load()).plan(release: release) { print(line) }
+        }
+    }
+}
