@@ -59,7 +59,13 @@ public struct LocalProcessDriver: NodeDriver {
             }
             if Self.isAlive(instance.pid) {
                 kill(instance.pid, SIGKILL)
-                while Self.isAlive(instance.pid) { try await Task.sleep(for: .milliseconds(5)) }
+                let killed = ContinuousClock.now
+                while Self.isAlive(instance.pid) {
+                    guard ContinuousClock.now - killed < .seconds(10) else {
+                        throw BatonError(.unavailable, "\(instance.node): pid \(instance.pid) (release \(instance.release)) survived SIGKILL for 10s")
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
             }
         }
         unlink("\(runDirectory)/\(instance.node)@\(instance.release).pid")
@@ -90,11 +96,28 @@ public struct LocalProcessDriver: NodeDriver {
         return NodeInstance(node: node, release: release, pid: pid, port: port, alive: Self.isAlive(pid))
     }
 
-    /// Alive and not a zombie: a child that exited is reaped here first.
+    /// Alive and not a zombie: a child of ours that exited is reaped here; one that is someone
+    /// else's child shows as state Z in /proc until its parent reaps it.
     static func isAlive(_ pid: Int32) -> Bool {
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid { return false }
-        return kill(pid, 0) == 0
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+    }
+
+    /// A long-lived app must not inherit our descriptors: a pipe end held by it would keep
+    /// whoever reads our output waiting for an EOF that never comes, and a lock would outlive
+    /// us. posix_spawn has no portable "close from 3", so mark them all close-on-exec first.
+    static func markDescriptorsCloseOnExec() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for name in names {
+            guard let fd = Int32(name), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// glibc's POSIX_SPAWN_SETSID (0x80), hidden behind _GNU_SOURCE in its header.
@@ -126,6 +149,7 @@ public struct LocalProcessDriver: NodeDriver {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        markDescriptorsCloseOnExec()
         var pid: pid_t = 0
         let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
         guard result == 0 else { throw BatonError(.io, "cannot start \(arguments.joined(separator: " ")): \(String(cString: strerror(result)))") }

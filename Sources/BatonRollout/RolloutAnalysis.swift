@@ -9,6 +9,8 @@ public struct RolloutAnalysis: Sendable, Equatable {
         public var errors: Double = 0
         /// Cumulative latency buckets: upper bound in seconds → count.
         public var buckets: [Double: Double] = [:]
+
+        public init() {}
     }
 
     public struct Verdict: Sendable, Equatable {

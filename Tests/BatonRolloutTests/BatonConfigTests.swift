@@ -1,0 +1,70 @@
+import BatonCore
+import Testing
+
+@Suite struct BatonConfigTests {
+    let valid = """
+        service: translate
+        proxies:
+          - admin_socket: run/proxy.sock
+        nodes:
+          - { name: web1, port: 3001 }
+          - { name: web2, host: local, port: 3002 }
+        release:
+          start: "{dir}/app --port {port}"
+          stop_grace: 5s
+        rollout:
+          max_unavailable: 2
+          observe: 2s
+          max_p99: 300ms
+        """
+
+    @Test func validFileParsesWithDefaults() throws {
+        let config = try BatonConfig.parse(valid, file: "/srv/app/baton.yml")
+        #expect(config.nodes.map(\.name) == ["web1", "web2"])
+        #expect(config.proxies == [.socket(path: "/srv/app/run/proxy.sock")])
+        #expect(config.stateDirectory == "/srv/app/.baton")
+        #expect(config.release.stopGrace == .seconds(5))
+        #expect(config.rollout.maxUnavailable == 2)
+        #expect(config.rollout.maxP99 == .milliseconds(300))
+        #expect(config.health.path == "/up")
+        #expect(config.health.rise == 2)
+    }
+
+    @Test func theExampleParses() throws {
+        let config = try BatonConfig.parse(BatonConfig.example, file: "baton.yml")
+        #expect(config.nodes.count == 2)
+    }
+
+    @Test(arguments: [
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes:\n  - {name: web1, prot: 3001}\nrelease: {start: '{port}'}\n",
+         "baton.yml:4: nodes[0].prot: unknown field; expected one of name, host, port"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes:\n  - {name: web1}\nrelease: {start: '{port}'}\n",
+         "baton.yml:4: nodes[0]: missing 'port', e.g. port: 3001"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes:\n  - {name: web1, port: 1}\n  - {name: web1, port: 2}\nrelease: {start: '{port}'}\n",
+         "baton.yml:5: nodes[1].name: 'web1' is used by another node"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\nrollout:\n  max_unavailable: two\n",
+         "baton.yml:6: rollout.max_unavailable: expected a whole number from 1 to 1, got 'two'"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\nhealth:\n  interval: soon\n",
+         "baton.yml:6: health.interval: expected a duration such as 500ms, 30s or 2m, got 'soon'"),
+        ("service: x\nproxies: [{admin_url: '127.0.0.1:9090'}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:2: proxies[0]: an admin_url needs a token (the proxy refuses TCP admin calls without one)"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, port: 1}]\nrelease: {start: 'app'}\n",
+         "baton.yml:4: release.start: the command must pass {port} to the app"),
+        ("service: x\nnodes: [{name: w, port: 1}]\n",
+         "baton.yml:1: (top level): missing 'proxies': a list with at least one {admin_socket: PATH} or {admin_url: HOST:PORT, token: …}"),
+        ("- just\n- a list\n", "baton.yml:1: expected a mapping of settings at the top level"),
+        ("service: [unclosed\n", "baton.yml: not valid YAML: line 2, column 1: did not find expected ',' or ']'"),
+        ("servce: x\n", "baton.yml:1: servce: unknown field; expected one of service, state_dir, proxies, nodes, release, health, rollout, hooks"),
+    ])
+    func badFilesGiveOneLineErrors(text: String, expected: String) {
+        do {
+            _ = try BatonConfig.parse(text, file: "baton.yml")
+            Issue.record("expected an error: \(expected)")
+        } catch let error as BatonError {
+            #expect(error.message == expected)
+            #expect(!error.message.contains("\n"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import BatonCore
+import BatonRollout
+import BatonTesting
+import Foundation
+import Testing
+
+/// The orchestrator as a real process, SIGKILLed right after it announced each kind of step.
+@Suite(.serialized) struct CrashResumeTests {
+    /// Runs `baton ARGS --config … --json`; with `killAfter`, SIGKILLs it as soon as it
+    /// reports that step. Returns the exit status and the output.
+    @discardableResult
+    func baton(_ fleet: DeployFixture, _ arguments: [String], killAfter step: RolloutEvent.Step? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
+        process.arguments = arguments + ["--config", fleet.configPath, "--json"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        var output = Data()
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        while true {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            output.append(chunk)
+            if let step, output.split(separator: 0x0A).contains(where: { (try? decoder.decode(RolloutEvent.self, from: Data($0)))?.step == step }) {
+                kill(process.processIdentifier, SIGKILL)
+                break
+            }
+        }
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    static let cases: [(RolloutEvent.Step, String)] = [
+        (.draining, "resume"), (.drained, "rollback"), (.stopping, "resume"), (.stopped, "rollback"), (.starting, "resume"),
+        (.warming, "rollback"), (.admitting, "resume"), (.admitted, "rollback"), (.done, "resume"),
+    ]
+
+    @Test(arguments: cases)
+    func killedAfterAStepThenRecovered(step: RolloutEvent.Step, recovery: String) async throws {
+        let fleet = try await DeployFixture.make(nodes: 2)
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+
+        let killed = try baton(fleet, ["deploy", "5.4"], killAfter: step)
+        #expect(killed.status != 0, "the deploy was not killed after \(step)")
+
+        let refused = try baton(fleet, ["deploy", "5.4"])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("was interrupted"), "\(refused.output)")
+
+        if recovery == "resume" {
+            let resumed = try baton(fleet, ["deploy", "--resume"])
+            #expect(resumed.status == 0, "\(resumed.output)")
+            #expect(fleet.everyNodeRuns("5.4"), "\(fleet.releases())")
+            #expect(fleet.proxyServesOnly("5.4"), "\(fleet.proxy.server.pool.list())")
+            // Resuming twice is safe: nothing left to do.
+            #expect(try baton(fleet, ["deploy", "--resume"]).output.contains("no interrupted deployment"))
+        } else {
+            let rolledBack = try baton(fleet, ["rollback"])
+            #expect(rolledBack.status == 0, "\(rolledBack.output)")
+            #expect(fleet.everyNodeRuns("5.3"), "\(fleet.releases())")
+            #expect(fleet.proxyServesOnly("5.3"), "\(fleet.proxy.server.pool.list())")
+        }
+        #expect(try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").interrupted() == nil)
+        await fleet.cleanup()
+    }
+
+    @Test func badConfigStartsNothing() async throws {
+        let fleet = try await DeployFixture.make(nodes: 2)
+        let broken = try String(contentsOfFile: fleet.configPath, encoding: .utf8).replacingOccurrences(of: "rise: 2", with: "rise: many")
+        try broken.write(toFile: fleet.configPath, atomically: true, encoding: .utf8)
+        let result = try baton(fleet, ["deploy", "5.4"])
+        #expect(result.status != 0)
+        let lines = result.output.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.output)")
+        #expect(result.output.contains("baton.yml:"))
+        #expect(result.output.contains("health.rise: expected a whole number of 1 or more, got 'many'"))
+        #expect(fleet.releases().values.allSatisfy { $0.isEmpty })
+        #expect(fleet.proxy.server.pool.list().isEmpty)
+        await fleet.cleanup()
+    }
+}

@@ -1,0 +1,165 @@
+import BatonCore
+import BatonProxy
+import BatonRollout
+import BatonTesting
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+/// A fleet for deploy tests: a live proxy, releases 5.3 and 5.4 of TranslateApp (each a `run`
+/// script that execs the built binary, with an optional fault), and a baton.yml for `nodes`
+/// nodes on free ports. `cleanup()` stops every process the fleet started.
+final class DeployFixture: Sendable {
+    let directory: String
+    let proxy: LiveProxy
+    let configPath: String
+    let config: BatonConfig
+    let nodeCount: Int
+
+    static func make(
+        nodes: Int = 4,
+        faults: [String: String] = [:],
+        rollout: String = "max_unavailable: 1\n  canary: 1\n  observe: 0s",
+        startupGrace: String = "10s"
+    ) async throws -> DeployFixture {
+        let directory = TemporaryDirectory.make(prefix: "baton-deploy")
+        let proxy = try await LiveProxy.start(directory: directory + "/proxy") {
+            $0.healthCheck = HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(500), rise: 1, fall: 2)
+        }
+        let app = try BuiltProducts.path("TranslateApp")
+        for release in ["5.3", "5.4"] {
+            let artifact = "\(directory)/artifacts/\(release)"
+            try FileManager.default.createDirectory(atPath: artifact, withIntermediateDirectories: true)
+            let fault = faults[release].map { "TRANSLATE_FAULT='\($0)' " } ?? ""
+            try "#!/bin/sh\n\(fault)exec '\(app)' \"$@\"\n".write(toFile: "\(artifact)/run", atomically: true, encoding: .utf8)
+            chmod("\(artifact)/run", 0o755)
+        }
+        let driver = LocalProcessDriver(stateDirectory: directory)
+        let nodeLines = try (1...nodes).map { "  - { name: web\($0), port: \(try driver.freePort(node: "web\($0)")) }" }.joined(separator: "\n")
+        let yaml = """
+            service: translate
+            state_dir: .baton
+            proxies:
+              - admin_socket: \(directory)/proxy/admin.sock
+            nodes:
+            \(nodeLines)
+            release:
+              start: "{dir}/run --release {release} --port {port}"
+              stop_grace: 5s
+            health:
+              interval: 50ms
+              timeout: 1s
+              rise: 2
+              startup_grace: \(startupGrace)
+              min_ready: 100ms
+            rollout:
+              \(rollout)
+              drain_timeout: 5s
+            """
+        let configPath = directory + "/baton.yml"
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let config = try BatonConfig.load(path: configPath)
+        let store = ReleaseStore(stateDirectory: config.stateDirectory)
+        for release in ["5.3", "5.4"] {
+            try store.add(source: "\(directory)/artifacts/\(release)", id: release, keep: 5, protected: [])
+        }
+        return DeployFixture(directory: directory, proxy: proxy, configPath: configPath, config: config, nodeCount: nodes)
+    }
+
+    private init(directory: String, proxy: LiveProxy, configPath: String, config: BatonConfig, nodeCount: Int) {
+        self.directory = directory
+        self.proxy = proxy
+        self.configPath = configPath
+        self.config = config
+        self.nodeCount = nodeCount
+    }
+
+    func rollout(_ reporter: any RolloutReporter = CollectingReporter()) -> Rollout {
+        Rollout(config: config, reporter: reporter)
+    }
+
+    var driver: LocalProcessDriver { LocalProcessDriver(stateDirectory: config.stateDirectory) }
+
+    /// Releases of the live instances, by node.
+    func releases() -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for node in config.nodes { result[node.name] = driver.instances(node: node.name).filter(\.alive).map(\.release) }
+        return result
+    }
+
+    func everyNodeRuns(_ release: String) -> Bool {
+        releases().values.allSatisfy { $0 == [release] }
+    }
+
+    /// Every proxy backend is ready and belongs to `release`.
+    func proxyServesOnly(_ release: String) -> Bool {
+        let backends = proxy.server.pool.list()
+        return backends.count == nodeCount && backends.allSatisfy { $0.state == .ready && $0.name.hasSuffix("-\(release)") }
+    }
+
+    func journalEvents() throws -> [RolloutEvent] {
+        try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events()
+    }
+
+    /// Samples how many backends are ready on the proxy every 10 ms until stopped.
+    func watchReadyCount() -> ReadyWatcher { ReadyWatcher(pool: proxy.server.pool) }
+
+    func cleanup() async {
+        for node in config.nodes {
+            for instance in driver.instances(node: node.name) {
+                try? await driver.stop(instance, signal: SIGKILL, grace: .zero)
+            }
+        }
+        try? await proxy.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+final class ReadyWatcher: Sendable {
+    private let minimum = NIOLockedValueBox(Int.max)
+    private let task: NIOLockedValueBox<Task<Void, Never>?> = .init(nil)
+
+    init(pool: BackendPool) {
+        let minimum = self.minimum
+        task.withLockedValue {
+            $0 = Task {
+                while !Task.isCancelled {
+                    let ready = pool.list().filter { $0.state == .ready }.count
+                    minimum.withLockedValue { $0 = min($0, ready) }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+            }
+        }
+    }
+
+    /// The fewest ready backends seen.
+    func stop() async -> Int {
+        let running = task.withLockedValue { $0 }
+        running?.cancel()
+        await running?.value
+        return minimum.withLockedValue { $0 }
+    }
+}
+
+/// Reads, and idempotent writes, as a user of TranslateApp would do them.
+let translateRequests: @Sendable (Int, Int) -> HTTPRequest = { worker, index in
+    switch index % 3 {
+    case 0: HTTPRequest(.PUT, "/api/segments/\(index % 5 + 1)", headers: ["content-type": "application/json"], body: #"{"translation":"t\#(worker)-\#(index)"}"#)
+    case 1: HTTPRequest(.GET, "/api/projects")
+    default: HTTPRequest(.GET, "/")
+    }
+}
+
+/// The most nodes out of rotation at once according to the journal: a node leaves at
+/// `draining` and returns at `admitted`.
+func maxOutOfRotation(_ events: [RolloutEvent]) -> Int {
+    var out = Set<String>()
+    var most = 0
+    for event in events where event.kind == .step {
+        guard let node = event.node else { continue }
+        if event.step == .draining { out.insert(node) }
+        if event.step == .admitted { out.remove(node) }
+        most = max(most, out.count)
+    }
+    return most
+}

@@ -1,0 +1,105 @@
+import BatonCore
+import BatonProxy
+import BatonRollout
+import BatonTesting
+import Foundation
+import Testing
+
+/// Real processes (TranslateApp), a real proxy, loopback. Serialized: they measure failures
+/// under load.
+@Suite(.serialized) struct DeployTests {
+    @Test func rollingDeployUnderLoadFailsNothing() async throws {
+        let fleet = try await DeployFixture.make()
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(fleet.proxyServesOnly("5.3"))
+
+        let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 6, request: translateRequests)
+        let watcher = fleet.watchReadyCount()
+        try await fleet.rollout().deploy(release: "5.4", resume: false)
+        let fewestReady = await watcher.stop()
+        let result = await load.stop()
+
+        #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
+        #expect(result.total > 100)
+        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(fleet.proxyServesOnly("5.4"))
+        #expect(fewestReady >= 3, "more than max_unavailable (1) nodes were out of rotation")
+        let events = try fleet.journalEvents()
+        #expect(maxOutOfRotation(events) == 1)
+        #expect(result.byBackend.keys.contains { $0.hasSuffix("-5.3") } && result.byBackend.keys.contains { $0.hasSuffix("-5.4") })
+        await fleet.cleanup()
+    }
+
+    @Test func surgeKeepsFullCapacity() async throws {
+        let fleet = try await DeployFixture.make(rollout: "max_unavailable: 1\n  max_surge: 1\n  canary: 1\n  observe: 0s")
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 6, request: translateRequests)
+        let watcher = fleet.watchReadyCount()
+        try await fleet.rollout().deploy(release: "5.4", resume: false)
+        let fewestReady = await watcher.stop()
+        let result = await load.stop()
+
+        #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
+        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(fleet.proxyServesOnly("5.4"))
+        #expect(fewestReady >= 4, "capacity dipped during a surge deploy: \(fewestReady) ready")
+        await fleet.cleanup()
+    }
+
+    @Test func canaryFailingHealthRollsBackAutomatically() async throws {
+        let fleet = try await DeployFixture.make(faults: ["5.4": "health"], startupGrace: "2s")
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 4, request: translateRequests)
+        await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "5.4", resume: false) }
+        let result = await load.stop()
+
+        #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
+        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(fleet.proxyServesOnly("5.3"))
+        let events = try fleet.journalEvents()
+        #expect(events.contains { $0.kind == .rollbackStarted })
+        #expect(events.last?.kind == .failed)
+        #expect(events.last?.detail?.contains("did not become healthy") == true)
+        // Only the canary was touched.
+        #expect(Set(events.filter { $0.kind == .step && $0.release == "5.4" }.compactMap(\.node)) == ["web1"])
+        await fleet.cleanup()
+    }
+
+    @Test func observeWindowCatchesA500sReleaseAndRollsBack() async throws {
+        let fleet = try await DeployFixture.make(nodes: 2, faults: ["5.4": "errors"], rollout: "max_unavailable: 1\n  canary: 1\n  observe: 1500ms\n  max_error_rate: 0.05")
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 4, request: translateRequests)
+        do {
+            try await fleet.rollout().deploy(release: "5.4", resume: false)
+            Issue.record("the deploy should have failed")
+        } catch let failure as RolloutFailure {
+            #expect(failure.message.contains("rolled back to 5.3"))
+            #expect(failure.message.contains("web1-5.4"))
+            #expect(failure.message.contains("error rate"))
+        }
+        _ = await load.stop()
+        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(fleet.proxyServesOnly("5.3"))
+        await fleet.cleanup()
+    }
+
+    @Test func aSecondDeployRunsNothingTwice() async throws {
+        let fleet = try await DeployFixture.make(nodes: 2)
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        let pids = fleet.config.nodes.flatMap { fleet.driver.instances(node: $0.name).map(\.pid) }
+        let reporter = CollectingReporter()
+        try await fleet.rollout(reporter).deploy(release: "5.3", resume: false)
+        #expect(fleet.config.nodes.flatMap { fleet.driver.instances(node: $0.name).map(\.pid) } == pids)
+        #expect(reporter.events.filter { $0.step == .skipped }.count == 2)
+        await fleet.cleanup()
+    }
+
+    @Test func unknownReleaseIsRefusedBeforeAnythingChanges() async throws {
+        let fleet = try await DeployFixture.make(nodes: 2)
+        await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "9.9", resume: false) }
+        #expect(fleet.releases().values.allSatisfy { $0.isEmpty })
+        #expect(try fleet.journalEvents().isEmpty)
+        await fleet.cleanup()
+    }
+}
