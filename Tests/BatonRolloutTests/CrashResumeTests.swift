@@ -9,7 +9,7 @@ import Testing
     /// Runs `baton ARGS --config … --json`; with `killAfter`, SIGKILLs it as soon as it
     /// reports that step. Returns the exit status and the output.
     @discardableResult
-    func baton(_ fleet: DeployFixture, _ arguments: [String], killAfter step: RolloutEvent.Step? = nil) throws -> (status: Int32, output: String) {
+    func baton(_ fleet: TestFleet, _ arguments: [String], killAfter step: RolloutEvent.Step? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
         process.arguments = arguments + ["--config", fleet.configPath, "--json"]
@@ -40,7 +40,7 @@ import Testing
 
     @Test(arguments: cases)
     func killedAfterAStepThenRecovered(step: RolloutEvent.Step, recovery: String) async throws {
-        let fleet = try await DeployFixture.make(nodes: 2)
+        let fleet = try await TestFleet.make(nodes: 2)
         try await fleet.rollout().deploy(release: "5.3", resume: false)
 
         let killed = try baton(fleet, ["deploy", "5.4"], killAfter: step)
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func badConfigStartsNothing() async throws {
-        let fleet = try await DeployFixture.make(nodes: 2)
+        let fleet = try await TestFleet.make(nodes: 2)
         let broken = try String(contentsOfFile: fleet.configPath, encoding: .utf8).replacingOccurrences(of: "rise: 2", with: "rise: many")
         try broken.write(toFile: fleet.configPath, atomically: true, encoding: .utf8)
         let result = try baton(fleet, ["deploy", "5.4"])

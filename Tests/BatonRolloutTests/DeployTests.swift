@@ -9,7 +9,7 @@ import Testing
 /// under load.
 @Suite(.serialized) struct DeployTests {
     @Test func rollingDeployUnderLoadFailsNothing() async throws {
-        let fleet = try await DeployFixture.make()
+        let fleet = try await TestFleet.make()
         try await fleet.rollout().deploy(release: "5.3", resume: false)
         #expect(fleet.everyNodeRuns("5.3"))
         #expect(fleet.proxyServesOnly("5.3"))
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func surgeKeepsFullCapacity() async throws {
-        let fleet = try await DeployFixture.make(rollout: "max_unavailable: 1\n  max_surge: 1\n  canary: 1\n  observe: 0s")
+        let fleet = try await TestFleet.make(rollout: "max_unavailable: 1\n  max_surge: 1\n  canary: 1\n  observe: 0s")
         try await fleet.rollout().deploy(release: "5.3", resume: false)
         let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 6, request: translateRequests)
         let watcher = fleet.watchReadyCount()
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func canaryFailingHealthRollsBackAutomatically() async throws {
-        let fleet = try await DeployFixture.make(faults: ["5.4": "health"], startupGrace: "2s")
+        let fleet = try await TestFleet.make(faults: ["5.4": "health"], startupGrace: "2s")
         try await fleet.rollout().deploy(release: "5.3", resume: false)
         let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 4, request: translateRequests)
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "5.4", resume: false) }
@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func observeWindowCatchesA500sReleaseAndRollsBack() async throws {
-        let fleet = try await DeployFixture.make(nodes: 2, faults: ["5.4": "errors"], rollout: "max_unavailable: 1\n  canary: 1\n  observe: 1500ms\n  max_error_rate: 0.05")
+        let fleet = try await TestFleet.make(nodes: 2, faults: ["5.4": "errors"], rollout: "max_unavailable: 1\n  canary: 1\n  observe: 1500ms\n  max_error_rate: 0.05")
         try await fleet.rollout().deploy(release: "5.3", resume: false)
         let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 4, request: translateRequests)
         do {
@@ -85,7 +85,7 @@ import Testing
     }
 
     @Test func aSecondDeployRunsNothingTwice() async throws {
-        let fleet = try await DeployFixture.make(nodes: 2)
+        let fleet = try await TestFleet.make(nodes: 2)
         try await fleet.rollout().deploy(release: "5.3", resume: false)
         let pids = fleet.config.nodes.flatMap { fleet.driver.instances(node: $0.name).map(\.pid) }
         let reporter = CollectingReporter()
@@ -96,7 +96,7 @@ import Testing
     }
 
     @Test func unknownReleaseIsRefusedBeforeAnythingChanges() async throws {
-        let fleet = try await DeployFixture.make(nodes: 2)
+        let fleet = try await TestFleet.make(nodes: 2)
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "9.9", resume: false) }
         #expect(fleet.releases().values.allSatisfy { $0.isEmpty })
         #expect(try fleet.journalEvents().isEmpty)

@@ -4,24 +4,24 @@ import BatonRollout
 import BatonTesting
 import Foundation
 import NIOConcurrencyHelpers
-import Testing
 
-/// A fleet for deploy tests: a live proxy, releases 5.3 and 5.4 of TranslateApp (each a `run`
-/// script that execs the built binary, with an optional fault), and a baton.yml for `nodes`
-/// nodes on free ports. `cleanup()` stops every process the fleet started.
-final class DeployFixture: Sendable {
-    let directory: String
-    let proxy: LiveProxy
-    let configPath: String
-    let config: BatonConfig
-    let nodeCount: Int
+/// A fleet for deploy tests and benchmarks: a live proxy, releases 5.3 and 5.4 of TranslateApp
+/// (each a `run` script that execs the built binary, with an optional fault), and a baton.yml
+/// for `nodes` nodes on free ports. `cleanup()` stops every process the fleet started.
+public final class TestFleet: Sendable {
+    public let directory: String
+    public let proxy: LiveProxy
+    public let configPath: String
+    public let config: BatonConfig
+    public let nodeCount: Int
 
-    static func make(
+    public static func make(
         nodes: Int = 4,
         faults: [String: String] = [:],
         rollout: String = "max_unavailable: 1\n  canary: 1\n  observe: 0s",
-        startupGrace: String = "10s"
-    ) async throws -> DeployFixture {
+        startupGrace: String = "10s",
+        health: String = "interval: 50ms\n  timeout: 1s\n  rise: 2\n  min_ready: 100ms"
+    ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
         let proxy = try await LiveProxy.start(directory: directory + "/proxy") {
             $0.healthCheck = HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(500), rise: 1, fall: 2)
@@ -47,11 +47,8 @@ final class DeployFixture: Sendable {
               start: "{dir}/run --release {release} --port {port}"
               stop_grace: 5s
             health:
-              interval: 50ms
-              timeout: 1s
-              rise: 2
+              \(health)
               startup_grace: \(startupGrace)
-              min_ready: 100ms
             rollout:
               \(rollout)
               drain_timeout: 5s
@@ -63,7 +60,7 @@ final class DeployFixture: Sendable {
         for release in ["5.3", "5.4"] {
             try store.add(source: "\(directory)/artifacts/\(release)", id: release, keep: 5, protected: [])
         }
-        return DeployFixture(directory: directory, proxy: proxy, configPath: configPath, config: config, nodeCount: nodes)
+        return TestFleet(directory: directory, proxy: proxy, configPath: configPath, config: config, nodeCount: nodes)
     }
 
     private init(directory: String, proxy: LiveProxy, configPath: String, config: BatonConfig, nodeCount: Int) {
@@ -74,37 +71,37 @@ final class DeployFixture: Sendable {
         self.nodeCount = nodeCount
     }
 
-    func rollout(_ reporter: any RolloutReporter = CollectingReporter()) -> Rollout {
+    public func rollout(_ reporter: any RolloutReporter = CollectingReporter()) -> Rollout {
         Rollout(config: config, reporter: reporter)
     }
 
-    var driver: LocalProcessDriver { LocalProcessDriver(stateDirectory: config.stateDirectory) }
+    public var driver: LocalProcessDriver { LocalProcessDriver(stateDirectory: config.stateDirectory) }
 
     /// Releases of the live instances, by node.
-    func releases() -> [String: [String]] {
+    public func releases() -> [String: [String]] {
         var result: [String: [String]] = [:]
         for node in config.nodes { result[node.name] = driver.instances(node: node.name).filter(\.alive).map(\.release) }
         return result
     }
 
-    func everyNodeRuns(_ release: String) -> Bool {
+    public func everyNodeRuns(_ release: String) -> Bool {
         releases().values.allSatisfy { $0 == [release] }
     }
 
     /// Every proxy backend is ready and belongs to `release`.
-    func proxyServesOnly(_ release: String) -> Bool {
+    public func proxyServesOnly(_ release: String) -> Bool {
         let backends = proxy.server.pool.list()
         return backends.count == nodeCount && backends.allSatisfy { $0.state == .ready && $0.name.hasSuffix("-\(release)") }
     }
 
-    func journalEvents() throws -> [RolloutEvent] {
+    public func journalEvents() throws -> [RolloutEvent] {
         try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events()
     }
 
     /// Samples how many backends are ready on the proxy every 10 ms until stopped.
-    func watchReadyCount() -> ReadyWatcher { ReadyWatcher(pool: proxy.server.pool) }
+    public func watchReadyCount() -> ReadyWatcher { ReadyWatcher(pool: proxy.server.pool) }
 
-    func cleanup() async {
+    public func cleanup() async {
         for node in config.nodes {
             for instance in driver.instances(node: node.name) {
                 try? await driver.stop(instance, signal: SIGKILL, grace: .zero)
@@ -115,7 +112,7 @@ final class DeployFixture: Sendable {
     }
 }
 
-final class ReadyWatcher: Sendable {
+public final class ReadyWatcher: Sendable {
     private let minimum = NIOLockedValueBox(Int.max)
     private let task: NIOLockedValueBox<Task<Void, Never>?> = .init(nil)
 
@@ -133,7 +130,7 @@ final class ReadyWatcher: Sendable {
     }
 
     /// The fewest ready backends seen.
-    func stop() async -> Int {
+    public func stop() async -> Int {
         let running = task.withLockedValue { $0 }
         running?.cancel()
         await running?.value
@@ -142,7 +139,7 @@ final class ReadyWatcher: Sendable {
 }
 
 /// Reads, and idempotent writes, as a user of TranslateApp would do them.
-let translateRequests: @Sendable (Int, Int) -> HTTPRequest = { worker, index in
+public let translateRequests: @Sendable (Int, Int) -> HTTPRequest = { worker, index in
     switch index % 3 {
     case 0: HTTPRequest(.PUT, "/api/segments/\(index % 5 + 1)", headers: ["content-type": "application/json"], body: #"{"translation":"t\#(worker)-\#(index)"}"#)
     case 1: HTTPRequest(.GET, "/api/projects")
@@ -152,7 +149,7 @@ let translateRequests: @Sendable (Int, Int) -> HTTPRequest = { worker, index in
 
 /// The most nodes out of rotation at once according to the journal: a node leaves at
 /// `draining` and returns at `admitted`.
-func maxOutOfRotation(_ events: [RolloutEvent]) -> Int {
+public func maxOutOfRotation(_ events: [RolloutEvent]) -> Int {
     var out = Set<String>()
     var most = 0
     for event in events where event.kind == .step {
