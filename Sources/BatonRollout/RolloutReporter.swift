@@ -93,6 +93,9 @@ public final class TerminalReporter: RolloutReporter {
                 guard let node = event.node else { break }
                 state.nodes[node] = NodeLine(step: event.step?.rawValue ?? "", release: event.release ?? "", since: event.time)
                 if event.step == .done || event.step == .skipped { state.done += 1 }
+            case .finished, .failed:
+                state.status = ""
+                Self.scroll(&state, PlainReporter.line(event))
             default:
                 Self.scroll(&state, PlainReporter.line(event))
             }

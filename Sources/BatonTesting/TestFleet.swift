@@ -20,7 +20,8 @@ public final class TestFleet: Sendable {
         faults: [String: String] = [:],
         rollout: String = "max_unavailable: 1\n  canary: 1\n  observe: 0s",
         startupGrace: String = "10s",
-        health: String = "interval: 50ms\n  timeout: 1s\n  rise: 2\n  min_ready: 100ms"
+        health: String = "interval: 50ms\n  timeout: 1s\n  rise: 2\n  min_ready: 100ms",
+        extra: String = ""
     ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
         let proxy = try await LiveProxy.start(directory: directory + "/proxy") {
@@ -52,6 +53,7 @@ public final class TestFleet: Sendable {
             rollout:
               \(rollout)
               drain_timeout: 5s
+            \(extra)
             """
         let configPath = directory + "/baton.yml"
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)

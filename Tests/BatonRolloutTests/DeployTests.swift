@@ -95,6 +95,26 @@ import Testing
         await fleet.cleanup()
     }
 
+    @Test func hooksRunWithTheNodeAndAFailingPreDeployHookChangesNothing() async throws {
+        let fleet = try await TestFleet.make(
+            nodes: 2,
+            extra: "hooks:\n  pre_deploy: test \"$BATON_RELEASE\" != 5.4\n  after_node: echo \"$BATON_NODE $BATON_RELEASE\" >> hooks.log"
+        )
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        let log = try String(contentsOfFile: fleet.directory + "/hooks.log", encoding: .utf8)
+        #expect(log.split(separator: "\n").sorted() == ["web1 5.3", "web2 5.3"])
+        do {
+            try await fleet.rollout().deploy(release: "5.4", resume: false)
+            Issue.record("the pre_deploy hook should have stopped the deploy")
+        } catch let failure as RolloutFailure {
+            #expect(failure.message.contains("hook pre_deploy"))
+            #expect(failure.message.contains("exited with status 1"))
+        }
+        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
+        await fleet.cleanup()
+    }
+
     @Test func unknownReleaseIsRefusedBeforeAnythingChanges() async throws {
         let fleet = try await TestFleet.make(nodes: 2)
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "9.9", resume: false) }
