@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import BatonCore
 import BatonRollout
@@ -49,4 +50,12 @@ extension Endpoint: ExpressibleByArgument {
     public init?(argument: String) {
         try? self.init(parsing: argument)
     }
+}
+
+/// Pretty, sorted JSON on stdout, for `--json`.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .iso8601
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }

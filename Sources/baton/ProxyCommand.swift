@@ -148,9 +148,7 @@ struct ProxyBackendsCommand: AsyncParsableCommand {
 
         func print<T: Encodable>(_ value: T, text: () -> String) throws {
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
+                try printJSON(value)
             } else {
                 Swift.print(text())
             }

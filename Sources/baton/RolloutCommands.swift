@@ -70,10 +70,7 @@ struct ReleaseCommand: AsyncParsableCommand {
                 let current = try rollout.journal.currentRelease()
                 let releases = rollout.releases.list()
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.dateEncodingStrategy = .iso8601
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    print(String(decoding: try encoder.encode(releases), as: UTF8.self))
+                    try printJSON(releases)
                 } else if releases.isEmpty {
                     print("no releases; add one with `baton release add DIR --id VERSION`")
                 } else {
@@ -149,9 +146,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await failing {
             let status = try await FleetStatus.gather(Rollout(config: try options.load()))
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(status), as: UTF8.self))
+                try printJSON(status)
             } else {
                 print(status.render())
             }
