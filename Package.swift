@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "BatonProxy", targets: ["BatonProxy"]),
         .library(name: "BatonTesting", targets: ["BatonTesting"]),
         .library(name: "BatonRollout", targets: ["BatonRollout"]),
+        .library(name: "BatonProbe", targets: ["BatonProbe"]),
         .executable(name: "TranslateApp", targets: ["TranslateApp"]),
     ],
     dependencies: [
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -41,6 +43,15 @@ let package = Package(
                 "BatonProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "BatonProbe",
+            dependencies: [
+                "BatonCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -81,6 +92,7 @@ let package = Package(
                 "BatonCore",
                 "BatonProxy",
                 "BatonRollout",
+                "BatonProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,6 +113,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"]),
+        .testTarget(
+            name: "BatonProbeTests",
+            dependencies: ["BatonProbe", "BatonTesting", "BatonCore"]
+        ),
         .testTarget(
             name: "BatonRolloutTests",
             dependencies: ["BatonRollout", "BatonProxy", "BatonTesting", "BatonCore"]

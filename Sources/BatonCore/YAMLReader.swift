@@ -57,6 +57,9 @@ public struct YAMLReader {
 
     public func has(_ key: String) -> Bool { mapping?[key] != nil }
 
+    /// This node as a scalar (for list items).
+    public var scalar: String? { node.scalar?.string }
+
     public func child(_ key: String) throws -> YAMLReader? {
         guard let value = mapping?[key] else { return nil }
         guard case .mapping = value else { throw error(key, "expected a mapping") }

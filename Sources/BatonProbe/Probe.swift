@@ -1,0 +1,218 @@
+import BatonCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// Synthetic users working through a deploy. Requests start at a fixed rate (open model: a slow
+/// server cannot slow the users down and hide its latency), each from a virtual user in turn;
+/// a user logs in first and again whenever it is logged out. At the end every acknowledged
+/// write is read back.
+public struct Probe: Sendable {
+    public struct Options: Sendable {
+        public var users: Int
+        public var rate: Int
+        public var duration: Duration
+        public var timeout: Duration
+
+        public init(users: Int = 20, rate: Int = 50, duration: Duration = .seconds(30), timeout: Duration = .seconds(10)) {
+            self.users = users
+            self.rate = rate
+            self.duration = duration
+            self.timeout = timeout
+        }
+    }
+
+    public let scenario: Scenario
+    public let options: Options
+    public let recorder = ProbeRecorder()
+    public let audit = WriteAudit()
+    private let users: [VirtualUser]
+
+    public init(scenario: Scenario, options: Options) {
+        self.scenario = scenario
+        self.options = options
+        users = (0..<max(1, options.users)).map { VirtualUser(name: "probe-user-\($0 + 1)") }
+    }
+
+    /// Runs until `duration` passes or `stop` returns true (checked every tick); then reads
+    /// back the writes. Returns the result.
+    public func run(until stop: @escaping @Sendable () -> Bool = { false }) async -> ProbeResult {
+        let start = ContinuousClock.now
+        let interval = Duration.nanoseconds(1_000_000_000 / Int64(max(1, options.rate)))
+        await withDiscardingTaskGroup { group in
+            var index = 0
+            while ContinuousClock.now - start < options.duration && !stop() {
+                let due = start + interval * index
+                try? await Task.sleep(until: due, clock: .continuous)
+                let user = users[index % users.count]
+                let step = pick(index)
+                let sequence = index
+                group.addTask { await perform(step, as: user, due: due, start: start, sequence: sequence) }
+                index += 1
+            }
+        }
+        let lost = await readBack()
+        return ProbeResult(
+            records: recorder.records.sorted { $0.at < $1.at },
+            lostWrites: lost,
+            acknowledgedWrites: audit.writes.count,
+            p50: recorder.percentile(50),
+            p99: recorder.percentile(99)
+        )
+    }
+
+    private func pick(_ index: Int) -> Scenario.Step {
+        // A deterministic weighted round: weights 4,3,1,2 give a fixed cycle of 10.
+        let total = scenario.steps.reduce(0) { $0 + $1.weight }
+        var slot = (index &* 7919) % total
+        for step in scenario.steps {
+            if slot < step.weight { return step }
+            slot -= step.weight
+        }
+        return scenario.steps[0]
+    }
+
+    private func perform(_ step: Scenario.Step, as user: VirtualUser, due: ContinuousClock.Instant, start: ContinuousClock.Instant, sequence: Int) async {
+        // One request at a time per user; the rate is kept by having many users.
+        await user.serialize {
+            if let login = scenario.login, !user.loggedIn {
+                let response = await send(login, as: user, token: nil)
+                if let response, (200..<400).contains(response.status) {
+                    user.loggedIn(cookie: response.headers["set-cookie"].first.map { String($0.split(separator: ";")[0]) })
+                } else {
+                    record(response, due: due, start: start, forcedFailure: response == nil || (response?.status ?? 0) >= 500)
+                    return
+                }
+            }
+            let token = step.readBack != nil ? "\(user.name)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))" : nil
+            let response = await send(step, as: user, token: token)
+            let outcome = record(response, due: due, start: start, wasLoggedIn: scenario.login != nil)
+            if outcome == .logout { user.loggedOut() }
+            if outcome == .ok, let token, let readBack = step.readBack, let status = response?.status, (200..<300).contains(status) {
+                audit.acknowledge(WriteAudit.Write(token: token, readBack: readBack.replacingOccurrences(of: "{token}", with: token)))
+            }
+        }
+    }
+
+    private struct Sent: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var error: String?
+    }
+
+    private func send(_ step: Scenario.Step, as user: VirtualUser, token: String?) async -> Sent? {
+        func fill(_ text: String) -> String {
+            text.replacingOccurrences(of: "{user}", with: user.name)
+                .replacingOccurrences(of: "{token}", with: token ?? "")
+                .replacingOccurrences(of: "{n}", with: String(Int.random(in: 1...5)))
+        }
+        var headers = HTTPHeaders([("user-agent", "baton-probe")])
+        if let cookie = user.cookie { headers.add(name: "cookie", value: cookie) }
+        if step.body != nil { headers.add(name: "content-type", value: "application/json") }
+        let request = HTTPRequest(step.method, fill(step.path), headers: headers, body: step.body.map { ByteBuffer(string: fill($0)) })
+        do {
+            let response = try await HTTP1Client.send(request, to: scenario.baseURL, timeout: options.timeout)
+            return Sent(status: response.status, headers: response.headers)
+        } catch {
+            return Sent(status: 0, headers: [:], error: "\(error)")
+        }
+    }
+
+    @discardableResult
+    private func record(_ sent: Sent?, due: ContinuousClock.Instant, start: ContinuousClock.Instant, wasLoggedIn: Bool = false, forcedFailure: Bool = false) -> ProbeRecord.Outcome {
+        let status = sent?.status ?? 0
+        var outcome: ProbeRecord.Outcome = .ok
+        if forcedFailure || status == 0 || status >= 500 {
+            outcome = .failed
+        } else if wasLoggedIn && isLoggedOut(sent!) {
+            outcome = .logout
+        }
+        recorder.record(ProbeRecord(
+            at: (due - start).seconds,
+            latency: (ContinuousClock.now - due).seconds,
+            status: status,
+            outcome: outcome,
+            release: sent?.headers.first(name: "x-baton-release"),
+            backend: sent?.headers.first(name: "x-baton-backend"),
+            error: sent?.error
+        ))
+        return outcome
+    }
+
+    private func isLoggedOut(_ sent: Sent) -> Bool {
+        if scenario.loggedOutStatuses.contains(sent.status) { return true }
+        if (300..<400).contains(sent.status), let marker = scenario.loggedOutLocation,
+            sent.headers.first(name: "location")?.contains(marker) == true
+        {
+            return true
+        }
+        return false
+    }
+
+    /// Reads every acknowledged write back; returns the tokens not found.
+    private func readBack() async -> [String] {
+        var lost: [String] = []
+        let reader = VirtualUser(name: "probe-audit")
+        for write in audit.writes {
+            var headers = HTTPHeaders()
+            if let login = scenario.login, reader.cookie == nil {
+                if let response = await send(login, as: reader, token: nil) {
+                    reader.loggedIn(cookie: response.headers["set-cookie"].first.map { String($0.split(separator: ";")[0]) })
+                }
+            }
+            if let cookie = reader.cookie { headers.add(name: "cookie", value: cookie) }
+            let response = try? await HTTP1Client.send(HTTPRequest(.GET, write.readBack, headers: headers), to: scenario.baseURL, timeout: options.timeout)
+            if !(response.map { $0.status == 200 && $0.bodyString.contains(write.token) } ?? false) { lost.append(write.token) }
+        }
+        return lost
+    }
+}
+
+/// One synthetic user: its session cookie, and one request at a time.
+final class VirtualUser: Sendable {
+    let name: String
+    private let session = NIOLockedValueBox<(cookie: String?, loggedIn: Bool)>((nil, false))
+    private let lock = AsyncSerialGate()
+
+    init(name: String) {
+        self.name = name
+    }
+
+    var cookie: String? { session.withLockedValue { $0.cookie } }
+    var loggedIn: Bool { session.withLockedValue { $0.loggedIn } }
+    func loggedIn(cookie: String?) { session.withLockedValue { $0 = (cookie, true) } }
+    func loggedOut() { session.withLockedValue { $0 = (nil, false) } }
+
+    func serialize(_ body: @Sendable () async -> Void) async {
+        await lock.run(body)
+    }
+}
+
+/// Runs async bodies one at a time, in arrival order.
+final class AsyncSerialGate: Sendable {
+    private let state = NIOLockedValueBox<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func run(_ body: @Sendable () async -> Void) async {
+        await withCheckedContinuation { continuation in
+            let runNow = state.withLockedValue { state -> Bool in
+                if state.busy {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.busy = true
+                return true
+            }
+            if runNow { continuation.resume() }
+        }
+        await body()
+        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.busy = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
