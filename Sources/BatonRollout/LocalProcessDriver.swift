@@ -30,7 +30,7 @@ public struct LocalProcessDriver: NodeDriver {
         env["BATON_NODE"] = node
         env["BATON_RELEASE"] = release
         env["BATON_PORT"] = String(port)
-        let pid = try Self.spawnDetached(["/bin/sh", "-c", script], environment: env, output: logFile)
+        let pid = try ChildProcess.spawn(["/bin/sh", "-c", script], environment: env, output: logFile, detached: true)
         // The shell writes the pid file before it execs; wait for it (or for the shell to die).
         let start = ContinuousClock.now
         while ContinuousClock.now - start < .seconds(5) {
@@ -106,53 +106,5 @@ public struct LocalProcessDriver: NodeDriver {
             let close = stat.lastIndex(of: ")")
         else { return true }
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
-    }
-
-    /// A long-lived app must not inherit our descriptors: a pipe end held by it would keep
-    /// whoever reads our output waiting for an EOF that never comes, and a lock would outlive
-    /// us. posix_spawn has no portable "close from 3", so mark them all close-on-exec first.
-    static func markDescriptorsCloseOnExec() {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
-        for name in names {
-            guard let fd = Int32(name), fd > 2 else { continue }
-            let flags = fcntl(fd, F_GETFD)
-            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
-        }
-    }
-
-    /// glibc's POSIX_SPAWN_SETSID (0x80), hidden behind _GNU_SOURCE in its header.
-    static let posixSpawnSetsid: Int32 = 0x80
-
-    /// posix_spawn in a new session (POSIX_SPAWN_SETSID) with stdin from /dev/null and stdout
-    /// and stderr appended to `output`.
-    static func spawnDetached(_ arguments: [String], environment: [String: String], output: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(posixSpawnSetsid | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        markDescriptorsCloseOnExec()
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
-        guard result == 0 else { throw BatonError(.io, "cannot start \(arguments.joined(separator: " ")): \(String(cString: strerror(result)))") }
-        return pid
     }
 }

@@ -1,0 +1,70 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts programs with posix_spawn, with our descriptors closed for them (a long-lived child
+/// holding a pipe end or a lock of ours would keep a reader waiting or a lock held) and output
+/// appended to a file. Foundation's Process is not used for this: a daemon started by the child
+/// (pg_ctl's server) inherits its bookkeeping and its wait never ends.
+public enum ChildProcess {
+    /// Spawns `arguments`; `detached` puts it in a new session so it outlives us.
+    public static func spawn(_ arguments: [String], environment: [String: String]? = nil, output: String, detached: Bool) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16((detached ? posixSpawnSetsid : 0) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        let env = environment ?? ProcessInfo.processInfo.environment
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        markDescriptorsCloseOnExec()
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw BatonError(.io, "cannot start \(arguments.joined(separator: " ")): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// Runs `arguments` to the end; returns the exit status and what it printed.
+    public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let outputPath = NSTemporaryDirectory() + "baton-child-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(outputPath) }
+        let pid = try spawn(arguments, output: outputPath, detached: false)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = (status & 0x7f) == 0
+        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+    }
+
+    /// glibc's POSIX_SPAWN_SETSID (0x80), hidden behind _GNU_SOURCE in its header.
+    static let posixSpawnSetsid: Int32 = 0x80
+
+    /// posix_spawn has no portable "close from 3", so mark every descriptor close-on-exec first.
+    static func markDescriptorsCloseOnExec() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for name in names {
+            guard let fd = Int32(name), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+}
