@@ -46,7 +46,7 @@ public final class PostgresCluster: Sendable {
                 parentPath = (parentPath as NSString).deletingLastPathComponent
             }
         }
-        let port = try port ?? freePort()
+        let port = try port ?? LocalPort.free()
         let cluster = PostgresCluster(directory: directory, port: port, binaries: binaries, runAs: runAs)
         do {
             try cluster.run("initdb", ["-D", directory + "/data", "-U", "baton", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
@@ -96,19 +96,5 @@ public final class PostgresCluster: Sendable {
             throw BatonError(.unavailable, "\(tool) failed (status \(status)): \(reason); see \(directory)")
         }
         return text
-    }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw BatonError(.io, "cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

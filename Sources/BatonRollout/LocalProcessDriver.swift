@@ -72,21 +72,7 @@ public struct LocalProcessDriver: NodeDriver {
     }
 
     public func freePort(node: String) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BatonError(.io, "cannot open a socket to find a free port") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw BatonError(.io, "cannot find a free port (errno \(errno))") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        try LocalPort.free()
     }
 
     private func read(pidFile: String, node: String, release: String) -> NodeInstance? {

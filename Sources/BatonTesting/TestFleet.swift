@@ -140,11 +140,12 @@ public final class ReadyWatcher: Sendable {
     }
 }
 
-/// Reads, and idempotent writes, as a user of TranslateApp would do them.
+/// What an anonymous visitor of TranslateApp does: the page, its script, and logging in (a
+/// write). The API behind the login is the probe's business.
 public let translateRequests: @Sendable (Int, Int) -> HTTPRequest = { worker, index in
     switch index % 3 {
-    case 0: HTTPRequest(.PUT, "/api/segments/\(index % 5 + 1)", headers: ["content-type": "application/json"], body: #"{"translation":"t\#(worker)-\#(index)"}"#)
-    case 1: HTTPRequest(.GET, "/api/projects")
+    case 0: HTTPRequest(.POST, "/login", headers: ["content-type": "application/json"], body: #"{"user":"load-\#(worker)"}"#)
+    case 1: HTTPRequest(.GET, "/up")
     default: HTTPRequest(.GET, "/")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import PostgresNIO
 import Synchronization
 
 /// The demo's translation-management app. One codebase, two releases: `--release 5.3` or
@@ -22,6 +23,8 @@ struct TranslateApp: AsyncParsableCommand {
     @Option(help: "Which release to behave as: 5.3 or 5.4.") var release: String
     @Option(help: "Port on --host.") var port: Int = 3000
     @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
+    @Option(help: "postgres://USER@HOST:PORT/DATABASE for projects, sessions and notes (default: memory).")
+    var databaseURL: String?
 
     func validate() throws {
         guard Release(rawValue: release) != nil else {
@@ -32,10 +35,17 @@ struct TranslateApp: AsyncParsableCommand {
     func run() async throws {
         let fault = try Fault(environment: ProcessInfo.processInfo.environment["TRANSLATE_FAULT"])
         if case .slowBoot(let delay) = fault { try await Task.sleep(for: delay) }
-        let app = Application(
-            router: TranslateRouter(release: Release(rawValue: release)!, fault: fault).build(),
-            configuration: .init(address: .hostname(host, port: port), serverName: "TranslateApp/\(release)")
-        )
+        let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "TranslateApp/\(release)")
+        guard let databaseURL else {
+            let router = TranslateRouter(release: Release(rawValue: release)!, fault: fault, store: MemoryStore())
+            try await Application(router: router.build(), configuration: configuration).runService()
+            return
+        }
+        let client = PostgresClient(configuration: try PostgresStore.configuration(url: databaseURL))
+        let store = PostgresStore(client: client)
+        let router = TranslateRouter(release: Release(rawValue: release)!, fault: fault, store: store)
+        var app = Application(router: router.build(), configuration: configuration, services: [client])
+        app.beforeServerStarts { try await store.prepare() }
         try await app.runService()
     }
 }
