@@ -55,6 +55,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .target(
+            name: "BatonDemo",
+            dependencies: ["BatonCore", "BatonProxy", "BatonRollout", "BatonProbe",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "TranslateApp",
             dependencies: [
@@ -95,6 +102,7 @@ let package = Package(
                 "BatonProxy",
                 "BatonRollout",
                 "BatonProbe",
+                "BatonDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,6 +123,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"]),
+        .testTarget(
+            name: "BatonDemoTests",
+            dependencies: ["BatonCore", "BatonProbe"]
+        ),
         .testTarget(
             name: "TranslateAppTests",
             dependencies: ["BatonTesting", "BatonCore", "BatonProbe"]

@@ -19,7 +19,7 @@ struct Baton: AsyncParsableCommand {
             """,
         subcommands: [
             InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self,
-            PlanCommand.self, ProbeCommand.self, ProxyCommand.self,
+            PlanCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
         ]
     )
 }

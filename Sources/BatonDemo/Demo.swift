@@ -1,0 +1,201 @@
+import BatonCore
+import BatonProbe
+import BatonProxy
+import BatonRollout
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// `baton demo`: the whole story on this machine. A throwaway PostgreSQL, `baton proxy`, four
+/// TranslateApp 5.3 nodes; synthetic users log in and work while 5.4 is rolled out; then the
+/// report, and everything stopped and removed, also when interrupted.
+public struct Demo: Sendable {
+    public struct Options: Sendable {
+        public var quick: Bool
+        public var directory: String
+        public var reportDirectory: String
+
+        public init(quick: Bool, directory: String, reportDirectory: String) {
+            self.quick = quick
+            self.directory = directory
+            self.reportDirectory = reportDirectory
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var summary: String
+        public var result: ProbeResult
+        public var releasesServed: [String]
+        public var passed: Bool
+    }
+
+    let options: Options
+    let say: @Sendable (String) -> Void
+
+    public init(options: Options, say: @escaping @Sendable (String) -> Void = { print($0); fflush(nil) }) {
+        self.options = options
+        self.say = say
+    }
+
+    public func run() async throws -> Outcome {
+        let directory = options.directory
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let resources = Resources()
+        do {
+            let outcome = try await stage(in: directory, resources: resources)
+            await resources.release(directory: directory)
+            return outcome
+        } catch {
+            await resources.release(directory: directory)
+            throw error
+        }
+    }
+
+    /// What must be stopped, whatever happens.
+    final class Resources: Sendable {
+        let database = NIOLockedValueBox<PostgresCluster?>(nil)
+        let proxy = NIOLockedValueBox<(ServiceGroup, Task<Void, any Error>)?>(nil)
+        let config = NIOLockedValueBox<BatonConfig?>(nil)
+
+        func release(directory: String) async {
+            if let config = config.withLockedValue({ $0 }) {
+                let driver = LocalProcessDriver(stateDirectory: config.stateDirectory)
+                for node in config.nodes {
+                    for instance in driver.instances(node: node.name) {
+                        try? await driver.stop(instance, signal: SIGTERM, grace: .seconds(3))
+                    }
+                }
+            }
+            if let (group, task) = proxy.withLockedValue({ $0 }) {
+                await group.triggerGracefulShutdown()
+                _ = try? await task.value
+            }
+            database.withLockedValue { $0 }?.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    private func stage(in directory: String, resources: Resources) async throws -> Outcome {
+        let quick = options.quick
+        say("==> PostgreSQL: a throwaway cluster under \(directory)")
+        let database = try await PostgresCluster.start(under: directory)
+        resources.database.withLockedValue { $0 = database }
+
+        say("==> baton proxy")
+        var logger = Logger(label: "baton.demo.proxy")
+        logger.logLevel = .warning
+        let proxyPort = try LocalPort.free()
+        let proxy = try ProxyServer(configuration: ProxyConfiguration(
+            listen: .tcp(host: "127.0.0.1", port: proxyPort),
+            adminSocket: directory + "/proxy.sock",
+            stateFile: directory + "/proxy-backends.json",
+            healthCheck: HealthCheckConfiguration(interval: .milliseconds(200), timeout: .seconds(1), rise: 2, fall: 2),
+            threads: 2
+        ), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [proxy], logger: logger))
+        let proxyTask = Task { try await group.run() }
+        resources.proxy.withLockedValue { $0 = (group, proxyTask) }
+        _ = try await proxy.waitUntilRunning()
+
+        let app = try BuiltProducts.path("TranslateApp")
+        for release in ["5.3", "5.4"] {
+            let artifact = "\(directory)/artifacts/\(release)"
+            try FileManager.default.createDirectory(atPath: artifact, withIntermediateDirectories: true)
+            try "#!/bin/sh\nexec '\(app)' \"$@\"\n".write(toFile: artifact + "/run", atomically: true, encoding: .utf8)
+            chmod(artifact + "/run", 0o755)
+        }
+        let nodes = try (1...4).map { "  - { name: web\($0), port: \(try LocalPort.free()) }" }.joined(separator: "\n")
+        let yaml = """
+            service: translate
+            state_dir: state
+            proxies:
+              - admin_socket: proxy.sock
+            nodes:
+            \(nodes)
+            release:
+              start: "{dir}/run --release {release} --port {port} --database-url \(database.url())"
+              stop_grace: 10s
+            health:
+              interval: 100ms
+              rise: 2
+              startup_grace: 30s
+              min_ready: \(quick ? "300ms" : "1s")
+            rollout:
+              max_unavailable: 1
+              canary: 1
+              observe: \(quick ? "1s" : "3s")
+              max_error_rate: 0.01
+              drain_timeout: 10s
+            """
+        let configPath = directory + "/baton.yml"
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let config = try BatonConfig.load(path: configPath)
+        resources.config.withLockedValue { $0 = config }
+        let rollout = Rollout(config: config, reporter: PlainReporter())
+        for release in ["5.3", "5.4"] {
+            try rollout.releases.add(source: "\(directory)/artifacts/\(release)", id: release, keep: 5, protected: [])
+        }
+
+        say("==> four TranslateApp 5.3 nodes behind the proxy")
+        try await rollout.deploy(release: "5.3", resume: false)
+
+        let users = quick ? 10 : 20
+        let rate = quick ? 40 : 60
+        say("==> \(users) synthetic users log in and work (\(rate) requests/s)")
+        let probeStart = Date()
+        let stop = NIOLockedValueBox(false)
+        let probe = Probe(
+            scenario: .translate(baseURL: .tcp(host: "127.0.0.1", port: proxyPort)),
+            options: .init(users: users, rate: rate, duration: .seconds(3600))
+        )
+        let probing = Task { await probe.run(until: { stop.withLockedValue { $0 } }) }
+        try await Task.sleep(for: .seconds(quick ? 3 : 10))
+
+        say("==> rolling deploy of 5.4 under load")
+        let deployStart = Date()
+        try await rollout.deploy(release: "5.4", resume: false)
+        let deployEnd = Date()
+        try await Task.sleep(for: .seconds(quick ? 2 : 5))
+        stop.withLockedValue { $0 = true }
+        let result = await probing.value
+
+        let from = deployStart.timeIntervalSince(probeStart)
+        let to = deployEnd.timeIntervalSince(probeStart)
+        let steady = result.records.filter { $0.at < from }
+        let during = result.records.filter { $0.at >= from && $0.at < to }
+        let served = Array(Set(result.records.compactMap(\.release))).sorted()
+        let markers = try Self.markers(DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart)
+        try FileManager.default.createDirectory(atPath: options.reportDirectory, withIntermediateDirectories: true)
+        let writer = ReportWriter()
+        try writer.json(result, markers: markers).write(to: URL(fileURLWithPath: options.reportDirectory + "/report.json"))
+        try writer.html(result, markers: markers, title: "baton demo: TranslateApp 5.3 → 5.4").write(
+            toFile: options.reportDirectory + "/report.html", atomically: true, encoding: .utf8
+        )
+        let count = NumberFormatter.localizedString(from: NSNumber(value: result.total), number: .decimal)
+        let summary = "\(result.failed) failed of \(count) requests · \(result.logouts) logouts · \(result.lostWrites.count) lost writes"
+            + " · p99 \(Self.ms(Self.p99(steady))) steady / \(Self.ms(Self.p99(during))) during rollout · rollout \(Int((to - from).rounded())) s"
+        let passed = result.failed == 0 && result.logouts == 0 && result.lostWrites.isEmpty && served.count >= 2
+        return Outcome(summary: summary, result: result, releasesServed: served, passed: passed)
+    }
+
+    static func p99(_ records: [ProbeRecord]) -> Double {
+        let sorted = records.map(\.latency).sorted()
+        return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+    }
+
+    static func ms(_ seconds: Double) -> String { "\(Int((seconds * 1000).rounded())) ms" }
+
+    static func markers(_ events: [RolloutEvent], since start: Date) -> [ReportWriter.Marker] {
+        events.filter { $0.time >= start }.compactMap { event in
+            switch event.kind {
+            case .deployStarted: return .init(at: event.time.timeIntervalSince(start), label: "deploy \(event.target ?? "")")
+            case .step where event.step == .draining || event.step == .admitted:
+                return .init(at: event.time.timeIntervalSince(start), label: "\(event.node ?? "") \(event.step!.rawValue) \(event.release ?? "")")
+            case .finished: return .init(at: event.time.timeIntervalSince(start), label: "deploy finished")
+            default: return nil
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import BatonCore
+import BatonProbe
+import Foundation
+import Testing
+
+/// `baton demo --quick` as a user runs it: a real process, in a directory of its own.
+@Suite(.serialized) struct DemoTests {
+    struct Run {
+        var status: Int32
+        var output: String
+        var directory: String
+    }
+
+    /// Runs the demo; with `interruptAfter`, sends SIGINT once that text has been printed.
+    func demo(interruptAfter marker: String? = nil) throws -> Run {
+        let directory = "/tmp/baton-demo-test-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
+        process.arguments = ["demo", "--quick"]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let output = directory + "/demo.out"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: output)
+        process.standardError = FileHandle(forWritingAtPath: output)
+        try process.run()
+        if let marker {
+            while process.isRunning {
+                if (try? String(contentsOfFile: output, encoding: .utf8))?.contains(marker) == true {
+                    kill(process.processIdentifier, SIGINT)
+                    break
+                }
+                usleep(20_000)
+            }
+        }
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, output: (try? String(contentsOfFile: output, encoding: .utf8)) ?? "", directory: directory)
+    }
+
+    /// Processes whose command line mentions `text`.
+    func processes(mentioning text: String) -> [String] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return pids.filter { Int($0) != nil }.compactMap { pid in
+            guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let command = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return command.contains(text) && !command.contains("baton-demo-test-") ? command : nil
+        }
+    }
+
+    @Test func quickDemoProvesZeroDowntimeAndCleansUp() throws {
+        let run = try demo()
+        defer { try? FileManager.default.removeItem(atPath: run.directory) }
+        #expect(run.status == 0, "\(run.output.suffix(2000))")
+        #expect(run.output.contains("0 failed of "), "\(run.output.suffix(500))")
+        #expect(run.output.contains(" · 0 logouts · 0 lost writes · "))
+        #expect(run.output.contains("releases served: 5.3, 5.4"))
+
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.directory + "/baton-demo-report/report.json"))) as? [String: Any]
+        #expect(report?["failed"] as? Int == 0)
+        #expect(report?["logouts"] as? Int == 0)
+        #expect((report?["lostWrites"] as? [String])?.isEmpty == true)
+        #expect(((report?["acknowledgedWrites"] as? Int) ?? 0) > 0)
+        let seconds = (report?["seconds"] as? [[String: Any]]) ?? []
+        let releases = Set(seconds.flatMap { (($0["byRelease"] as? [String: Int]) ?? [:]).keys })
+        #expect(releases == ["5.3", "5.4"], "both releases served traffic during the run")
+        #expect(FileManager.default.fileExists(atPath: run.directory + "/baton-demo-report/report.html"))
+
+        // Nothing it started is left, and its working directory is gone.
+        #expect(!FileManager.default.fileExists(atPath: run.directory + "/.baton/demo"))
+        #expect(processes(mentioning: run.directory + "/.baton/demo").isEmpty)
+        #expect(processes(mentioning: "--database-url postgres://baton@127.0.0.1").isEmpty, "TranslateApp nodes were left running")
+    }
+
+    @Test func interruptedDemoStopsEverythingItStarted() throws {
+        let run = try demo(interruptAfter: "rolling deploy of 5.4")
+        defer { try? FileManager.default.removeItem(atPath: run.directory) }
+        #expect(run.status != 0, "an interrupted demo must not claim success")
+        #expect(!FileManager.default.fileExists(atPath: run.directory + "/.baton/demo"))
+        #expect(processes(mentioning: run.directory + "/.baton/demo").isEmpty, "\(processes(mentioning: run.directory))")
+        #expect(processes(mentioning: "--database-url postgres://baton@127.0.0.1").isEmpty, "TranslateApp nodes were left running")
+    }
+}
