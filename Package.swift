@@ -56,6 +56,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "BatonMigrate",
+            dependencies: ["BatonCore"]
+        ),
+        .target(
             name: "BatonDemo",
             dependencies: ["BatonCore", "BatonProxy", "BatonRollout", "BatonProbe",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -123,6 +127,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"]),
+        .testTarget(
+            name: "BatonMigrateTests",
+            dependencies: ["BatonMigrate", "BatonCore"]
+        ),
         .testTarget(
             name: "BatonDemoTests",
             dependencies: ["BatonCore", "BatonProbe"]

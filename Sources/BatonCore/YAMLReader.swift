@@ -100,6 +100,33 @@ public struct YAMLReader {
         return value
     }
 
+    public func bool(_ key: String) throws -> Bool? {
+        guard let text = try string(key) else { return nil }
+        switch text {
+        case "true": return true
+        case "false": return false
+        default: throw error(key, "expected true or false, got '\(text)'")
+        }
+    }
+
+    /// A list of strings.
+    public func strings(_ key: String) throws -> [String]? {
+        guard let items = try list(key) else { return nil }
+        return try items.map { item in
+            guard let value = item.scalar else { throw item.error(nil, "expected a string") }
+            return value
+        }
+    }
+
+    /// A string that must be there and not be empty.
+    public func required(_ key: String) throws -> String {
+        guard let value = try string(key), !value.isEmpty else { throw error(nil, "missing '\(key)'") }
+        return value
+    }
+
+    /// The mapping keys in file order.
+    public var keys: [String] { (mapping?.keys.compactMap(\.string)) ?? [] }
+
     public func duration(_ key: String) throws -> Duration? {
         guard let text = try string(key) else { return nil }
         guard let value = Duration(parsing: text) else { throw error(key, "expected a duration such as 500ms, 30s or 2m, got '\(text)'") }

@@ -1,0 +1,30 @@
+import BatonCore
+import Foundation
+
+/// A migration in pgroll's file format (JSON or YAML), so a pgroll user's files run unchanged:
+/// `{"name": "02_add_description", "operations": [{"add_column": {...}}, ...]}`.
+public struct Migration: Sendable, Equatable {
+    public var name: String
+    public var operations: [Operation]
+
+    public static func load(path: String) throws -> Migration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BatonError(.invalidConfiguration, "\(path): cannot read the migration file")
+        }
+        let base = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        return try parse(String(decoding: data, as: UTF8.self), file: path, defaultName: base)
+    }
+
+    /// Parses and validates; every error names the file, line, operation index and field.
+    public static func parse(_ text: String, file: String, defaultName: String? = nil) throws -> Migration {
+        let root = try YAMLReader.root(text: text, file: file)
+        try root.allowKeys(["name", "operations"])
+        guard let name = try root.string("name") ?? defaultName, !name.isEmpty else {
+            throw root.error(nil, "missing 'name' (or name the file after the migration)")
+        }
+        guard let items = try root.list("operations"), !items.isEmpty else {
+            throw root.error(nil, "missing 'operations': a list such as [{\"add_column\": {...}}]")
+        }
+        return Migration(name: name, operations: try items.map(Operation.parse))
+    }
+}

@@ -1,0 +1,16 @@
+import BatonCore
+
+public struct RawSQL: Sendable, Equatable {
+    public var up: String
+    public var down: String?
+    /// Run at complete instead of start.
+    public var onComplete: Bool
+
+    init(_ reader: YAMLReader) throws {
+        try reader.allowKeys(["up", "down", "onComplete"])
+        up = try reader.required("up")
+        down = try reader.string("down")
+        onComplete = try reader.bool("onComplete") ?? false
+        if onComplete && down != nil { throw reader.error("down", "an onComplete operation cannot be rolled back, so it takes no 'down'") }
+    }
+}

@@ -1,0 +1,104 @@
+import BatonCore
+import BatonMigrate
+import Testing
+
+@Suite struct MigrationFileTests {
+    /// Every operation, in pgroll's JSON.
+    let everything = """
+        {
+          "name": "05_everything",
+          "operations": [
+            {"create_table": {"name": "reviews", "columns": [
+              {"name": "id", "type": "serial", "pk": true},
+              {"name": "username", "type": "text", "unique": true, "check": {"name": "username_length", "constraint": "length(username) > 2"}},
+              {"name": "product_id", "type": "int", "references": {"name": "fk_product", "table": "products", "column": "id", "on_delete": "CASCADE"}},
+              {"name": "score", "type": "int", "default": "0", "comment": "1-5"},
+              {"name": "total", "type": "int", "generated": {"expression": "score * 2"}}
+            ], "constraints": [{"name": "one_per_user", "type": "unique", "columns": ["username", "product_id"]}]}},
+            {"add_column": {"table": "reviews", "up": "'none'", "column": {"name": "body", "type": "text", "nullable": false}}},
+            {"alter_column": {"table": "reviews", "column": "score", "type": "bigint", "nullable": false, "default": null, "up": "coalesce(score, 0)", "down": "score"}},
+            {"rename_column": {"table": "reviews", "from": "body", "to": "review"}},
+            {"drop_column": {"table": "reviews", "column": "total", "down": "score * 2"}},
+            {"rename_table": {"from": "reviews", "to": "product_reviews"}},
+            {"create_index": {"name": "idx_score", "table": "product_reviews", "columns": ["score"], "method": "btree", "unique": false, "predicate": "score > 0"}},
+            {"create_index": {"name": "idx_user", "table": "product_reviews", "columns": [{"column": "username"}]}},
+            {"create_index": {"name": "idx_old_map", "table": "product_reviews", "columns": {"review": {}}}},
+            {"drop_index": {"name": "idx_old_map"}},
+            {"create_constraint": {"table": "product_reviews", "name": "score_range", "type": "check", "columns": ["score"], "check": "score between 0 and 5", "up": {"score": "least(greatest(score, 0), 5)"}, "down": {"score": "score"}}},
+            {"drop_multicolumn_constraint": {"table": "product_reviews", "name": "one_per_user", "up": {"username": "username"}, "down": {"username": "username"}}},
+            {"rename_constraint": {"table": "product_reviews", "from": "score_range", "to": "score_between"}},
+            {"sql": {"up": "create view top as select * from product_reviews where score = 5", "down": "drop view top"}},
+            {"sql": {"up": "analyze product_reviews", "onComplete": true}},
+            {"drop_table": {"name": "legacy"}}
+          ]
+        }
+        """
+
+    @Test func everyOperationParses() throws {
+        let migration = try Migration.parse(everything, file: "05_everything.json")
+        #expect(migration.name == "05_everything")
+        #expect(migration.operations.count == 16)
+        guard case .createTable(let table) = migration.operations[0] else { Issue.record("not create_table"); return }
+        #expect(table.columns.map(\.name) == ["id", "username", "product_id", "score", "total"])
+        #expect(table.columns[0].pk && !table.columns[0].nullable)
+        #expect(table.columns[2].references?.onDelete == "CASCADE")
+        #expect(table.columns[4].generated == .expression("score * 2"))
+        #expect(table.constraints.first?.columns == ["username", "product_id"])
+        guard case .alterColumn(let alter) = migration.operations[2] else { Issue.record("not alter_column"); return }
+        #expect(alter.type == "bigint")
+        #expect(alter.defaultValue == .some(nil), "default: null drops the default")
+        guard case .createIndex(let index) = migration.operations[8] else { Issue.record("not create_index"); return }
+        #expect(index.columns == ["review"])
+        guard case .sql(let onComplete) = migration.operations[14] else { Issue.record("not sql"); return }
+        #expect(onComplete.onComplete)
+    }
+
+    @Test func yamlWorksToo() throws {
+        let yaml = """
+            operations:
+              - rename_column:
+                  table: translations
+                  from: text
+                  to: target_text
+              - add_column:
+                  table: translations
+                  up: "length(target_text)"
+                  column: { name: text_length, type: int, nullable: false }
+            """
+        let migration = try Migration.parse(yaml, file: "02_rename.yaml", defaultName: "02_rename")
+        #expect(migration.name == "02_rename")
+        #expect(migration.operations.count == 2)
+    }
+
+    @Test(arguments: [
+        (#"{"name": "x", "operations": [{"add_colum": {"table": "t"}}]}"#,
+         "m.json:1: operations[0].add_colum: unknown operation; expected one of create_table, add_column, alter_column, rename_column, drop_column, rename_table, drop_table, create_index, drop_index, create_constraint, drop_multicolumn_constraint, rename_constraint, sql"),
+        (#"{"name": "x", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nulable": true}}}]}"#,
+         "m.json:1: operations[0].add_column.column.nulable: unknown field; expected one of name, type, nullable, pk, unique, default, check, references, generated, comment"),
+        (#"{"name": "x", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nullable": "maybe"}}}]}"#,
+         "m.json:1: operations[0].add_column.column.nullable: expected true or false, got 'maybe'"),
+        (#"{"name": "x", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nullable": false}}}]}"#,
+         "m.json:1: operations[0].add_column.column: a NOT NULL column without a default needs 'up' to fill existing rows"),
+        (#"{"name": "x", "operations": [{"drop_column": {"table": "t"}}]}"#,
+         "m.json:1: operations[0].drop_column: missing 'column'"),
+        (#"{"name": "x", "operations": [{"alter_column": {"table": "t", "column": "c", "name": "d"}}]}"#,
+         "m.json:1: operations[0].alter_column.name: renaming moved to its own operation: {\"rename_column\": {\"table\": …, \"from\": …, \"to\": …}}"),
+        (#"{"name": "x", "operations": [{"create_index": {"name": "i", "table": "t", "columns": ["a"], "method": "fast"}}]}"#,
+         "m.json:1: operations[0].create_index.method: expected one of btree, hash, gist, spgist, gin, brin, got 'fast'"),
+        (#"{"name": "x", "operations": [{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int"}], "constraints": [{"name": "u", "type": "unique", "columns": ["b"]}]}}]}"#,
+         "m.json:1: operations[0].create_table.constraints[0].columns: no column 'b' in table 't'"),
+        (#"{"name": "x", "operations": []}"#, "m.json:1: (top level): missing 'operations': a list such as [{\"add_column\": {...}}]"),
+        (#"{"name": "x", "operations": [{"sql": {"up": "select 1", "down": "select 2", "onComplete": true}}]}"#,
+         "m.json:1: operations[0].sql.down: an onComplete operation cannot be rolled back, so it takes no 'down'"),
+    ])
+    func badFilesNameTheOperationAndField(text: String, expected: String) {
+        do {
+            _ = try Migration.parse(text, file: "m.json")
+            Issue.record("expected: \(expected)")
+        } catch let error as BatonError {
+            #expect(error.message == expected)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
