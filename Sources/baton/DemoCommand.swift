@@ -8,13 +8,10 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Upgrade TranslateApp 5.3 → 5.4 on four local servers under load, and prove nobody noticed.",
         discussion: """
-            Starts a throwaway PostgreSQL, baton proxy and four TranslateApp 5.3 nodes; synthetic
-            users log in and work while 5.4 is rolled out node by node; prints the summary and
-            writes an HTML report. Everything it started is stopped and removed at the end, also
-            on Ctrl-C. Needs PostgreSQL's initdb/pg_ctl (apt-get install postgresql).
+            Starts a throwaway PostgreSQL, baton proxy and four TranslateApp 5.3 nodes; synthetic users log in and work while 5.4 is rolled out node by node; prints the summary and writes an HTML report. Everything it started is stopped and removed at the end, also on Ctrl-C. Needs PostgreSQL's initdb/pg_ctl (apt-get install postgresql).
 
             Examples:
-              baton demo              # about two minutes
+              baton demo              # about a minute after the build
               baton demo --quick      # short, for CI
             """
     )

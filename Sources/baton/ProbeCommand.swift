@@ -9,11 +9,7 @@ struct ProbeCommand: AsyncParsableCommand {
         commandName: "probe",
         abstract: "Synthetic users that log in and work through a deploy, and prove what went wrong.",
         discussion: """
-            Requests start at a fixed rate (open model), each from one of --users virtual users,
-            who log in first and again when logged out. Counts failed requests (transport errors,
-            5xx), logouts and lost writes (acknowledged writes not found when read back at the
-            end). Writes report.json and report.html (with the deploy's events when --journal is
-            given). Exits 1 when a threshold is broken.
+            Requests start at a fixed rate (open model), each from one of --users virtual users, who log in first and again when logged out. Counts failed requests (transport errors, 5xx), logouts and lost writes (acknowledged writes not found when read back at the end). Writes report.json and report.html (with the deploy's events when --journal is given). Exits 1 when a threshold is broken.
 
             Examples:
               baton probe --scenario probe.yml --duration 60s --max-failed 0 --max-logouts 0

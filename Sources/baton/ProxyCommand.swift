@@ -19,10 +19,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the reverse proxy in front of the app servers.",
         discussion: """
-            Requests go to the ready backend with the fewest requests in flight. A request that
-            fails before any response byte is retried on another backend when that is safe;
-            while no backend is ready, requests wait up to --max-hold. SIGTERM or Ctrl-C stops
-            accepting, lets in-flight requests finish, and exits.
+            Requests go to the ready backend with the fewest requests in flight. A request that fails before any response byte is retried on another backend when that is safe; while no backend is ready, requests wait up to --max-hold. SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, and exits.
 
             Examples:
               baton proxy --listen 127.0.0.1:8080 --backend web1=127.0.0.1:3001 --backend web2=127.0.0.1:3002

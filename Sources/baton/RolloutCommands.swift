@@ -86,11 +86,7 @@ struct DeployCommand: AsyncParsableCommand {
         commandName: "deploy",
         abstract: "Upgrade every node to a release, one batch at a time, rolling back on failure.",
         discussion: """
-            Each node is drained on every proxy, stopped, started on the new release, health-checked
-            and re-admitted; never more than max_unavailable at once (with max_surge the new one
-            starts beside the old first). The canary batch is observed before the rest; a failed
-            step or a breached observe window rolls every upgraded node back and exits non-zero.
-            Every step is journaled first: after a crash, --resume finishes the deployment.
+            Each node is drained on every proxy, stopped, started on the new release, health-checked and re-admitted; never more than max_unavailable at once (with max_surge the new one starts beside the old first). The canary batch is observed before the rest; a failed step or a breached observe window rolls every upgraded node back and exits non-zero. Every step is journaled first: after a crash, --resume finishes the deployment.
 
             Examples:
               baton deploy 5.4
