@@ -166,7 +166,7 @@ public struct Demo: Sendable {
         let steady = result.records.filter { $0.at < from }
         let during = result.records.filter { $0.at >= from && $0.at < to }
         let served = Array(Set(result.records.compactMap(\.release))).sorted()
-        let markers = try Self.markers(DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart)
+        let markers = deployMarkers(try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart)
         try FileManager.default.createDirectory(atPath: options.reportDirectory, withIntermediateDirectories: true)
         let writer = ReportWriter()
         try writer.json(result, markers: markers).write(to: URL(fileURLWithPath: options.reportDirectory + "/report.json"))
@@ -175,27 +175,10 @@ public struct Demo: Sendable {
         )
         let count = NumberFormatter.localizedString(from: NSNumber(value: result.total), number: .decimal)
         let summary = "\(result.failed) failed of \(count) requests · \(result.logouts) logouts · \(result.lostWrites.count) lost writes"
-            + " · p99 \(Self.ms(Self.p99(steady))) steady / \(Self.ms(Self.p99(during))) during rollout · rollout \(Int((to - from).rounded())) s"
+            + " · p99 \(Self.ms(ProbeResult.percentile(0.99, of: steady))) steady / \(Self.ms(ProbeResult.percentile(0.99, of: during))) during rollout · rollout \(Int((to - from).rounded())) s"
         let passed = result.failed == 0 && result.logouts == 0 && result.lostWrites.isEmpty && served.count >= 2
         return Outcome(summary: summary, result: result, releasesServed: served, passed: passed)
     }
 
-    static func p99(_ records: [ProbeRecord]) -> Double {
-        let sorted = records.map(\.latency).sorted()
-        return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
-    }
-
     static func ms(_ seconds: Double) -> String { "\(Int((seconds * 1000).rounded())) ms" }
-
-    static func markers(_ events: [RolloutEvent], since start: Date) -> [ReportWriter.Marker] {
-        events.filter { $0.time >= start }.compactMap { event in
-            switch event.kind {
-            case .deployStarted: return .init(at: event.time.timeIntervalSince(start), label: "deploy \(event.target ?? "")")
-            case .step where event.step == .draining || event.step == .admitted:
-                return .init(at: event.time.timeIntervalSince(start), label: "\(event.node ?? "") \(event.step!.rawValue) \(event.release ?? "")")
-            case .finished: return .init(at: event.time.timeIntervalSince(start), label: "deploy finished")
-            default: return nil
-            }
-        }
-    }
 }

@@ -48,6 +48,12 @@ public struct ProbeResult: Codable, Sendable {
         seconds < 0.01 ? String(format: "%.1f ms", seconds * 1000) : "\(Int((seconds * 1000).rounded())) ms"
     }
 
+    /// The latency at percentile `p` (0…1) of `records`, in seconds; 0 when there are none.
+    public static func percentile(_ p: Double, of records: [ProbeRecord]) -> Double {
+        let latencies = records.map(\.latency).sorted()
+        return latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+    }
+
     /// Per-second series for charts: requests by release, p50/p99, failures, logouts.
     public struct Second: Codable, Sendable, Equatable {
         public var second: Int
@@ -63,12 +69,11 @@ public struct ProbeResult: Codable, Sendable {
         guard let last = grouped.keys.max() else { return [] }
         return (0...last).map { second in
             let records = grouped[second] ?? []
-            let latencies = records.map(\.latency).sorted()
-            func at(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
             var byRelease: [String: Int] = [:]
             for record in records where record.outcome == .ok { byRelease[record.release ?? "unknown", default: 0] += 1 }
             return Second(
-                second: second, byRelease: byRelease, p50: at(0.5), p99: at(0.99),
+                second: second, byRelease: byRelease,
+                p50: Self.percentile(0.5, of: records), p99: Self.percentile(0.99, of: records),
                 failed: records.filter { $0.outcome == .failed }.count,
                 logouts: records.filter { $0.outcome == .logout }.count
             )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonCore
+import BatonDemo
 import BatonProbe
 import BatonRollout
 import Foundation
@@ -43,7 +44,7 @@ struct ProbeCommand: AsyncParsableCommand {
             let started = Date()
             let probe = Probe(scenario: chosen, options: .init(users: users, rate: rate, duration: duration))
             let result = await probe.run()
-            let markers = try journal.map { try Self.markers(journal: $0, since: started) } ?? []
+            let markers = try journal.map { deployMarkers(try DeployJournal(path: $0).events(), since: started) } ?? []
             let writer = ReportWriter()
             try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: true)
             let data = try writer.json(result, markers: markers)
@@ -57,22 +58,6 @@ struct ProbeCommand: AsyncParsableCommand {
             }
             let broken = result.violations(of: .init(maxFailed: maxFailed, maxLogouts: maxLogouts, maxLostWrites: maxLostWrites, maxP99: maxP99))
             if !broken.isEmpty { throw BatonError(.conflict, "thresholds broken: " + broken.joined(separator: "; ")) }
-        }
-    }
-
-    /// Deploy events from a journal, in seconds from the probe's start.
-    static func markers(journal path: String, since start: Date) throws -> [ReportWriter.Marker] {
-        try DeployJournal(path: path).events().filter { $0.time >= start }.compactMap { event in
-            let label: String
-            switch event.kind {
-            case .deployStarted: label = "deploy \(event.target ?? "")"
-            case .step where event.step == .draining || event.step == .admitted: label = "\(event.node ?? "") \(event.step!.rawValue) \(event.release ?? "")"
-            case .finished: label = "deploy finished"
-            case .failed: label = "deploy failed"
-            case .rollbackStarted: label = "rollback"
-            default: return nil
-            }
-            return ReportWriter.Marker(at: event.time.timeIntervalSince(start), label: label)
         }
     }
 }

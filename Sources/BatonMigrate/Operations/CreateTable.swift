@@ -6,7 +6,9 @@ public struct CreateTable: Sendable, Equatable {
         public var type: String
         public var columns: [String]
         public var check: String?
-        public var references: ForeignKeyReference?
+        /// For a foreign_key: the referenced table and columns.
+        public var referencedTable: String?
+        public var referencedColumns: [String]
     }
 
     public var name: String
@@ -33,9 +35,12 @@ public struct CreateTable: Sendable, Equatable {
             for column in columns where !seen.contains(column) {
                 throw item.error("columns", "no column '\(column)' in table '\(try reader.required("name"))'")
             }
+            let references = try item.child("references")
+            try references?.allowKeys(["table", "columns", "on_delete", "on_update", "match_type"])
+            if type == "foreign_key" && references == nil { throw item.error(nil, "a foreign_key constraint needs 'references'") }
             return Constraint(
                 name: try item.required("name"), type: type, columns: columns, check: try item.string("check"),
-                references: nil
+                referencedTable: try references?.required("table"), referencedColumns: try references?.strings("columns") ?? []
             )
         }
         comment = try reader.string("comment")
