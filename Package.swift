@@ -57,7 +57,10 @@ let package = Package(
         ),
         .target(
             name: "BatonMigrate",
-            dependencies: ["BatonCore"]
+            dependencies: ["BatonCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "BatonDemo",

@@ -78,6 +78,14 @@ public final class PostgresCluster: Sendable {
         try run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", database, "-v", "ON_ERROR_STOP=1", "-Atqc", sql])
     }
 
+    /// `pg_dump` of one database (schema and data), to prove a failed step changed nothing.
+    public func dump(database: String = "postgres") throws -> String {
+        // Newer pg_dump brackets its output with a random \restrict key; that is not content.
+        try run("pg_dump", ["-h", "127.0.0.1", "-p", String(port), "-U", user, "-d", database, "--no-owner"])
+            .split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }
+            .joined(separator: "\n")
+    }
+
     /// Stops the server at once and removes the directory.
     public func stop() {
         _ = try? run("pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"])

@@ -6,6 +6,8 @@ import Foundation
 public struct Migration: Sendable, Equatable {
     public var name: String
     public var operations: [Operation]
+    /// Where it was read from, for error messages.
+    public var file: String
 
     public static func load(path: String) throws -> Migration {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -25,6 +27,19 @@ public struct Migration: Sendable, Equatable {
         guard let items = try root.list("operations"), !items.isEmpty else {
             throw root.error(nil, "missing 'operations': a list such as [{\"add_column\": {...}}]")
         }
-        return Migration(name: name, operations: try items.map(Operation.parse))
+        guard name.utf8.count <= 40, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
+            throw root.error("name", "'\(name)' must be at most 40 letters, digits, '_', '-' or '.', since it names the version schema")
+        }
+        return Migration(name: name, operations: try items.map(Operation.parse), file: file)
+    }
+}
+
+extension Migration {
+    /// The migration files of a directory (.json, .yaml, .yml), in name order.
+    public static func files(in directory: String) throws -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw BatonError(.notFound, "\(directory): cannot read the directory")
+        }
+        return names.filter { name in [".json", ".yaml", ".yml"].contains { name.hasSuffix($0) } }.sorted().map { directory + "/" + $0 }
     }
 }

@@ -17,3 +17,56 @@ public struct AddColumn: Sendable, Equatable {
         }
     }
 }
+
+extension AddColumn {
+    /// The column is added under a shadow name, so the old version's tables look as before; its
+    /// constraints are added NOT VALID; `up` fills it for old-version writes and existing rows.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        var table = try planner.table(self.table, field: "table")
+        if table.column(column.name) != nil { throw planner.error("column.name", "table '\(table.name)' already has a column '\(column.name)'") }
+        if planner.createdTables.contains(table.physical) {
+            let definition = try column.definition(planner, field: "column")
+            planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) ADD COLUMN \(definition)", lock: "none (new table)"))
+            table.columns.append(.init(name: column.name, physical: column.name))
+            planner.replace(table)
+            return
+        }
+        if column.pk { throw planner.error("column.pk", "a primary key cannot be added to a table in use; create a unique index instead") }
+        let shadow = try planner.shadowName(column.name, field: "column.name")
+        try planner.claim(table, shadow, field: "column.name")
+        var definition = [SQL.ident(shadow), column.type]
+        var lock = Statement.briefExclusive
+        switch column.generated {
+        case .expression(let expression):
+            definition.append("GENERATED ALWAYS AS (\(expression)) STORED")
+            lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten"
+        case .identity(let always):
+            definition.append("GENERATED \(always ? "ALWAYS" : "BY DEFAULT") AS IDENTITY")
+            lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten"
+        case nil: break
+        }
+        if let defaultValue = column.defaultValue { definition.append("DEFAULT \(defaultValue)") }
+        planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) ADD COLUMN \(definition.joined(separator: " "))", lock: lock))
+        planner.onRollback(Statement("ALTER TABLE \(planner.qualified(table.physical)) DROP COLUMN IF EXISTS \(SQL.ident(shadow))", lock: Statement.briefExclusive))
+        if let comment = column.comment {
+            planner.atStart(Statement("COMMENT ON COLUMN \(planner.qualified(table.physical)).\(SQL.ident(shadow)) IS \(SQL.literal(comment))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)"))
+        }
+        table.columns.append(.init(name: column.name, physical: shadow))
+        planner.replace(table)
+        if !column.nullable { planner.addNotNull(on: table, column: shadow, name: planner.helperName("not_null")) }
+        if column.unique { planner.addUnique(on: table, name: "\(table.name)_\(column.name)_key", columns: [shadow]) }
+        if let check = column.check {
+            planner.addCheck(on: table, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [column.name: shadow]))
+        }
+        if let references = column.references {
+            let target = try planner.table(references.table, field: "column.references.table")
+            let referenced = try planner.column(references.column, of: target, field: "column.references.column")
+            planner.addForeignKey(on: table, name: references.name, columns: [shadow], references: target.physical, referencedColumns: [referenced.physical], onDelete: references.onDelete)
+        }
+        if let up {
+            try planner.addTrigger(on: table, up: [(shadow, up)], down: [])
+            planner.addBackfill(table)
+        }
+        planner.renames.append(Statement("ALTER TABLE \(planner.qualified(table.physical)) RENAME COLUMN \(SQL.ident(shadow)) TO \(SQL.ident(column.name))", lock: Statement.briefExclusive))
+    }
+}

@@ -39,3 +39,34 @@ public struct AlterColumn: Sendable, Equatable {
         }
     }
 }
+
+extension AlterColumn {
+    /// A comment changes in place; anything else goes through a shadow column carrying the new
+    /// type, nullability, default and constraints, kept in step by `up` and `down`.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        let table = try planner.table(self.table, field: "table")
+        let current = try planner.column(column, of: table, field: "column")
+        if type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil, let comment {
+            try planner.claim(table, current.physical, field: "column")
+            let target = "\(planner.qualified(table.physical)).\(SQL.ident(current.physical))"
+            let previous = planner.catalog.tables[table.physical]?.column(current.physical)?.comment.map(SQL.literal) ?? "NULL"
+            planner.atStart(Statement("COMMENT ON COLUMN \(target) IS \(comment.map(SQL.literal) ?? "NULL")", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)"))
+            planner.onRollback(Statement("COMMENT ON COLUMN \(target) IS \(previous)", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)"))
+            return
+        }
+        let shadows = try planner.shadow(
+            table, [.init(column: column, type: type, nullable: nullable, defaultValue: defaultValue, up: up, down: down)], field: "column")
+        let shadow = shadows[column]!
+        let updated = try planner.table(self.table, field: "table")
+        if let unique { planner.addUnique(on: updated, name: unique, columns: [shadow]) }
+        if let check { planner.addCheck(on: updated, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [column: shadow])) }
+        if let references {
+            let target = try planner.table(references.table, field: "references.table")
+            let referenced = try planner.column(references.column, of: target, field: "references.column")
+            planner.addForeignKey(on: updated, name: references.name, columns: [shadow], references: target.physical, referencedColumns: [referenced.physical], onDelete: references.onDelete)
+        }
+        if let comment {
+            planner.atStart(Statement("COMMENT ON COLUMN \(planner.qualified(table.physical)).\(SQL.ident(shadow)) IS \(comment.map(SQL.literal) ?? "NULL")", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)"))
+        }
+    }
+}

@@ -74,3 +74,26 @@ public struct ForeignKeyReference: Sendable, Equatable {
         }
     }
 }
+
+extension Column {
+    /// `"name" type [GENERATED …] [DEFAULT …] [NOT NULL] [UNIQUE] [CHECK …] [REFERENCES …]`, for
+    /// a table nobody uses yet (primary keys are declared by the table).
+    func definition(_ planner: MigrationPlanner, field: String, named: String? = nil) throws -> String {
+        var parts = [SQL.ident(named ?? name), type]
+        switch generated {
+        case .expression(let expression): parts.append("GENERATED ALWAYS AS (\(expression)) STORED")
+        case .identity(let always): parts.append("GENERATED \(always ? "ALWAYS" : "BY DEFAULT") AS IDENTITY")
+        case nil: break
+        }
+        if let defaultValue { parts.append("DEFAULT \(defaultValue)") }
+        if !nullable && !pk { parts.append("NOT NULL") }
+        if unique { parts.append("UNIQUE") }
+        if let check { parts.append("CONSTRAINT \(SQL.ident(check.name)) CHECK (\(check.constraint))") }
+        if let references {
+            let target = try planner.table(references.table, field: field + ".references.table")
+            let column = try planner.column(references.column, of: target, field: field + ".references.column")
+            parts.append("CONSTRAINT \(SQL.ident(references.name)) REFERENCES \(planner.qualified(target.physical)) (\(SQL.ident(column.physical))) ON DELETE \(references.onDelete)")
+        }
+        return parts.joined(separator: " ")
+    }
+}

@@ -40,3 +40,28 @@ public struct CreateConstraint: Sendable, Equatable {
         }
     }
 }
+
+extension CreateConstraint {
+    /// Old-version writes may break the new constraint, so it goes on shadow copies of its
+    /// columns, which `up` makes satisfy it; complete proves it and swaps the columns in.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        let table = try planner.table(self.table, field: "table")
+        if planner.catalog.indexNames.contains(name) || (planner.catalog.tables[table.physical]?.dependents.contains { $0.name == name } ?? false) {
+            throw planner.error("name", "a constraint or index '\(name)' already exists")
+        }
+        for column in columns { _ = try planner.column(column, of: table, field: "columns") }
+        let shadows = try planner.shadow(table, columns.map { .init(column: $0, up: up[$0], down: down[$0]) }, field: "columns")
+        let updated = try planner.table(self.table, field: "table")
+        let shadowed = columns.map { shadows[$0]! }
+        switch type {
+        case "unique":
+            planner.addUnique(on: updated, name: name, columns: shadowed)
+        case "check":
+            planner.addCheck(on: updated, name: name, expression: SQL.renamingIdentifiers(in: check ?? "true", shadows))
+        default:
+            let target = try planner.table(referencedTable ?? "", field: "references.table")
+            let referenced = try referencedColumns.map { try planner.column($0, of: target, field: "references.columns").physical }
+            planner.addForeignKey(on: updated, name: name, columns: shadowed, references: target.physical, referencedColumns: referenced, onDelete: "NO ACTION")
+        }
+    }
+}

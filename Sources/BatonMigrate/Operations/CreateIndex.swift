@@ -36,3 +36,19 @@ public struct CreateIndex: Sendable, Equatable {
         predicate = try reader.string("predicate")
     }
 }
+
+extension CreateIndex {
+    /// Built CONCURRENTLY at start, so writes go on while it builds.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        let table = try planner.table(self.table, field: "table")
+        if planner.catalog.indexNames.contains(name) { throw planner.error("name", "an index or constraint '\(name)' already exists") }
+        var physical: [String: String] = [:]
+        for column in table.columns { physical[column.name] = column.physical }
+        let list = try columns.map { SQL.ident(try planner.column($0, of: table, field: "columns").physical) }.joined(separator: ", ")
+        let predicate = self.predicate.map { " WHERE \(SQL.renamingIdentifiers(in: $0, physical.filter { $0.key != $0.value }))" } ?? ""
+        planner.atStart(Statement(
+            "CREATE \(unique ? "UNIQUE " : "")INDEX CONCURRENTLY \(SQL.ident(name)) ON \(planner.qualified(table.physical)) USING \(method) (\(list))\(predicate)",
+            lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)", transactional: false))
+        planner.onRollback(Statement("DROP INDEX CONCURRENTLY IF EXISTS \(planner.qualified(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)", transactional: false))
+    }
+}

@@ -46,3 +46,44 @@ public struct CreateTable: Sendable, Equatable {
         comment = try reader.string("comment")
     }
 }
+
+extension CreateTable {
+    /// A new table is invisible to the old version, so it is created as it will stay.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        if planner.version.table(name) != nil || planner.catalog.tables[name] != nil {
+            throw planner.error("name", "table '\(name)' already exists")
+        }
+        var definitions = try columns.enumerated().map { index, column in
+            try column.definition(planner, field: "columns[\(index)]")
+        }
+        let primaryKey = columns.filter(\.pk).map(\.name)
+        if !primaryKey.isEmpty { definitions.append("PRIMARY KEY (\(primaryKey.map(SQL.ident).joined(separator: ", ")))") }
+        for (index, constraint) in constraints.enumerated() {
+            let list = constraint.columns.map(SQL.ident).joined(separator: ", ")
+            let name = "CONSTRAINT \(SQL.ident(constraint.name))"
+            switch constraint.type {
+            case "unique": definitions.append("\(name) UNIQUE (\(list))")
+            case "primary_key": definitions.append("\(name) PRIMARY KEY (\(list))")
+            case "check":
+                guard let check = constraint.check else { throw planner.error("constraints[\(index)].check", "a check constraint needs 'check'") }
+                definitions.append("\(name) CHECK (\(check))")
+            default:
+                let target = try planner.table(constraint.referencedTable ?? "", field: "constraints[\(index)].references.table")
+                let columns = try constraint.referencedColumns.map { try planner.column($0, of: target, field: "constraints[\(index)].references.columns").physical }
+                definitions.append("\(name) FOREIGN KEY (\(list)) REFERENCES \(planner.qualified(target.physical)) (\(columns.map(SQL.ident).joined(separator: ", ")))")
+            }
+        }
+        planner.atStart(Statement(
+            "CREATE TABLE \(planner.qualified(name)) (\n  \(definitions.joined(separator: ",\n  "))\n)",
+            lock: "none (new table)\(columns.contains { $0.references != nil } ? "; SHARE ROW EXCLUSIVE on referenced tables, brief" : "")"))
+        if let comment { planner.atStart(Statement("COMMENT ON TABLE \(planner.qualified(name)) IS \(SQL.literal(comment))", lock: "none (new table)")) }
+        for column in columns {
+            if let comment = column.comment {
+                planner.atStart(Statement("COMMENT ON COLUMN \(planner.qualified(name)).\(SQL.ident(column.name)) IS \(SQL.literal(comment))", lock: "none (new table)"))
+            }
+        }
+        planner.onRollback(Statement("DROP TABLE IF EXISTS \(planner.qualified(name))", lock: "ACCESS EXCLUSIVE on \(name) (nobody else uses it)"))
+        planner.createdTables.insert(name)
+        planner.version.tables.append(.init(name: name, physical: name, columns: columns.map { .init(name: $0.name, physical: $0.name) }))
+    }
+}

@@ -13,3 +13,21 @@ public struct DropColumn: Sendable, Equatable {
         down = try reader.string("down")
     }
 }
+
+extension DropColumn {
+    /// The new version's view leaves the column out; `down` fills it for the old version when the
+    /// new one writes a row; complete drops it.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        var table = try planner.table(self.table, field: "table")
+        let dropped = try planner.column(column, of: table, field: "column")
+        try planner.claim(table, dropped.physical, field: "column")
+        table.columns.removeAll { $0.name == column }
+        planner.replace(table)
+        if planner.createdTables.contains(table.physical) {
+            planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) DROP COLUMN \(SQL.ident(dropped.physical))", lock: "none (new table)"))
+            return
+        }
+        if let down { try planner.addTrigger(on: table, up: [], down: [(dropped.physical, down)]) }
+        planner.drops.append(Statement("ALTER TABLE \(planner.qualified(table.physical)) DROP COLUMN IF EXISTS \(SQL.ident(dropped.physical))", lock: Statement.briefExclusive))
+    }
+}

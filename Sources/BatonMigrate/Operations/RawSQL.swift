@@ -14,3 +14,17 @@ public struct RawSQL: Sendable, Equatable {
         if onComplete && down != nil { throw reader.error("down", "an onComplete operation cannot be rolled back, so it takes no 'down'") }
     }
 }
+
+extension RawSQL {
+    /// Runs as written, in the phase's transaction; tables and columns it creates join the new
+    /// version. Baton cannot know what it locks.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        let lock = "whatever this SQL takes"
+        if onComplete {
+            planner.finals.append(Statement(up, lock: lock, script: true))
+        } else {
+            planner.atStart(Statement(up, lock: lock, script: true))
+            if let down { planner.onRollback(Statement(down, lock: lock, script: true)) }
+        }
+    }
+}

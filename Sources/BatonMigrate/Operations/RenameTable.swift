@@ -11,3 +11,16 @@ public struct RenameTable: Sendable, Equatable {
         if from == to { throw reader.error("to", "the new name is the old one") }
     }
 }
+
+extension RenameTable {
+    /// The new version's view has the new name; complete renames the table, last.
+    func plan(_ planner: inout MigrationPlanner) throws {
+        var table = try planner.table(from, field: "from")
+        if planner.version.table(to) != nil || (planner.catalog.tables[to] != nil && to != table.physical) {
+            throw planner.error("to", "table '\(to)' already exists")
+        }
+        table.name = to
+        planner.replace(table)
+        planner.tableRenames.append(Statement("ALTER TABLE \(planner.qualified(table.physical)) RENAME TO \(SQL.ident(to))", lock: Statement.briefExclusive))
+    }
+}

@@ -1,0 +1,98 @@
+/// What one schema's tables look like in the database right now: the ground truth a migration
+/// is planned against, so a reference to a missing table or column fails before anything runs.
+public struct Catalog: Sendable, Codable, Equatable {
+    public struct Column: Sendable, Codable, Equatable {
+        public var name: String
+        public var type: String
+        public var nullable: Bool
+        public var defaultValue: String?
+        public var comment: String?
+    }
+
+    /// A constraint or index that involves some of the table's columns.
+    public struct Dependent: Sendable, Codable, Equatable {
+        public enum Kind: String, Sendable, Codable { case primaryKey, unique, check, foreignKey, referencedBy, exclusion, index }
+        public var name: String
+        public var kind: Kind
+        public var columns: [String]
+    }
+
+    public struct Table: Sendable, Codable, Equatable {
+        public var name: String
+        public var columns: [Column]
+        public var primaryKey: [String]
+        /// The first unique index over NOT NULL columns, when there is no primary key.
+        public var uniqueNotNullKey: [String]
+        public var dependents: [Dependent]
+
+        public func column(_ name: String) -> Column? { columns.first { $0.name == name } }
+    }
+
+    public var schema: String
+    public var tables: [String: Table]
+
+    public init(schema: String, tables: [String: Table]) {
+        self.schema = schema
+        self.tables = tables
+    }
+
+    /// Every index name in the schema (indexes share one namespace per schema).
+    public var indexNames: Set<String> {
+        Set(tables.values.flatMap { $0.dependents.filter { $0.kind != .check && $0.kind != .foreignKey && $0.kind != .referencedBy }.map(\.name) })
+    }
+
+    static func read(_ session: PostgresSession, schema: String) async throws -> Catalog {
+        let s = SQL.literal(schema)
+        var tables: [String: Table] = [:]
+        for row in try await session.rows("""
+            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), (NOT a.attnotnull)::text, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+            WHERE n.nspname = \(s) AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum
+            """)
+        {
+            let name = row[0]!
+            tables[name, default: Table(name: name, columns: [], primaryKey: [], uniqueNotNullKey: [], dependents: [])]
+                .columns.append(Column(name: row[1]!, type: row[2]!, nullable: row[3] == "true", defaultValue: row[4], comment: row[5]))
+        }
+        // Constraints (and the indexes behind them), plain indexes and foreign keys pointing here.
+        for row in try await session.rows("""
+            SELECT c.relname, k.conname, k.contype::text,
+                   array_to_json(ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i))::text
+            FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = \(s) AND k.contype IN ('p', 'u', 'c', 'f', 'x')
+            UNION ALL
+            SELECT c.relname, k.conname, 'r',
+                   array_to_json(ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i))::text
+            FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = \(s) AND k.contype = 'f'
+            UNION ALL
+            SELECT c.relname, i.relname, CASE WHEN x.indisunique AND x.indexprs IS NULL AND x.indpred IS NULL THEN 'U' ELSE 'i' END,
+                   array_to_json(ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.o))::text
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = \(s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.contype IN ('p', 'u', 'x'))
+            ORDER BY 1, 2
+            """)
+        {
+            guard var table = tables[row[0]!] else { continue }
+            let columns = (try? JSONDecoder().decode([String].self, from: Data(row[3]!.utf8))) ?? []
+            let kind: Dependent.Kind
+            switch row[2]! {
+            case "p": kind = .primaryKey; table.primaryKey = columns
+            case "u", "U": kind = row[2] == "u" ? .unique : .index
+                if table.uniqueNotNullKey.isEmpty && columns.allSatisfy({ table.column($0)?.nullable == false }) { table.uniqueNotNullKey = columns }
+            case "c": kind = .check
+            case "f": kind = .foreignKey
+            case "r": kind = .referencedBy
+            case "x": kind = .exclusion
+            default: kind = .index
+            }
+            table.dependents.append(Dependent(name: row[1]!, kind: kind, columns: columns))
+            tables[row[0]!] = table
+        }
+        return Catalog(schema: schema, tables: tables)
+    }
+}
+
+import Foundation

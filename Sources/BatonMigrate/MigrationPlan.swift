@@ -1,0 +1,68 @@
+/// Everything a migration will do, worked out from the catalog before anything runs and stored
+/// with the migration, so `complete` and `rollback` run exactly what `start` prepared.
+public struct MigrationPlan: Sendable, Codable, Equatable {
+    public struct Backfill: Sendable, Codable, Equatable {
+        /// Physical table.
+        public var table: String
+        /// Batches are ranges of this key (the primary key, or a unique NOT NULL index); empty
+        /// means ranges of `ctid` pages.
+        public var key: [String]
+        public var keyTypes: [String]
+        /// A column set to itself so every row's triggers run.
+        public var touch: String
+    }
+
+    public var name: String
+    public var baseSchema: String
+    /// The schema that presents the new version (`<base>_<name>`).
+    public var versionSchema: String
+    /// The version schema the old release uses, dropped at complete; nil when it uses the base.
+    public var previousSchema: String?
+    /// Expand: transactional statements run in one transaction, then the CONCURRENTLY ones.
+    public var start: [Statement]
+    public var backfills: [Backfill]
+    /// Contract: CONCURRENTLY statements first, then one transaction.
+    public var complete: [Statement]
+    /// Undo of start: CONCURRENTLY statements first, then one transaction.
+    public var rollback: [Statement]
+    public var newVersion: VersionSchema
+    /// Tables and columns before start, so tables and columns made by `sql` operations can be
+    /// added to the new version.
+    public var before: Catalog
+
+    /// The views of the new version, given the catalog after start has run.
+    func versionStatements(after catalog: Catalog) -> [Statement] {
+        var version = newVersion
+        let known = Set(before.tables.keys).union(version.tables.map(\.physical))
+        for table in catalog.tables.values.sorted(by: { $0.name < $1.name }) where !known.contains(table.name) {
+            version.tables.append(.init(name: table.name, physical: table.name, columns: table.columns.map { .init(name: $0.name, physical: $0.name) }))
+        }
+        for (index, table) in version.tables.enumerated() {
+            guard let now = catalog.tables[table.physical], let then = before.tables[table.physical] else { continue }
+            let mapped = Set(table.columns.map(\.physical))
+            for column in now.columns where then.column(column.name) == nil && !mapped.contains(column.name) && !column.name.hasPrefix(Self.shadowPrefix) {
+                version.tables[index].columns.append(.init(name: column.name, physical: column.name))
+            }
+        }
+        version.tables.removeAll { catalog.tables[$0.physical] == nil }
+        return version.createStatements(schema: versionSchema, base: baseSchema)
+    }
+
+    static let shadowPrefix = "_baton_new_"
+
+    /// Every statement with its phase, for `baton migrate plan`.
+    public var phases: [(phase: String, statements: [Statement])] {
+        [
+            ("start", start),
+            ("backfill", backfills.map { backfill in
+                let range = backfill.key.isEmpty ? "ctid >= '(A,0)' AND ctid < '(B,0)'" : "(\(backfill.key.map(SQL.ident).joined(separator: ", "))) > (…) LIMIT batch"
+                return Statement(
+                    "UPDATE \(SQL.qualified(baseSchema, backfill.table)) SET \(SQL.ident(backfill.touch)) = \(SQL.ident(backfill.touch)) WHERE \(range)  -- per batch, rows that existed at start",
+                    lock: "ROW EXCLUSIVE on \(backfill.table); row locks on one batch")
+            }),
+            ("version", newVersion.createStatements(schema: versionSchema, base: baseSchema)),
+            ("complete", complete),
+            ("rollback", rollback),
+        ]
+    }
+}

@@ -1,0 +1,232 @@
+import BatonCore
+
+/// Works out a migration's plan from the catalog, operation by operation: the physical changes
+/// of start, the views of the new version, and what complete and rollback will run. Pure: the
+/// same catalog and file always give the same plan, and `baton migrate plan` prints it.
+struct MigrationPlanner {
+    let migration: Migration
+    let catalog: Catalog
+    let versionSchema: String
+    /// The new version's tables, updated by each operation in turn.
+    var version: VersionSchema
+    var start: [Statement] = []
+    var backfills: [MigrationPlan.Backfill] = []
+    /// Contract, in the order it must run: checks proven, then what goes away, then renames.
+    var validate: [Statement] = []
+    var drops: [Statement] = []
+    var renames: [Statement] = []
+    var tableRenames: [Statement] = []
+    var finals: [Statement] = []
+    /// Rollback of each operation, undone in reverse order.
+    var rollbacks: [[Statement]] = []
+    /// Physical tables made by this migration: the old version never sees them, so they change
+    /// in place.
+    var createdTables: Set<String> = []
+    /// `table.column` already changed by an operation: one change per column per migration.
+    var claimed: [String: Int] = [:]
+    var index = 0
+    var kind = ""
+    let tag: String
+
+    static func plan(_ migration: Migration, catalog: Catalog, previousSchema: String?) throws -> MigrationPlan {
+        var planner = MigrationPlanner(migration: migration, catalog: catalog)
+        for (index, operation) in migration.operations.enumerated() {
+            planner.index = index
+            planner.rollbacks.append([])
+            try planner.plan(operation)
+        }
+        return MigrationPlan(
+            name: migration.name, baseSchema: catalog.schema, versionSchema: planner.versionSchema, previousSchema: previousSchema,
+            start: planner.start, backfills: planner.backfills,
+            complete: planner.validate + planner.drops + planner.renames + planner.tableRenames + planner.finals,
+            rollback: planner.rollbacks.reversed().flatMap { $0 }, newVersion: planner.version, before: catalog)
+    }
+
+    private init(migration: Migration, catalog: Catalog) {
+        self.migration = migration
+        self.catalog = catalog
+        versionSchema = Self.versionSchema(base: catalog.schema, migration: migration.name)
+        version = VersionSchema(catalog)
+        tag = String(Self.fnv1a(migration.name), radix: 16)
+    }
+
+    static func versionSchema(base: String, migration: String) -> String { "\(base)_\(migration)" }
+
+    private mutating func plan(_ operation: Operation) throws {
+        switch operation {
+        case .createTable(let op): kind = "create_table"; try op.plan(&self)
+        case .addColumn(let op): kind = "add_column"; try op.plan(&self)
+        case .alterColumn(let op): kind = "alter_column"; try op.plan(&self)
+        case .renameColumn(let op): kind = "rename_column"; try op.plan(&self)
+        case .dropColumn(let op): kind = "drop_column"; try op.plan(&self)
+        case .renameTable(let op): kind = "rename_table"; try op.plan(&self)
+        case .dropTable(let op): kind = "drop_table"; try op.plan(&self)
+        case .createIndex(let op): kind = "create_index"; try op.plan(&self)
+        case .dropIndex(let op): kind = "drop_index"; try op.plan(&self)
+        case .createConstraint(let op): kind = "create_constraint"; try op.plan(&self)
+        case .dropMultiColumnConstraint(let op): kind = "drop_multicolumn_constraint"; try op.plan(&self)
+        case .renameConstraint(let op): kind = "rename_constraint"; try op.plan(&self)
+        case .sql(let op): kind = "sql"; try op.plan(&self)
+        }
+    }
+
+    // MARK: Looking things up
+
+    /// `FILE: operations[2].alter_column.column: no column 'x' in table 'y'`
+    func error(_ field: String?, _ message: String) -> BatonError {
+        BatonError(.invalidConfiguration, "\(migration.file): operations[\(index)].\(kind)\(field.map { "." + $0 } ?? ""): \(message)")
+    }
+
+    func qualified(_ physical: String) -> String { SQL.qualified(catalog.schema, physical) }
+
+    /// A table of the new version as the operations so far left it.
+    func table(_ name: String, field: String) throws -> VersionSchema.Table {
+        guard let table = version.table(name) else {
+            throw error(field, "no table '\(name)' in schema '\(catalog.schema)'\(Self.suggestion(name, among: version.tables.map(\.name)))")
+        }
+        return table
+    }
+
+    func column(_ name: String, of table: VersionSchema.Table, field: String) throws -> VersionSchema.Column {
+        guard let column = table.column(name) else {
+            throw error(field, "no column '\(name)' in table '\(table.name)'\(Self.suggestion(name, among: table.columns.map(\.name)))")
+        }
+        return column
+    }
+
+    /// The table's columns as the old version sees them (nil for a table this migration creates).
+    func oldColumns(_ table: VersionSchema.Table) -> [VersionSchema.Column] {
+        catalog.tables[table.physical]?.columns.map { .init(name: $0.name, physical: $0.name) } ?? []
+    }
+
+    mutating func claim(_ table: VersionSchema.Table, _ column: String, field: String) throws {
+        if let other = claimed["\(table.physical).\(column)"], other != index {
+            throw error(field, "column '\(column)' is already changed by operations[\(other)]; change it once per migration and put the rest in the next one")
+        }
+        claimed["\(table.physical).\(column)"] = index
+    }
+
+    mutating func replace(_ table: VersionSchema.Table) {
+        if let at = version.tables.firstIndex(where: { $0.physical == table.physical }) { version.tables[at] = table }
+    }
+
+    func shadowName(_ column: String, field: String) throws -> String {
+        let name = MigrationPlan.shadowPrefix + column
+        guard name.utf8.count <= 63 else { throw error(field, "'\(column)' is too long to get a shadow column (at most \(63 - MigrationPlan.shadowPrefix.count) bytes)") }
+        return name
+    }
+
+    /// Short names for the helpers this operation adds: `_baton_<tag>_<index>_<what>`.
+    func helperName(_ what: String) -> String { "_baton_\(tag)_\(index)_\(what)" }
+
+    // MARK: Emitting
+
+    mutating func atStart(_ statement: Statement) { start.append(statement) }
+    mutating func onRollback(_ statement: Statement) { rollbacks[index].append(statement) }
+
+    /// A NOT VALID check, proven at complete, so adding it does not scan the table under lock.
+    mutating func addCheck(on table: VersionSchema.Table, name: String, expression: String) {
+        atStart(Statement("ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) CHECK (\(expression)) NOT VALID", lock: Statement.briefExclusive))
+        validate.append(Statement("ALTER TABLE \(qualified(table.physical)) VALIDATE CONSTRAINT \(SQL.ident(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)"))
+    }
+
+    /// NOT NULL for a column of a live table: a NOT VALID check at start; at complete the check
+    /// is validated, SET NOT NULL uses it instead of scanning, and the check is dropped.
+    mutating func addNotNull(on table: VersionSchema.Table, column: String, name: String) {
+        addCheck(on: table, name: name, expression: "\(SQL.ident(column)) IS NOT NULL")
+        validate.append(Statement("ALTER TABLE \(qualified(table.physical)) ALTER COLUMN \(SQL.ident(column)) SET NOT NULL", lock: Statement.briefExclusive + ", no scan: the validated check proves it"))
+        validate.append(Statement("ALTER TABLE \(qualified(table.physical)) DROP CONSTRAINT \(SQL.ident(name))", lock: Statement.briefExclusive))
+    }
+
+    mutating func addForeignKey(on table: VersionSchema.Table, name: String, columns: [String], references: String, referencedColumns: [String], onDelete: String) {
+        let target = referencedColumns.isEmpty ? "" : " (\(referencedColumns.map(SQL.ident).joined(separator: ", ")))"
+        atStart(Statement(
+            "ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) FOREIGN KEY (\(columns.map(SQL.ident).joined(separator: ", "))) REFERENCES \(qualified(references))\(target) ON DELETE \(onDelete) NOT VALID",
+            lock: "SHARE ROW EXCLUSIVE on \(table.physical) and \(references), brief"))
+        validate.append(Statement("ALTER TABLE \(qualified(table.physical)) VALIDATE CONSTRAINT \(SQL.ident(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical), ROW SHARE on \(references)"))
+    }
+
+    /// A unique index built CONCURRENTLY at start and turned into a constraint at complete.
+    mutating func addUnique(on table: VersionSchema.Table, name: String, columns: [String]) {
+        atStart(Statement(
+            "CREATE UNIQUE INDEX CONCURRENTLY \(SQL.ident(name)) ON \(qualified(table.physical)) (\(columns.map(SQL.ident).joined(separator: ", ")))",
+            lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)", transactional: false))
+        onRollback(Statement("DROP INDEX CONCURRENTLY IF EXISTS \(qualified(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)", transactional: false))
+        finals.append(Statement("ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) UNIQUE USING INDEX \(SQL.ident(name))", lock: Statement.briefExclusive))
+    }
+
+    /// A row trigger that keeps the old and new version's columns in step. `up` fills the new
+    /// version's columns when the old version writes; `down` fills the old version's columns when
+    /// the new version writes. Expressions name columns as that version does: each column is a
+    /// variable of the trigger function.
+    mutating func addTrigger(on table: VersionSchema.Table, up: [(physical: String, expression: String)], down: [(physical: String, expression: String)]) throws {
+        guard !up.isEmpty || !down.isEmpty else { return }
+        let old = oldColumns(table)
+        let new = table.columns
+        func variables(_ first: [VersionSchema.Column], _ second: [VersionSchema.Column]) -> String {
+            var seen = Set<String>()
+            return (first + second).filter { seen.insert($0.name).inserted }.map {
+                "      \(SQL.ident($0.name)) \(qualified(table.physical)).\(SQL.ident($0.physical))%TYPE := NEW.\(SQL.ident($0.physical));"
+            }.joined(separator: "\n")
+        }
+        func block(_ assignments: [(physical: String, expression: String)], _ names: String) -> String {
+            "    DECLARE\n\(names)\n    BEGIN\n"
+                + assignments.map { "      NEW.\(SQL.ident($0.physical)) := (\($0.expression));" }.joined(separator: "\n") + "\n    END;"
+        }
+        let quote = "$baton_trigger$"
+        for expression in (up + down).map(\.expression) where expression.contains(quote) {
+            throw error(nil, "an up/down expression may not contain \(quote)")
+        }
+        var branches: [String] = []
+        if !down.isEmpty { branches.append("  IF _baton_is_new THEN\n\(block(down, variables(new, old)))\n  END IF;") }
+        if !up.isEmpty { branches.append("  IF NOT _baton_is_new THEN\n\(block(up, variables(old, new)))\n  END IF;") }
+        let function = SQL.qualified("baton", helperName("trigger"))
+        let trigger = SQL.ident(helperName("trigger"))
+        // A session writes through the new version when its search_path starts with the new
+        // version schema; everything else (the old version, the backfill) is the old side.
+        atStart(Statement("""
+            CREATE FUNCTION \(function)() RETURNS trigger LANGUAGE plpgsql AS \(quote)
+            DECLARE
+              _baton_is_new boolean := trim(both ' "' from split_part(current_setting('search_path'), ',', 1)) = \(SQL.literal(versionSchema));
+            BEGIN
+            \(branches.joined(separator: "\n"))
+              RETURN NEW;
+            END
+            \(quote)
+            """, lock: "none"))
+        atStart(Statement(
+            "CREATE TRIGGER \(trigger) BEFORE INSERT OR UPDATE ON \(qualified(table.physical)) FOR EACH ROW EXECUTE FUNCTION \(function)()",
+            lock: "SHARE ROW EXCLUSIVE on \(table.physical), brief"))
+        let drop = [
+            Statement("DROP TRIGGER IF EXISTS \(trigger) ON \(qualified(table.physical))", lock: Statement.briefExclusive),
+            Statement("DROP FUNCTION IF EXISTS \(function)()", lock: "none"),
+        ]
+        drops.insert(contentsOf: drop, at: 0)
+        rollbacks[index].insert(contentsOf: drop, at: 0)
+    }
+
+    /// Existing rows get their new columns from the trigger by being updated in batches.
+    mutating func addBackfill(_ table: VersionSchema.Table) {
+        guard let info = catalog.tables[table.physical], !backfills.contains(where: { $0.table == table.physical }) else { return }
+        let key = info.primaryKey.isEmpty ? info.uniqueNotNullKey : info.primaryKey
+        backfills.append(.init(
+            table: table.physical, key: key, keyTypes: key.map { info.column($0)?.type ?? "text" },
+            touch: key.first ?? info.columns[0].name))
+    }
+
+    /// A constraint or index on these columns that a shadow copy would not carry over.
+    func dependents(of table: VersionSchema.Table, columns: [String], except: String? = nil) -> [Catalog.Dependent] {
+        (catalog.tables[table.physical]?.dependents ?? []).filter { $0.name != except && !Set($0.columns).isDisjoint(with: columns) }
+    }
+
+    static func suggestion(_ name: String, among names: [String]) -> String {
+        let close = names.filter { $0.lowercased() == name.lowercased() || ($0.count > 3 && (name.hasPrefix($0) || $0.hasPrefix(name))) }
+        return close.isEmpty ? "" : " (did you mean '\(close[0])'?)"
+    }
+
+    private static func fnv1a(_ text: String) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in text.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return hash
+    }
+}

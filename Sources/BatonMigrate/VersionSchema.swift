@@ -1,0 +1,47 @@
+/// The tables as one version of the application sees them: logical names over physical tables
+/// and columns. A version schema holds one view per table, so an app that sets its
+/// `search_path` to the schema reads and writes through the names it was built for.
+public struct VersionSchema: Sendable, Codable, Equatable {
+    public struct Table: Sendable, Codable, Equatable {
+        public var name: String
+        public var physical: String
+        public var columns: [Column]
+
+        public func column(_ name: String) -> Column? { columns.first { $0.name == name } }
+    }
+
+    public struct Column: Sendable, Codable, Equatable {
+        public var name: String
+        public var physical: String
+    }
+
+    public var tables: [Table]
+
+    public func table(_ name: String) -> Table? { tables.first { $0.name == name } }
+
+    /// The version that matches the catalog exactly (what every version becomes once completed).
+    init(_ catalog: Catalog) {
+        tables = catalog.tables.values.sorted { $0.name < $1.name }.map { table in
+            Table(name: table.name, physical: table.name, columns: table.columns.map { Column(name: $0.name, physical: $0.name) })
+        }
+    }
+
+    /// After complete, physical names are the logical ones.
+    var completed: VersionSchema {
+        var copy = self
+        copy.tables = tables.map { Table(name: $0.name, physical: $0.name, columns: $0.columns.map { Column(name: $0.name, physical: $0.name) }) }
+        return copy
+    }
+
+    /// Creates the schema and its views. Simple single-table views are updatable in PostgreSQL,
+    /// and take the base table's defaults, so an app writes through them as through the table.
+    func createStatements(schema: String, base: String) -> [Statement] {
+        [Statement("CREATE SCHEMA \(SQL.ident(schema))", lock: "none")]
+            + tables.map { table in
+                let columns = table.columns.map { "\(SQL.ident($0.physical)) AS \(SQL.ident($0.name))" }.joined(separator: ", ")
+                return Statement(
+                    "CREATE VIEW \(SQL.qualified(schema, table.name)) AS SELECT \(columns) FROM \(SQL.qualified(base, table.physical))",
+                    lock: "ACCESS SHARE on \(table.physical)")
+            }
+    }
+}
