@@ -110,6 +110,7 @@ let package = Package(
                 "BatonRollout",
                 "BatonProbe",
                 "BatonDemo",
+                "BatonMigrate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

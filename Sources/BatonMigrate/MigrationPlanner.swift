@@ -220,8 +220,23 @@ struct MigrationPlanner {
     }
 
     static func suggestion(_ name: String, among names: [String]) -> String {
-        let close = names.filter { $0.lowercased() == name.lowercased() || ($0.count > 3 && (name.hasPrefix($0) || $0.hasPrefix(name))) }
-        return close.isEmpty ? "" : " (did you mean '\(close[0])'?)"
+        let scored = names.map { ($0, distance(Array($0.lowercased()), Array(name.lowercased()))) }.filter { $0.1 <= max(1, name.count / 3) }
+        return scored.min { $0.1 < $1.1 }.map { " (did you mean '\($0.0)'?)" } ?? ""
+    }
+
+    /// Levenshtein distance, for "did you mean".
+    private static func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
     }
 
     private static func fnv1a(_ text: String) -> UInt32 {

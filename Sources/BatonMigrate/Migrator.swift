@@ -71,9 +71,13 @@ public final class Migrator: @unchecked Sendable {
         try await initialize()
         let plan = try await self.plan(migration)
         events(.phase("start \(migration.name): \(plan.start.count) statements"))
-        try await session.transaction {
-            try await state.insert(plan)
-            for statement in plan.start where statement.transactional { try await run(statement) }
+        do {
+            try await session.transaction {
+                try await state.insert(plan)
+                for statement in plan.start where statement.transactional { try await run(statement) }
+            }
+        } catch let error as SessionError {
+            throw BatonError(.io, "start of '\(migration.name)' failed, nothing was changed: \(error)")
         }
         do {
             for statement in plan.start where !statement.transactional { try await session.executeAlone(statement.sql) }

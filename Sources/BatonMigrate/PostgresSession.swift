@@ -68,6 +68,7 @@ public final class PostgresSession: @unchecked Sendable {
         case .int4, .oid: return (try? cell.decode(Int32.self)).map(String.init)
         case .int8: return (try? cell.decode(Int64.self)).map(String.init)
         case .float4, .float8: return (try? cell.decode(Double.self)).map { $0.description }
+        case .numeric: return (try? cell.decode(Decimal.self)).map { "\($0)" }
         case .text, .varchar, .name, .bpchar, .unknown, .json: return String(buffer: bytes)
         default: return (try? cell.decode(String.self)) ?? PostgresData(type: cell.dataType, formatCode: cell.format, value: bytes).description
         }

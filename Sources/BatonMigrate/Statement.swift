@@ -15,5 +15,5 @@ public struct Statement: Sendable, Codable, Equatable {
         self.script = script
     }
 
-    static let briefExclusive = "ACCESS EXCLUSIVE on TABLE, brief (catalog only)"
+    static let briefExclusive = "ACCESS EXCLUSIVE, brief (catalog only)"
 }

@@ -16,10 +16,11 @@ struct Baton: AsyncParsableCommand {
               baton plan 5.4 && baton deploy 5.4
               baton status
               baton rollback
+              baton migrate start migrations/02_rename.json
             """,
         subcommands: [
             InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self,
-            PlanCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
+            PlanCommand.self, MigrateCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
         ]
     )
 }

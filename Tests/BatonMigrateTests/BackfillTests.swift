@@ -1,0 +1,86 @@
+import BatonCore
+import BatonMigrate
+import Foundation
+import Testing
+
+/// The backfill against a real PostgreSQL: killed and resumed, without a primary key, and with
+/// the application writing while it runs.
+@Suite(.serialized, .postgres) struct BackfillTests {
+    @Test func killedStartResumesAtItsCheckpoint() async throws {
+        try await MigrationDatabase.with("""
+            CREATE TABLE items (id bigserial PRIMARY KEY, n int NOT NULL);
+            INSERT INTO items (n) SELECT g FROM generate_series(1, 20000) g;
+            """) { db in
+            let file = NSTemporaryDirectory() + "baton-double-\(UInt32.random(in: 0...UInt32.max)).json"
+            try #"{"name": "02_double", "operations": [{"add_column": {"table": "items", "up": "n * 2", "column": {"name": "twice", "type": "int", "nullable": false}}}]}"#
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            defer { unlink(file) }
+            let pid = try ChildProcess.spawn(
+                [try BuiltProducts.path("baton"), "migrate", "start", file, "--batch-size", "200", "--delay", "20ms", "--database-url", db.url],
+                output: file + ".log", detached: false)
+            defer { unlink(file + ".log") }
+            // Kill it mid-backfill, once some batches are saved.
+            var saved = 0
+            for _ in 0..<400 {
+                if saved >= 2000 { break }
+                try await Task.sleep(for: .milliseconds(10))
+                saved = Int(try await db.query("SELECT coalesce(sum(rows), 0) FROM baton.backfills").first ?? "0") ?? 0
+            }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            saved = Int(try await db.query("SELECT rows FROM baton.backfills").first ?? "0") ?? 0
+            #expect(saved >= 2000 && saved < 20000, "killed mid-backfill")
+            #expect(try await db.migrator.status().active?.status == "backfilling")
+            // The checkpoint moves with its batch: exactly the saved rows are filled.
+            #expect(try await db.query("SELECT count(*) FROM items WHERE _baton_new_twice IS NOT NULL") == [String(saved)])
+            #expect(try await db.migrator.latest() == "public", "no new version before the backfill is done")
+
+            // The old version keeps writing meanwhile; the trigger fills those rows.
+            try await db.execute("INSERT INTO items (n) VALUES (100001), (100002)")
+            try await db.execute("UPDATE items SET n = -1 WHERE id = 19999")
+
+            try await db.migrator.resumeBackfill(options: .init(batchSize: 5000))
+            #expect(try await db.query("SELECT rows, done FROM baton.backfills") == ["20000|t"], "resumed after the checkpoint: every old row once")
+            #expect(try await db.query("SELECT count(*) FROM items WHERE twice IS DISTINCT FROM n * 2", as: "public_02_double") == ["0"])
+            #expect(try await db.query("SELECT twice FROM items WHERE id = 19999", as: "public_02_double") == ["-2"])
+            try await db.migrator.complete()
+            #expect(try await db.query("SELECT count(*) FROM items WHERE twice = n * 2") == ["20002"])
+        }
+    }
+
+    @Test func tableWithoutPrimaryKeyIsBackfilledByCtidWhileTheAppWrites() async throws {
+        try await MigrationDatabase.with("""
+            CREATE TABLE events (kind text, n int);
+            INSERT INTO events SELECT 'k' || (g % 7), g FROM generate_series(1, 30000) g;
+            """) { db in
+            let writer = Task {
+                var written = 0
+                let connection = try await PostgresSession.connect(url: db.url)
+                do {
+                    while !Task.isCancelled {
+                        try await connection.execute("INSERT INTO events VALUES ('new', 7)")
+                        try await connection.execute("UPDATE events SET n = n + 1 WHERE n = \(1000 + written)")
+                        written += 1
+                    }
+                } catch {}
+                await connection.close()
+                return written
+            }
+            let migration = try await db.start("""
+                {"name": "03_kind", "operations": [{"alter_column": {"table": "events", "column": "n", "type": "bigint", "nullable": false,
+                  "up": "coalesce(n, 0)::bigint * 10", "down": "(n / 10)::int"}}]}
+                """, options: .init(batchSize: 500, delay: .milliseconds(2)))
+            writer.cancel()
+            let written = try await writer.value
+            #expect(written > 0, "the app wrote during the backfill")
+            let new = db.version(migration)
+            #expect(try await db.query("SELECT count(*) FROM events WHERE n IS DISTINCT FROM (SELECT 1)", as: new).count == 1)
+            let wrong = try await db.query("SELECT count(*) FROM events e WHERE e._baton_new_n IS DISTINCT FROM e.n::bigint * 10")
+            #expect(wrong == ["0"], "every row, old or written during the backfill, has n * 10")
+            #expect(try await db.query("SELECT count(*) FROM events", as: new) == [String(30000 + written)])
+            try await db.migrator.complete()
+            #expect(try await db.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'events' AND column_name = 'n'") == ["bigint"])
+        }
+    }
+}

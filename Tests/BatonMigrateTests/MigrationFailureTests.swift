@@ -1,0 +1,116 @@
+import BatonCore
+import BatonMigrate
+import Foundation
+import Testing
+
+/// Bad migrations: a clear one-line error, and the database exactly as it was.
+@Suite(.serialized, .postgres) struct MigrationFailureTests {
+    static let setup = """
+        CREATE TABLE products (id serial PRIMARY KEY, name text NOT NULL, n int);
+        INSERT INTO products (name, n) SELECT 'p' || g, g FROM generate_series(1, 100) g;
+        INSERT INTO products (name, n) VALUES ('p1', 0);
+        """
+
+    @Test(arguments: [
+        (#"{"add_column": {"table": "nope", "column": {"name": "x", "type": "int"}}}"#,
+         "test.json: operations[0].add_column.table: no table 'nope' in schema 'public'"),
+        (#"{"alter_column": {"table": "products", "column": "nme", "nullable": false}}"#,
+         "test.json: operations[0].alter_column.column: no column 'nme' in table 'products' (did you mean 'name'?)"),
+        (#"{"create_index": {"name": "i", "table": "products", "columns": ["id", "price"]}}"#,
+         "test.json: operations[0].create_index.columns: no column 'price' in table 'products'"),
+        (#"{"rename_column": {"table": "products", "from": "n", "to": "name"}}"#,
+         "test.json: operations[0].rename_column.to: table 'products' already has a column 'name'"),
+        (#"{"drop_index": {"name": "products_pkey"}}"#,
+         "test.json: operations[0].drop_index.name: no index 'products_pkey' in schema 'public' (a constraint's index goes with the constraint)"),
+        (#"{"alter_column": {"table": "products", "column": "id", "type": "bigint"}}"#,
+         "test.json: operations[0].alter_column.column: column 'id' is part of primaryKey 'products_pkey', which its shadow copy would not carry over; drop it in an earlier migration and create it again afterwards"),
+    ])
+    func referencesAreCheckedAgainstTheDatabase(operation: String, message: String) async throws {
+        try await MigrationDatabase.with(Self.setup) { db in
+            let before = try db.dump()
+            let error = await #expect(throws: BatonError.self) { _ = try await db.start(#"{"name": "01_bad", "operations": [\#(operation)]}"#) }
+            #expect(error?.description == message)
+            #expect(try db.dump() == before)
+        }
+    }
+
+    @Test func oneColumnChangesOncePerMigration() async throws {
+        try await MigrationDatabase.with(Self.setup) { db in
+            let error = await #expect(throws: BatonError.self) {
+                _ = try await db.start("""
+                    {"name": "01_twice", "operations": [{"rename_column": {"table": "products", "from": "n", "to": "m"}},
+                      {"alter_column": {"table": "products", "column": "m", "type": "bigint"}}]}
+                    """)
+            }
+            #expect(error?.description == "test.json: operations[1].alter_column.column: column 'n' is already changed by operations[0]; change it once per migration and put the rest in the next one")
+        }
+    }
+
+    /// Failures at each stage of start: the transaction, a CONCURRENTLY index, the backfill.
+    @Test(arguments: [
+        ("transaction", #"{"add_column": {"table": "products", "column": {"name": "x", "type": "int"}}}, {"sql": {"up": "SELECT 1/0"}}"#, "division by zero"),
+        ("index", #"{"create_index": {"name": "one_name", "table": "products", "columns": ["name"], "unique": true}}"#, "could not create unique index"),
+        ("backfill", #"{"add_column": {"table": "products", "up": "100 / n", "column": {"name": "inverse", "type": "int"}}}"#, "division by zero"),
+    ])
+    func failedStartLeavesTheDatabaseAsItWas(stage: String, operations: String, reason: String) async throws {
+        try await MigrationDatabase.with(Self.setup) { db in
+            let before = try db.dump()
+            let error = await #expect(throws: BatonError.self) { _ = try await db.start(#"{"name": "01_fails", "operations": [\#(operations)]}"#) }
+            #expect(error?.description.contains(reason) == true, "\(stage): \(error?.description ?? "")")
+            #expect(error?.description.contains("rolled back") == true || stage == "transaction")
+            #expect(try db.dump() == before, "\(stage)")
+            #expect(try await db.migrator.status().active == nil)
+        }
+    }
+
+    @Test func oneMigrationAtATime() async throws {
+        try await MigrationDatabase.with(Self.setup) { db in
+            _ = try await db.start(#"{"name": "01_a", "operations": [{"rename_column": {"table": "products", "from": "n", "to": "m"}}]}"#)
+            let error = await #expect(throws: BatonError.self) {
+                _ = try await db.start(#"{"name": "02_b", "operations": [{"drop_column": {"table": "products", "column": "name"}}]}"#)
+            }
+            #expect(error?.description == "migration '01_a' is active; complete or roll it back before starting '02_b'")
+            try await db.migrator.complete()
+            let again = await #expect(throws: BatonError.self) { try await db.migrator.complete() }
+            #expect(again?.description == "no migration is in progress")
+        }
+    }
+
+    @Test func hostileNamesAreQuoted() async throws {
+        try await MigrationDatabase.with(#"""
+            CREATE TABLE "order" (id serial PRIMARY KEY, "select" text, "a;b" int, "Mixed Case" text);
+            INSERT INTO "order" ("select", "a;b") VALUES ('x', 1), ('y', 2);
+            """#) { db in
+            let migration = try await db.start(#"""
+                {"name": "01_hostile", "operations": [
+                  {"rename_column": {"table": "order", "from": "select", "to": "where\"; DROP TABLE x; --"}},
+                  {"add_column": {"table": "order", "up": "coalesce(\"a;b\", 0) * 2", "column": {"name": "from", "type": "int", "nullable": false, "check": {"name": "from'check", "constraint": "\"from\" >= 0"}}}},
+                  {"alter_column": {"table": "order", "column": "Mixed Case", "nullable": false, "up": "coalesce(\"Mixed Case\", 'none')"}},
+                  {"create_index": {"name": "index;\"x", "table": "order", "columns": ["a;b"]}}]}
+                """#)
+            let new = db.version(migration)
+            #expect(try await db.query(#"SELECT "where""; DROP TABLE x; --", "from", "Mixed Case" FROM "order" ORDER BY id"#, as: new) == ["x|2|none", "y|4|none"])
+            try await db.execute(#"INSERT INTO "order" ("select", "a;b") VALUES ('z', 5)"#)
+            #expect(try await db.query(#"SELECT "from" FROM "order" WHERE "a;b" = 5"#, as: new) == ["10"])
+            try await db.migrator.rollback()
+            _ = try await db.start(#"{"name": "01_hostile", "operations": [{"rename_column": {"table": "order", "from": "select", "to": "where\"; DROP TABLE x; --"}}]}"#)
+            try await db.migrator.complete()
+            #expect(try await db.query(#"SELECT count(*) FROM "order" WHERE "where""; DROP TABLE x; --" IS NOT NULL"#) == ["3"])
+        }
+    }
+
+    /// The second migration's old version is the first one's schema, dropped when it completes.
+    @Test func versionsChain() async throws {
+        try await MigrationDatabase.with(Self.setup) { db in
+            let first = try await db.start(#"{"name": "01_title", "operations": [{"rename_column": {"table": "products", "from": "name", "to": "title"}}]}"#)
+            try await db.migrator.complete()
+            let second = try await db.start(#"{"name": "02_label", "operations": [{"rename_column": {"table": "products", "from": "title", "to": "label"}}]}"#)
+            try await db.execute("INSERT INTO products (title) VALUES ('via first')", as: db.version(first))
+            #expect(try await db.query("SELECT count(*) FROM products WHERE label = 'via first'", as: db.version(second)) == ["1"])
+            try await db.migrator.complete()
+            #expect(try await db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'public_01_title'") == ["0"])
+            #expect(try await db.migrator.latest() == "public_02_label")
+            #expect(try await db.migrator.status().history.map(\.name) == ["01_title", "02_label"])
+        }
+    }
+}
