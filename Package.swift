@@ -64,7 +64,7 @@ let package = Package(
         ),
         .target(
             name: "BatonDemo",
-            dependencies: ["BatonCore", "BatonProxy", "BatonRollout", "BatonProbe",
+            dependencies: ["BatonCore", "BatonProxy", "BatonRollout", "BatonProbe", "BatonMigrate",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -141,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TranslateAppTests",
-            dependencies: ["BatonTesting", "BatonCore", "BatonProbe"]
+            dependencies: ["BatonTesting", "BatonCore", "BatonProbe", "BatonMigrate", "BatonDemo"]
         ),
         .testTarget(
             name: "BatonProbeTests",

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonMigrate
 import BatonProbe
 import BatonProxy
 import BatonRollout
@@ -8,8 +9,9 @@ import NIOConcurrencyHelpers
 import ServiceLifecycle
 
 /// `baton demo`: the whole story on this machine. A throwaway PostgreSQL, `baton proxy`, four
-/// TranslateApp 5.3 nodes; synthetic users log in and work while 5.4 is rolled out; then the
-/// report, and everything stopped and removed, also when interrupted.
+/// TranslateApp 5.3 nodes; synthetic users log in and work while 5.4's migration starts
+/// (expand), 5.4 is rolled out, and the migration completes (contract); then the report, and
+/// everything stopped and removed, also when interrupted.
 public struct Demo: Sendable {
     public struct Options: Sendable {
         public var quick: Bool
@@ -58,8 +60,10 @@ public struct Demo: Sendable {
         let database = NIOLockedValueBox<PostgresCluster?>(nil)
         let proxy = NIOLockedValueBox<(ServiceGroup, Task<Void, any Error>)?>(nil)
         let config = NIOLockedValueBox<BatonConfig?>(nil)
+        let session = NIOLockedValueBox<PostgresSession?>(nil)
 
         func release(directory: String) async {
+            await session.withLockedValue { $0 }?.close()
             if let config = config.withLockedValue({ $0 }) {
                 let driver = LocalProcessDriver(stateDirectory: config.stateDirectory)
                 for node in config.nodes {
@@ -153,10 +157,22 @@ public struct Demo: Sendable {
         let probing = Task { await probe.run(until: { stop.withLockedValue { $0 } }) }
         try await Task.sleep(for: .seconds(quick ? 3 : 10))
 
+        let migration = try Migration.load(path: try TranslateMigrations.directory() + "/" + TranslateMigrations.release54)
+        say("==> baton migrate start \(migration.name): 5.4's schema version beside 5.3's, under load")
+        let session = try await PostgresSession.connect(url: database.url())
+        resources.session.withLockedValue { $0 = session }
+        let migrator = Migrator(session: session) { event in if case .phase(let text) = event { say("    " + text) } }
+        var migrationMarkers = [ReportWriter.Marker(at: Date().timeIntervalSince(probeStart), label: "migrate start")]
+        try await migrator.start(migration)
+
         say("==> rolling deploy of 5.4 under load")
         let deployStart = Date()
         try await rollout.deploy(release: "5.4", resume: false)
         let deployEnd = Date()
+
+        say("==> baton migrate complete: every node runs 5.4, the old schema version goes")
+        migrationMarkers.append(.init(at: Date().timeIntervalSince(probeStart), label: "migrate complete"))
+        try await migrator.complete()
         try await Task.sleep(for: .seconds(quick ? 2 : 5))
         stop.withLockedValue { $0 = true }
         let result = await probing.value
@@ -166,7 +182,8 @@ public struct Demo: Sendable {
         let steady = result.records.filter { $0.at < from }
         let during = result.records.filter { $0.at >= from && $0.at < to }
         let served = Array(Set(result.records.compactMap(\.release))).sorted()
-        let markers = deployMarkers(try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart)
+        let markers = (deployMarkers(try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart) + migrationMarkers)
+            .sorted { $0.at < $1.at }
         try FileManager.default.createDirectory(atPath: options.reportDirectory, withIntermediateDirectories: true)
         let writer = ReportWriter()
         try writer.json(result, markers: markers).write(to: URL(fileURLWithPath: options.reportDirectory + "/report.json"))

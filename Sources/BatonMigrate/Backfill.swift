@@ -39,12 +39,24 @@ struct Backfill {
 
     func run(progress: (BackfillProgress) -> Void) async throws {
         try await prepare()
+        // A batch must never queue for long behind the application's row locks.
+        try await session.execute("SET lock_timeout = '\(session.lockTimeout.milliseconds)ms'")
+        do {
+            try await batches(progress: progress)
+        } catch {
+            try? await session.execute("RESET lock_timeout")
+            throw error
+        }
+        try await session.execute("RESET lock_timeout")
+    }
+
+    private func batches(progress: (BackfillProgress) -> Void) async throws {
         let clock = ContinuousClock()
         let began = clock.now
         var firstRows: Int?
         let perBatch = try await pagesPerBatch()
         while true {
-            guard let row = try await session.rows(target.key.isEmpty ? ctidBatch(pages: perBatch) : keyBatch()).first else {
+            guard let row = try await batchWithRetries(target.key.isEmpty ? ctidBatch(pages: perBatch) : keyBatch()).first else {
                 throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
             }
             let rows = Int(row[0] ?? "0") ?? 0
@@ -55,6 +67,22 @@ struct Backfill {
             progress(BackfillProgress(table: target.table, rows: rows, total: max(total, rows), done: done, rowsPerSecond: seconds > 0 ? Double(rows - (firstRows ?? 0)) / seconds : 0))
             if done { return }
             if options.delay > .zero { try await Task.sleep(for: options.delay) }
+        }
+    }
+
+    /// A batch that waited too long for a row lock, or lost a deadlock to the application, is
+    /// the one that yields: it is rolled back (its position with it) and tried again shortly.
+    private func batchWithRetries(_ sql: String) async throws -> [[String?]] {
+        var pause = Duration.milliseconds(20)
+        var attempt = 1
+        while true {
+            do {
+                return try await session.rows(sql)
+            } catch let error as SessionError where ["40P01", "55P03", "40001"].contains(error.sqlState ?? "") && attempt < 50 {
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(1))
+                attempt += 1
+            }
         }
     }
 

@@ -41,9 +41,10 @@ struct TranslateApp: AsyncParsableCommand {
             try await Application(router: router.build(), configuration: configuration).runService()
             return
         }
-        let client = PostgresClient(configuration: try PostgresStore.configuration(url: databaseURL))
-        let store = PostgresStore(client: client)
-        let router = TranslateRouter(release: Release(rawValue: release)!, fault: fault, store: store)
+        let release = Release(rawValue: release)!
+        let client = PostgresClient(configuration: try PostgresStore.configuration(url: databaseURL, release: release))
+        let store = PostgresStore(client: client, release: release)
+        let router = TranslateRouter(release: release, fault: fault, store: store)
         var app = Application(router: router.build(), configuration: configuration, services: [client])
         app.beforeServerStarts { try await store.prepare() }
         try await app.runService()

@@ -12,6 +12,18 @@ struct Segment: Codable, Sendable, ResponseCodable {
     var id: Int
     var source: String
     var translation: String?
+    /// Words in `source`; 5.4 keeps it in the database (migration 54_segment_words) and weighs
+    /// progress by it. 5.3 clients ignore the extra field.
+    var words: Int?
+
+    init(id: Int, source: String, translation: String?, words: Int? = nil) {
+        self.id = id
+        self.source = source
+        self.translation = translation
+        self.words = words
+    }
+
+    var wordCount: Int { words ?? source.split(whereSeparator: \.isWhitespace).count }
 }
 
 struct SegmentUpdate: Codable, Sendable {
@@ -36,8 +48,9 @@ struct ProjectSummary: Codable, Sendable, ResponseCodable {
         name = project.name
         segmentCount = project.segments.count
         if release == .v5_4 {
-            let done = project.segments.filter { $0.translation != nil }.count
-            progress = project.segments.isEmpty ? 0 : Double(done) / Double(project.segments.count)
+            let total = project.segments.map(\.wordCount).reduce(0, +)
+            let done = project.segments.filter { $0.translation != nil }.map(\.wordCount).reduce(0, +)
+            progress = total == 0 ? 0 : Double(done) / Double(total)
         }
     }
 }

@@ -54,6 +54,8 @@ import Testing
         #expect(run.output.contains("0 failed of "), "\(run.output.suffix(500))")
         #expect(run.output.contains(" · 0 logouts · 0 lost writes · "))
         #expect(run.output.contains("releases served: 5.3, 5.4"))
+        #expect(run.output.contains("54_segment_words is active: the new version is schema public_54_segment_words"))
+        #expect(run.output.contains("54_segment_words is complete"))
 
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.directory + "/baton-demo-report/report.json"))) as? [String: Any]
         #expect(report?["failed"] as? Int == 0)
@@ -64,6 +66,8 @@ import Testing
         let releases = Set(seconds.flatMap { (($0["byRelease"] as? [String: Int]) ?? [:]).keys })
         #expect(releases == ["5.3", "5.4"], "both releases served traffic during the run")
         #expect(FileManager.default.fileExists(atPath: run.directory + "/baton-demo-report/report.html"))
+        let markers = ((report?["markers"] as? [[String: Any]]) ?? []).compactMap { $0["label"] as? String }
+        #expect(markers.contains("migrate start") && markers.contains("migrate complete"), "\(markers)")
 
         // Nothing it started is left, and its working directory is gone.
         #expect(!FileManager.default.fileExists(atPath: run.directory + "/.baton/demo"))

@@ -83,4 +83,30 @@ import Testing
             #expect(try await db.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'events' AND column_name = 'n'") == ["bigint"])
         }
     }
+
+    /// An application transaction holding rows: start's DDL (and any batch meeting the rows) gives
+    /// up its lock request after the short lock_timeout, so it never queues everyone behind it,
+    /// and retries until the transaction is gone, instead of failing the migration.
+    @Test func appTransactionHoldingRowsMakesStartBackOffAndRetry() async throws {
+        try await MigrationDatabase.with("""
+            CREATE TABLE items (id int PRIMARY KEY, n int);
+            INSERT INTO items SELECT g, g FROM generate_series(1, 3000) g;
+            """) { db in
+            let holder = try await PostgresSession.connect(url: db.url)
+            try await holder.execute("BEGIN")
+            try await holder.execute("SELECT * FROM items WHERE id = 1500 FOR UPDATE")
+            db.session.lockTimeout = .milliseconds(50)
+            let release = Task {
+                try await Task.sleep(for: .milliseconds(600))
+                try await holder.execute("COMMIT")
+                await holder.close()
+            }
+            let started = ContinuousClock.now
+            _ = try await db.start(#"{"name": "04_neg", "operations": [{"add_column": {"table": "items", "up": "-n", "column": {"name": "neg", "type": "int", "nullable": false}}}]}"#,
+                                   options: .init(batchSize: 1000))
+            try await release.value
+            #expect(ContinuousClock.now - started >= .milliseconds(500), "the batch waited for the app's lock to go")
+            #expect(try await db.query("SELECT count(*) FROM items WHERE neg = -n", as: "public_04_neg") == ["3000"])
+        }
+    }
 }

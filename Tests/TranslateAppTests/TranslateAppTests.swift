@@ -1,4 +1,6 @@
 import BatonCore
+import BatonDemo
+import BatonMigrate
 import BatonProbe
 import BatonTesting
 import Foundation
@@ -27,6 +29,16 @@ import Testing
             throw BatonError(.timeout, "TranslateApp on \(endpoint) did not come up")
         }
 
+        /// Waits up to 20 s for the process to exit by itself; its status, or nil.
+        func waitExit() -> Int32? {
+            for _ in 0..<800 {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid { return status }
+                usleep(25_000)
+            }
+            return nil
+        }
+
         func stop() {
             kill(pid, SIGTERM)
             var status: Int32 = 0
@@ -46,9 +58,25 @@ import Testing
         let url = database.url()
         let (portA, portB) = (try freePort(), try freePort())
         var a = try App(release: "5.3", port: portA, database: url, log: directory + "/a.log")
-        let b = try App(release: "5.4", port: portB, database: url, log: directory + "/b.log")
-        defer { a.stop(); b.stop() }
+        defer { a.stop() }
         try await a.waitUp()
+
+        // 5.4 reads through migration 54_segment_words's schema and refuses to start without it.
+        let early = try App(release: "5.4", port: portB, database: url, log: directory + "/early.log")
+        #expect(early.waitExit() != nil, "5.4 exits without its schema")
+        let earlyLog = (try? String(contentsOfFile: directory + "/early.log", encoding: .utf8)) ?? ""
+        #expect(earlyLog.contains("run: baton migrate start"), "\(earlyLog.suffix(300))")
+
+        let session = try await PostgresSession.connect(url: url)
+        let migrator = Migrator(session: session)
+        do {
+            try await migrator.start(try Migration.load(path: try TranslateMigrations.directory() + "/" + TranslateMigrations.release54))
+        } catch {
+            await session.close()
+            throw error
+        }
+        let b = try App(release: "5.4", port: portB, database: url, log: directory + "/b.log")
+        defer { b.stop() }
         try await b.waitUp()
 
         let login = try await HTTP1Client.send(HTTPRequest(.POST, "/login", headers: ["content-type": "application/json"], body: #"{"user":"ann"}"#), to: a.endpoint)
@@ -66,6 +94,15 @@ import Testing
         #expect(try await HTTP1Client.send(HTTPRequest(.POST, "/api/notes", headers: headers, body: #"{"text":"note-42"}"#), to: a.endpoint).status == 201)
         #expect(try await HTTP1Client.send(HTTPRequest(.GET, "/api/notes/note-42", headers: headers), to: b.endpoint).status == 200)
 
+        // The same segment through both releases: 5.3 writes `translation`, 5.4 reads `target`.
+        let put = HTTPRequest(.PUT, "/api/segments/2", headers: headers, body: #"{"translation":"Anmelden bitte"}"#)
+        #expect(try await HTTP1Client.send(put, to: a.endpoint).status == 200)
+        let seen = try await HTTP1Client.send(HTTPRequest(.GET, "/api/projects/1/segments", headers: headers), to: b.endpoint).bodyString
+        #expect(seen.contains(#""translation":"Anmelden bitte""#) && seen.contains(#""words":2"#), "\(seen)")
+        let back = HTTPRequest(.PUT, "/api/segments/4", headers: headers, body: #"{"translation":"Einstellungen"}"#)
+        #expect(try await HTTP1Client.send(back, to: b.endpoint).status == 200)
+        #expect(try await HTTP1Client.send(HTTPRequest(.GET, "/api/projects/2/segments", headers: headers), to: a.endpoint).bodyString.contains("Einstellungen"))
+
         // A restarted server (now on 5.4) logs no one out.
         a.stop()
         a = try App(release: "5.4", port: portA, database: url, log: directory + "/a2.log")
@@ -79,6 +116,17 @@ import Testing
             #expect(try await HTTP1Client.send(HTTPRequest(.GET, script), to: a.endpoint).status == 200)
             #expect(try await HTTP1Client.send(HTTPRequest(.GET, script), to: b.endpoint).status == 200)
         }
+
+        // Once every server runs 5.4 the migration completes under them; they go on working.
+        do {
+            try await migrator.complete()
+        } catch {
+            await session.close()
+            throw error
+        }
+        await session.close()
+        #expect(try await HTTP1Client.send(HTTPRequest(.GET, "/api/projects/2/segments", headers: headers), to: a.endpoint).bodyString.contains("Einstellungen"))
+        #expect(try await HTTP1Client.send(HTTPRequest(.PUT, "/api/segments/1", headers: headers, body: #"{"translation":"Hallo"}"#), to: b.endpoint).status == 200)
     }
 
     @Test func builtInProbeScenarioRunsCleanAgainstTheApp() async throws {

@@ -1,0 +1,23 @@
+import BatonCore
+import Foundation
+
+/// Where TranslateApp's migrations are (Examples/translate/migrations): searched from the
+/// working directory and from the executable upwards, so `baton demo` works from the checkout
+/// and from `.build/…`.
+public enum TranslateMigrations {
+    public static let release54 = "54_segment_words.json"
+
+    public static func directory() throws -> String {
+        let relative = "Examples/translate/migrations"
+        var candidates = [FileManager.default.currentDirectoryPath]
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            candidates.append(directory.path)
+            directory = directory.deletingLastPathComponent()
+        }
+        for candidate in candidates where FileManager.default.fileExists(atPath: "\(candidate)/\(relative)/\(release54)") {
+            return "\(candidate)/\(relative)"
+        }
+        throw BatonError(.notFound, "\(relative)/\(release54) not found from \(FileManager.default.currentDirectoryPath); run from the Baton checkout")
+    }
+}
