@@ -41,13 +41,17 @@ struct Backfill {
         try await prepare()
         // A batch must never queue for long behind the application's row locks.
         try await session.execute("SET lock_timeout = '\(session.lockTimeout.milliseconds)ms'")
+        // The batch sets the new columns itself; the migration's triggers stand aside for it.
+        if target.inline { try await session.execute("SET baton.backfill = 'on'") }
         do {
             try await batches(progress: progress)
         } catch {
             try? await session.execute("RESET lock_timeout")
+            try? await session.execute("RESET baton.backfill")
             throw error
         }
         try await session.execute("RESET lock_timeout")
+        try await session.execute("RESET baton.backfill")
     }
 
     private func batches(progress: (BackfillProgress) -> Void) async throws {
@@ -55,8 +59,28 @@ struct Backfill {
         let began = clock.now
         var firstRows: Int?
         let perBatch = try await pagesPerBatch()
+        // Bounds go into each batch as literals, so the planner sees a plain index (or TID)
+        // range; read from a join they would make every batch scan the whole table.
+        let width = max(target.key.count, 1)
+        let elements = (1...width).map { "position[\($0)]" } + (1...width).map { "upper[\($0)]" } + ["done::text"]
+        guard let saved = try await session.rows("SELECT \(elements.joined(separator: ", ")) FROM baton.backfills WHERE \(stateKey)").first else {
+            throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
+        }
+        if saved.last == "true" { return }
+        var position: [String]? = saved[0] == nil ? nil : saved[0..<width].map { $0 ?? "" }
+        let upper = saved[width..<(2 * width)].map { $0 ?? "" }
         while true {
-            guard let row = try await batchWithRetries(target.key.isEmpty ? ctidBatch(pages: perBatch) : keyBatch()).first else {
+            let sql: String
+            if target.key.isEmpty {
+                let last = min((Int(position?.first ?? "0") ?? 0) + perBatch, Int(upper[0]) ?? 0)
+                sql = ctidBatch(from: Int(position?.first ?? "0") ?? 0, to: last, upper: Int(upper[0]) ?? 0)
+                position = [String(last)]
+            } else {
+                let end = try await batchEnd(after: position, upper: upper)
+                sql = keyBatch(after: position, end: end ?? upper, last: end == nil || end == upper)
+                position = end ?? upper
+            }
+            guard let row = try await batchWithRetries(sql).first else {
                 throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
             }
             let rows = Int(row[0] ?? "0") ?? 0
@@ -112,51 +136,52 @@ struct Backfill {
         return max(1, Int(Double(options.batchSize) / max(perPage, 1)))
     }
 
-    /// Next `batchSize` keys after the position and up to the upper bound, updated and saved in
-    /// one statement.
-    private func keyBatch() -> String {
-        let key = target.key.map(SQL.ident)
-        let typed = { (array: String) in
-            "ROW(" + zip(target.key.indices, target.keyTypes).map { "CAST(b.\(array)[\($0 + 1)] AS \($1))" }.joined(separator: ", ") + ")"
-        }
-        let tuple = "ROW(" + key.map { "t.\($0)" }.joined(separator: ", ") + ")"
-        let touch = SQL.ident(target.touch)
+    private func literal(_ values: [String]) -> String {
+        "(" + zip(values, target.keyTypes).map { "CAST(\(SQL.literal($0)) AS \($1))" }.joined(separator: ", ") + ")"
+    }
+
+    private var keyTuple: String { "(" + target.key.map { "t.\(SQL.ident($0))" }.joined(separator: ", ") + ")" }
+
+    /// Where the next batch ends: the `batchSize`-th key after `position` (an index-only scan),
+    /// or nil when fewer are left before `upper`.
+    private func batchEnd(after position: [String]?, upper: [String]) async throws -> [String]? {
+        let lower = position.map { "\(keyTuple) > \(literal($0)) AND " } ?? ""
+        let order = target.key.map { "t.\(SQL.ident($0))" }.joined(separator: ", ")
+        return try await session.rows("""
+            SELECT \(target.key.map { "t.\(SQL.ident($0))::text" }.joined(separator: ", ")) FROM \(table) t
+            WHERE \(lower)\(keyTuple) <= \(literal(upper)) ORDER BY \(order) OFFSET \(options.batchSize - 1) LIMIT 1
+            """).first.map { $0.map { $0 ?? "" } }
+    }
+
+    /// The rows with keys in (position, end], updated, and the position saved, in one statement
+    /// (constant bounds, so it is an index range scan); returns rows, total, done.
+    private func keyBatch(after position: [String]?, end: [String], last: Bool) -> String {
+        let lower = position.map { "\(keyTuple) > \(literal($0)) AND " } ?? ""
         return """
-            WITH b AS (SELECT position, upper FROM baton.backfills WHERE \(stateKey)),
-            batch AS (
-              SELECT \(key.map { "t.\($0)" }.joined(separator: ", ")) FROM \(table) t, b
-              WHERE NOT (SELECT done FROM baton.backfills WHERE \(stateKey))
-                AND (b.position IS NULL OR \(tuple) > \(typed("position"))) AND \(tuple) <= \(typed("upper"))
-              ORDER BY \(key.map { "t.\($0)" }.joined(separator: ", ")) LIMIT \(options.batchSize)),
-            touched AS (
-              UPDATE \(table) t SET \(touch) = t.\(touch) FROM batch
-              WHERE \(tuple) = ROW(\(key.map { "batch.\($0)" }.joined(separator: ", "))) RETURNING 1),
+            WITH touched AS (
+              UPDATE \(table) t SET \(target.setList)
+              WHERE \(lower)\(keyTuple) <= \(literal(end)) RETURNING 1),
             saved AS (
               UPDATE baton.backfills SET
-                position = coalesce((SELECT ARRAY[\(key.map { "\($0)::text" }.joined(separator: ", "))] FROM batch ORDER BY \(key.map { "\($0) DESC" }.joined(separator: ", ")) LIMIT 1), position),
+                position = ARRAY[\(end.map(SQL.literal).joined(separator: ", "))]::text[],
                 rows = rows + (SELECT count(*) FROM touched),
-                done = (SELECT count(*) FROM batch) < \(options.batchSize)
+                done = \(last)
               WHERE \(stateKey) RETURNING rows::text, total::text, done::text)
             SELECT * FROM saved
             """
     }
 
-    /// Next `pages` heap pages of the table, up to where it ended when the backfill began.
-    private func ctidBatch(pages: Int) -> String {
-        let touch = SQL.ident(target.touch)
-        let start = "coalesce((SELECT position[1]::bigint FROM baton.backfills WHERE \(stateKey)), 0)"
-        return """
-            WITH range AS (
-              SELECT \(start) AS first, least(\(start) + \(pages), (SELECT upper[1]::bigint FROM baton.backfills WHERE \(stateKey))) AS last),
-            touched AS (
-              UPDATE \(table) t SET \(touch) = t.\(touch) FROM range
-              WHERE NOT (SELECT done FROM baton.backfills WHERE \(stateKey))
-                AND t.ctid >= format('(%s,0)', range.first)::tid AND t.ctid < format('(%s,0)', range.last)::tid RETURNING 1),
+    /// Heap pages [from, to) of the table; `upper` is where it ended when the backfill began.
+    private func ctidBatch(from: Int, to: Int, upper: Int) -> String {
+        """
+            WITH touched AS (
+              UPDATE \(table) t SET \(target.setList)
+              WHERE t.ctid >= '(\(from),0)'::tid AND t.ctid < '(\(to),0)'::tid RETURNING 1),
             saved AS (
               UPDATE baton.backfills SET
-                position = ARRAY[(SELECT last FROM range)::text],
+                position = ARRAY['\(to)'],
                 rows = rows + (SELECT count(*) FROM touched),
-                done = (SELECT last FROM range) >= upper[1]::bigint
+                done = \(to >= upper)
               WHERE \(stateKey) RETURNING rows::text, total::text, done::text)
             SELECT * FROM saved
             """

@@ -8,8 +8,23 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
         /// means ranges of `ctid` pages.
         public var key: [String]
         public var keyTypes: [String]
-        /// A column set to itself so every row's triggers run.
+        /// A column set to itself so every row's triggers run (when not `inline`).
         public var touch: String
+        /// The new columns and their `up`, set by the batch UPDATE itself when `inline`.
+        public var assignments: [Assignment]
+        public var inline: Bool
+
+        public struct Assignment: Sendable, Codable, Equatable {
+            public var column: String
+            public var expression: String
+        }
+
+        /// What each batch's UPDATE sets.
+        var setList: String {
+            inline
+                ? assignments.map { "\(SQL.ident($0.column)) = (\($0.expression))" }.joined(separator: ", ")
+                : "\(SQL.ident(touch)) = \(SQL.ident(touch))"
+        }
     }
 
     public var name: String
@@ -55,9 +70,10 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
         [
             ("start", start),
             ("backfill", backfills.map { backfill in
-                let range = backfill.key.isEmpty ? "ctid >= '(A,0)' AND ctid < '(B,0)'" : "(\(backfill.key.map(SQL.ident).joined(separator: ", "))) > (…) LIMIT batch"
+                let key = "(\(backfill.key.map(SQL.ident).joined(separator: ", ")))"
+                let range = backfill.key.isEmpty ? "ctid >= '(A,0)' AND ctid < '(B,0)'" : "\(key) > (A) AND \(key) <= (B)"
                 return Statement(
-                    "UPDATE \(SQL.qualified(baseSchema, backfill.table)) SET \(SQL.ident(backfill.touch)) = \(SQL.ident(backfill.touch)) WHERE \(range)  -- per batch, rows that existed at start",
+                    "\(backfill.inline ? "SET baton.backfill = 'on'; " : "")UPDATE \(SQL.qualified(baseSchema, backfill.table)) SET \(backfill.setList) WHERE \(range)  -- per batch of rows that existed at start",
                     lock: "ROW EXCLUSIVE on \(backfill.table); row locks on one batch")
             }),
             ("version", newVersion.createStatements(schema: versionSchema, base: baseSchema)),

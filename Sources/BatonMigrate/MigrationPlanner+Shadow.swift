@@ -50,7 +50,6 @@ extension MigrationPlanner {
         }
         replace(updated)
         try addTrigger(on: updated, up: up, down: down)
-        addBackfill(updated)
         return shadows
     }
 }

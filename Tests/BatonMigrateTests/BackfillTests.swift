@@ -109,4 +109,25 @@ import Testing
             #expect(try await db.query("SELECT count(*) FROM items WHERE neg = -n", as: "public_04_neg") == ["3000"])
         }
     }
+
+    /// An `up` that reads a column this migration computes cannot be set by the batch itself;
+    /// the backfill then touches rows so the triggers run in order. Plain ones are set inline.
+    @Test func upReadingAComputedColumnRunsThroughTheTriggers() async throws {
+        try await MigrationDatabase.with("""
+            CREATE TABLE items (id int PRIMARY KEY, n int);
+            INSERT INTO items SELECT g, g FROM generate_series(1, 2500) g;
+            """) { db in
+            let chained = try Migration.parse("""
+                {"name": "05_chain", "operations": [
+                  {"add_column": {"table": "items", "up": "n * 2", "column": {"name": "twice", "type": "int"}}},
+                  {"add_column": {"table": "items", "up": "twice + 1", "column": {"name": "more", "type": "int", "nullable": false}}}]}
+                """, file: "test.json")
+            #expect(try await db.migrator.plan(chained).backfills.map(\.inline) == [false])
+            let plain = try Migration.parse(#"{"name": "06_plain", "operations": [{"add_column": {"table": "items", "up": "n * 2", "column": {"name": "twice", "type": "int"}}}]}"#, file: "test.json")
+            #expect(try await db.migrator.plan(plain).backfills.map(\.inline) == [true])
+
+            try await db.migrator.start(chained, options: .init(batchSize: 1000))
+            #expect(try await db.query("SELECT count(*) FROM items WHERE twice = n * 2 AND more = n * 2 + 1", as: "public_05_chain") == ["2500"])
+        }
+    }
 }

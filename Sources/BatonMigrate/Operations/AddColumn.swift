@@ -65,7 +65,6 @@ extension AddColumn {
         }
         if let up {
             try planner.addTrigger(on: table, up: [(shadow, up)], down: [])
-            planner.addBackfill(table)
         }
         planner.renames.append(Statement("ALTER TABLE \(planner.qualified(table.physical)) RENAME COLUMN \(SQL.ident(shadow)) TO \(SQL.ident(column.name))", lock: Statement.briefExclusive))
     }
