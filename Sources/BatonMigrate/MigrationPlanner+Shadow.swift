@@ -11,6 +11,8 @@ extension MigrationPlanner {
         var defaultValue: String??
         var up: String?
         var down: String?
+        /// The name the column has in the new version (and after complete), when it changes.
+        var rename: String? = nil
     }
 
     /// Returns logical name → shadow column.
@@ -41,12 +43,13 @@ extension MigrationPlanner {
                 addNotNull(on: table, column: shadow, name: helperName("not_null_\(number)"))
             }
             drops.append(Statement("ALTER TABLE \(qualified(table.physical)) DROP COLUMN \(SQL.ident(column.physical))", lock: Statement.briefExclusive))
-            renames.append(Statement("ALTER TABLE \(qualified(table.physical)) RENAME COLUMN \(SQL.ident(shadow)) TO \(SQL.ident(column.physical))", lock: Statement.briefExclusive))
+            let finalName = change.rename ?? column.physical
+            renames.append(Statement("ALTER TABLE \(qualified(table.physical)) RENAME COLUMN \(SQL.ident(shadow)) TO \(SQL.ident(finalName))", lock: Statement.briefExclusive))
             onRollback(Statement("ALTER TABLE \(qualified(table.physical)) DROP COLUMN IF EXISTS \(SQL.ident(shadow))", lock: Statement.briefExclusive))
             up.append((shadow, change.up ?? SQL.ident(change.column)))
-            down.append((column.physical, change.down ?? SQL.ident(change.column)))
+            down.append((column.physical, change.down ?? SQL.ident(change.rename ?? change.column)))
             shadows[change.column] = shadow
-            updated.columns = updated.columns.map { $0.name == change.column ? .init(name: $0.name, physical: shadow) : $0 }
+            updated.columns = updated.columns.map { $0.name == change.column ? .init(name: change.rename ?? $0.name, physical: shadow) : $0 }
         }
         replace(updated)
         try addTrigger(on: updated, up: up, down: down)

@@ -88,6 +88,24 @@ import Testing
                 #expect(try await db.query("SELECT price FROM products WHERE id = 1", as: new) == ["5"])
             }),
         Case(
+            name: "alter_column with name (older pgroll files rename this way)",
+            setup: products,
+            migration: """
+                {"name": "03_cost", "operations": [{"alter_column": {"table": "products", "column": "price", "name": "cost", "type": "integer",
+                  "up": "nullif(price, '')::integer", "down": "cost::text"}}]}
+                """,
+            during: { db, old, new async throws in
+                #expect(try await db.query("SELECT cost FROM products WHERE id = 4", as: new) == ["40"])
+                try await db.execute("INSERT INTO products (name, cost) VALUES ('new', 9)", as: new)
+                #expect(try await db.query("SELECT price FROM products WHERE name = 'new'", as: old) == ["9"])
+                try await db.execute("UPDATE products SET price = '12' WHERE id = 1", as: old)
+                #expect(try await db.query("SELECT cost FROM products WHERE id = 1", as: new) == ["12"])
+            },
+            after: { db, new async throws in
+                #expect(try await db.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products' AND column_name = 'cost'") == ["integer"])
+                #expect(try await db.query("SELECT cost FROM products WHERE id = 1", as: new) == ["12"])
+            }),
+        Case(
             name: "rename_column",
             setup: products,
             migration: #"{"name": "04_title", "operations": [{"rename_column": {"table": "products", "from": "name", "to": "title"}}]}"#,

@@ -14,12 +14,12 @@ public struct AlterColumn: Sendable, Equatable {
     /// Old column → new column, and back.
     public var up: String?
     public var down: String?
+    /// Older pgroll files rename with alter_column's `name`; read as a rename_column, or as the
+    /// name the shadow column takes at complete when other changes come with it.
+    public var name: String?
 
     init(_ reader: YAMLReader) throws {
         try reader.allowKeys(["table", "column", "type", "nullable", "default", "unique", "check", "references", "comment", "up", "down", "name"])
-        if reader.has("name") {
-            throw reader.error("name", "renaming moved to its own operation: {\"rename_column\": {\"table\": …, \"from\": …, \"to\": …}}")
-        }
         table = try reader.required("table")
         column = try reader.required("column")
         type = try reader.string("type")
@@ -34,8 +34,10 @@ public struct AlterColumn: Sendable, Equatable {
         comment = reader.has("comment") ? .some(try reader.string("comment")) : nil
         up = try reader.string("up")
         down = try reader.string("down")
-        if type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil && comment == nil {
-            throw reader.error(nil, "nothing to change: give type, nullable, default, unique, check, references or comment")
+        name = try reader.string("name")
+        if name == column { throw reader.error("name", "the new name is the old one") }
+        if name == nil && type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil && comment == nil {
+            throw reader.error(nil, "nothing to change: give name, type, nullable, default, unique, check, references or comment")
         }
     }
 }
@@ -46,7 +48,11 @@ extension AlterColumn {
     func plan(_ planner: inout MigrationPlanner) throws {
         let table = try planner.table(self.table, field: "table")
         let current = try planner.column(column, of: table, field: "column")
-        if type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil, let comment {
+        if let name, table.column(name) != nil { throw planner.error("name", "table '\(table.name)' already has a column '\(name)'") }
+        if let name, type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil && comment == nil {
+            return try RenameColumn(table: self.table, from: column, to: name).plan(&planner)
+        }
+        if name == nil && type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil, let comment {
             try planner.claim(table, current.physical, field: "column")
             let target = "\(planner.qualified(table.physical)).\(SQL.ident(current.physical))"
             let previous = planner.catalog.tables[table.physical]?.column(current.physical)?.comment.map(SQL.literal) ?? "NULL"
@@ -55,11 +61,12 @@ extension AlterColumn {
             return
         }
         let shadows = try planner.shadow(
-            table, [.init(column: column, type: type, nullable: nullable, defaultValue: defaultValue, up: up, down: down)], field: "column")
+            table, [.init(column: column, type: type, nullable: nullable, defaultValue: defaultValue, up: up, down: down, rename: name)], field: "column")
         let shadow = shadows[column]!
         let updated = try planner.table(self.table, field: "table")
+        let newName = name ?? column
         if let unique { planner.addUnique(on: updated, name: unique, columns: [shadow]) }
-        if let check { planner.addCheck(on: updated, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [column: shadow])) }
+        if let check { planner.addCheck(on: updated, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [newName: shadow])) }
         if let references {
             let target = try planner.table(references.table, field: "references.table")
             let referenced = try planner.column(references.column, of: target, field: "references.column")

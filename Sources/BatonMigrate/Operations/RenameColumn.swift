@@ -5,6 +5,12 @@ public struct RenameColumn: Sendable, Equatable {
     public var from: String
     public var to: String
 
+    init(table: String, from: String, to: String) {
+        self.table = table
+        self.from = from
+        self.to = to
+    }
+
     init(_ reader: YAMLReader) throws {
         try reader.allowKeys(["table", "from", "to"])
         table = try reader.required("table")
