@@ -17,10 +17,11 @@ struct Baton: AsyncParsableCommand {
               baton status
               baton rollback
               baton migrate start migrations/02_rename.json
+              baton compat openapi releases/5.3/openapi.yaml releases/5.4/openapi.yaml
             """,
         subcommands: [
             InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self,
-            PlanCommand.self, MigrateCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
+            PlanCommand.self, MigrateCommand.self, CompatCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
         ]
     )
 }

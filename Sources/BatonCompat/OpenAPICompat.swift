@@ -1,0 +1,173 @@
+import OpenAPIKit
+
+/// Compares two releases' OpenAPI documents in both directions: backward (a client built for
+/// OLD calling a server running NEW) and forward (a client built for NEW calling a server
+/// running OLD). Requests are checked with the client as producer and the server as consumer;
+/// responses the other way round.
+public enum OpenAPICompat {
+    public static func compare(old: DereferencedDocument, new: DereferencedDocument) -> [Finding] {
+        let oldOperations = operations(old)
+        let newOperations = operations(new)
+        var findings: [Finding] = []
+        for (key, operation) in oldOperations where newOperations[key] == nil {
+            findings.append(Finding(
+                id: "operation-removed", level: .err, direction: .backward, operation: operation.label, pointer: operation.pointer,
+                message: "a client built for OLD calls \(operation.label), which a server running NEW no longer has (404)"))
+        }
+        for (key, operation) in newOperations where oldOperations[key] == nil {
+            findings.append(Finding(
+                id: "operation-added", level: .warn, direction: .forward, operation: operation.label, pointer: operation.pointer,
+                message: "a client built for NEW may call \(operation.label), which a server still on OLD does not have (404): roll out servers first"))
+        }
+        for (key, before) in oldOperations {
+            guard let after = newOperations[key] else { continue }
+            findings += compare(before, after)
+        }
+        return findings.sorted { ($0.operation, $0.direction.rawValue, $0.pointer, $0.id) < ($1.operation, $1.direction.rawValue, $1.pointer, $1.id) }
+    }
+
+    struct Operation {
+        var label: String
+        var pointer: String
+        var parameters: [String: DereferencedParameter]
+        var body: DereferencedRequest?
+        var responses: [String: DereferencedResponse]
+    }
+
+    /// Keyed by method and path with parameter names blanked, so /items/{id} and /items/{itemId}
+    /// are the same operation.
+    static func operations(_ document: DereferencedDocument) -> [String: Operation] {
+        var result: [String: Operation] = [:]
+        for (path, item) in document.paths {
+            let raw = path.rawValue
+            let normalized = raw.replacingOccurrences(of: #"\{[^}]*\}"#, with: "{}", options: .regularExpression)
+            for endpoint in item.endpoints {
+                let method = endpoint.method.rawValue.uppercased()
+                var parameters: [String: DereferencedParameter] = [:]
+                for parameter in item.parameters + endpoint.operation.parameters {
+                    let name = parameter.location == .path ? "path:\(parameters.keys.filter { $0.hasPrefix("path:") }.count)" : "\(parameter.location.rawValue):\(parameter.name)"
+                    parameters[name] = parameter
+                }
+                var responses: [String: DereferencedResponse] = [:]
+                for (status, response) in endpoint.operation.responses { responses[status.rawValue] = response }
+                result["\(method) \(normalized)"] = Operation(
+                    label: "\(method) \(raw)", pointer: "/paths/\(escape(raw))/\(endpoint.method.rawValue.lowercased())",
+                    parameters: parameters, body: endpoint.operation.requestBody, responses: responses)
+            }
+        }
+        return result
+    }
+
+    static func escape(_ token: String) -> String {
+        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+
+    enum Side {
+        static let oldClient = "a client built for OLD", newClient = "a client built for NEW"
+        static let oldServer = "a server running OLD", newServer = "a server running NEW"
+    }
+
+    private static func compare(_ old: Operation, _ new: Operation) -> [Finding] {
+        var findings: [Finding] = []
+        let label = new.label
+        func add(_ id: String, _ level: Finding.Level, _ direction: Finding.Direction, _ pointer: String, _ message: String) {
+            findings.append(Finding(id: id, level: level, direction: direction, operation: label, pointer: pointer, message: message))
+        }
+        func schemas(_ location: String, _ pointer: String, request: Bool, old oldSchema: JSONSchema?, new newSchema: JSONSchema?) {
+            guard let oldSchema, let newSchema else { return }
+            let (o, n) = (SchemaShape(oldSchema), SchemaShape(newSchema))
+            // backward: requests old client → new server, responses new server → old client.
+            var backward = SchemaCompat(location: location, direction: .backward, operation: label,
+                                        producer: request ? Side.oldClient : Side.newServer, consumer: request ? Side.newServer : Side.oldClient, consumerIsServer: request)
+            backward.compare(producer: request ? o : n, consumer: request ? n : o, pointer: pointer)
+            var forward = SchemaCompat(location: location, direction: .forward, operation: label,
+                                       producer: request ? Side.newClient : Side.oldServer, consumer: request ? Side.oldServer : Side.newClient, consumerIsServer: request)
+            forward.compare(producer: request ? n : o, consumer: request ? o : n, pointer: pointer)
+            findings += backward.findings + forward.findings
+        }
+
+        // Parameters.
+        for (key, before) in old.parameters.sorted(by: { $0.key < $1.key }) {
+            let pointer = "\(new.pointer)/parameters/\(before.name)"
+            guard let after = new.parameters[key] else {
+                if before.required {
+                    add("parameter-removed", .err, .forward, pointer, "a server running OLD requires \(before.location.rawValue) parameter '\(before.name)', which a client built for NEW no longer sends")
+                }
+                add("parameter-removed", .warn, .backward, pointer, "a client built for OLD sends \(before.location.rawValue) parameter '\(before.name)', which a server running NEW ignores")
+                continue
+            }
+            if !before.required && after.required {
+                add("parameter-became-required", .err, .backward, pointer, "a server running NEW requires \(after.location.rawValue) parameter '\(after.name)', which a client built for OLD may omit")
+            }
+            if before.required && !after.required {
+                add("parameter-became-optional", .err, .forward, pointer, "a client built for NEW may omit \(after.location.rawValue) parameter '\(after.name)', which a server running OLD requires")
+            }
+            schemas("parameter", pointer + "/schema", request: true, old: before.schemaOrContent.a?.schema.jsonSchema, new: after.schemaOrContent.a?.schema.jsonSchema)
+        }
+        for (key, after) in new.parameters.sorted(by: { $0.key < $1.key }) where old.parameters[key] == nil {
+            let pointer = "\(new.pointer)/parameters/\(after.name)"
+            if after.required {
+                add("parameter-added-required", .err, .backward, pointer, "a server running NEW requires new \(after.location.rawValue) parameter '\(after.name)', which a client built for OLD does not send")
+            } else {
+                add("parameter-added", .info, .backward, pointer, "optional \(after.location.rawValue) parameter '\(after.name)' is new")
+            }
+            add("parameter-added", after.required ? .warn : .info, .forward, pointer, "a client built for NEW sends \(after.location.rawValue) parameter '\(after.name)', which a server running OLD ignores")
+        }
+
+        // Request body.
+        let bodyPointer = "\(new.pointer)/requestBody"
+        switch (old.body, new.body) {
+        case (nil, let after?):
+            if after.required { add("request-body-added-required", .err, .backward, bodyPointer, "a server running NEW requires a body, which a client built for OLD does not send") }
+            add("request-body-added", .warn, .forward, bodyPointer, "a client built for NEW sends a body, which a server running OLD ignores")
+        case (let before?, nil):
+            add("request-body-removed", .warn, .backward, bodyPointer, "a client built for OLD sends a body, which a server running NEW ignores")
+            if before.required { add("request-body-removed", .err, .forward, bodyPointer, "a server running OLD requires a body, which a client built for NEW does not send") }
+        case (let before?, let after?):
+            if !before.required && after.required { add("request-body-became-required", .err, .backward, bodyPointer, "a server running NEW requires the body, which a client built for OLD may omit") }
+            if before.required && !after.required { add("request-body-became-optional", .err, .forward, bodyPointer, "a client built for NEW may omit the body, which a server running OLD requires") }
+            for (type, content) in before.content where after.content[type] == nil {
+                add("request-media-type-removed", .err, .backward, "\(bodyPointer)/content/\(escape(type.rawValue))", "a client built for OLD sends \(type.rawValue), which a server running NEW no longer accepts (415)")
+            }
+            for (type, _) in after.content where before.content[type] == nil {
+                add("request-media-type-added", .warn, .forward, "\(bodyPointer)/content/\(escape(type.rawValue))", "a client built for NEW may send \(type.rawValue), which a server running OLD does not accept (415)")
+            }
+            for (type, content) in before.content {
+                guard let other = after.content[type] else { continue }
+                schemas("request-body", "\(bodyPointer)/content/\(escape(type.rawValue))/schema", request: true, old: content.schema?.jsonSchema, new: other.schema?.jsonSchema)
+            }
+        case (nil, nil): break
+        }
+
+        // Responses.
+        for (status, after) in new.responses.sorted(by: { $0.key < $1.key }) {
+            let pointer = "\(new.pointer)/responses/\(status)"
+            guard let before = old.responses[status] else {
+                if status != "default" { add("response-status-added", .warn, .backward, pointer, "a server running NEW may answer \(status), which a client built for OLD does not expect") }
+                continue
+            }
+            for (type, content) in before.content {
+                guard let other = after.content[type] else {
+                    add("response-media-type-removed", .err, .backward, "\(pointer)/content/\(escape(type.rawValue))", "a client built for OLD expects \(type.rawValue) for \(status), which a server running NEW no longer sends")
+                    continue
+                }
+                schemas("response-body", "\(pointer)/content/\(escape(type.rawValue))/schema", request: false, old: content.schema?.jsonSchema, new: other.schema?.jsonSchema)
+            }
+            for (type, _) in after.content where before.content[type] == nil {
+                add("response-media-type-added", .warn, .forward, "\(pointer)/content/\(escape(type.rawValue))", "a client built for NEW may expect \(type.rawValue) for \(status), which a server running OLD does not send")
+            }
+            let oldHeaders = before.headers ?? [:]
+            let newHeaders = after.headers ?? [:]
+            for (name, header) in oldHeaders where header.required && newHeaders[name] == nil {
+                add("response-header-removed", .err, .backward, "\(pointer)/headers/\(name)", "a client built for OLD relies on response header '\(name)', which a server running NEW no longer sends")
+            }
+            for (name, header) in newHeaders where header.required && (oldHeaders[name] == nil || !(oldHeaders[name]!.required)) {
+                add("response-header-added-required", .err, .forward, "\(pointer)/headers/\(name)", "a client built for NEW relies on response header '\(name)', which a server running OLD does not promise")
+            }
+        }
+        for (status, _) in old.responses.sorted(by: { $0.key < $1.key }) where new.responses[status] == nil && status != "default" {
+            add("response-status-removed", .warn, .forward, "\(old.pointer)/responses/\(status)", "a server running OLD may still answer \(status), which a client built for NEW does not expect")
+        }
+        return findings
+    }
+}

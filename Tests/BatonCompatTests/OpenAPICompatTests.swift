@@ -1,0 +1,163 @@
+import BatonCompat
+import BatonCore
+import Testing
+
+/// For every rule a pair of small specs and the exact findings in each direction
+/// (direction, id, level); INFO findings included.
+@Suite struct OpenAPICompatTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var name: String
+        var old: String
+        var new: String
+        var expected: Set<String>
+        var testDescription: String { name }
+    }
+
+    static func document(_ paths: String, openapi: String = "3.1.0", components: String = "") -> String {
+        """
+        openapi: \(openapi)
+        info: {title: t, version: "1"}
+        paths:
+        \(paths)
+        \(components.isEmpty ? "" : "components:\n  schemas:\n" + components)
+        """
+    }
+
+    /// GET /items answering 200 with `schema` (a YAML flow mapping).
+    static func response(_ schema: String, extra: String = "") -> String {
+        document("""
+          /items:
+            get:
+              responses:
+                "200":
+                  description: ok
+                  content: {application/json: {schema: \(schema)}}
+        \(extra)
+        """)
+    }
+
+    /// POST /items taking `schema` as its body.
+    static func request(_ schema: String, required: Bool = true) -> String {
+        document("""
+          /items:
+            post:
+              requestBody: {required: \(required), content: {application/json: {schema: \(schema)}}}
+              responses: {"204": {description: ok}}
+        """)
+    }
+
+    static func parameters(_ list: String) -> String {
+        document("""
+          /items:
+            get:
+              parameters: \(list)
+              responses: {"200": {description: ok}}
+        """)
+    }
+
+    static let cases: [Case] = [
+        Case(name: "operation removed", old: document("  /a: {get: {responses: {\"200\": {description: ok}}}}\n  /b: {get: {responses: {\"200\": {description: ok}}}}"),
+             new: document("  /a: {get: {responses: {\"200\": {description: ok}}}}"), expected: ["backward operation-removed ERR"]),
+        Case(name: "operation added", old: document("  /a: {get: {responses: {\"200\": {description: ok}}}}"),
+             new: document("  /a: {get: {responses: {\"200\": {description: ok}}}, delete: {responses: {\"204\": {description: ok}}}}"), expected: ["forward operation-added WARN"]),
+        Case(name: "path parameter renamed is the same operation",
+             old: document("  /items/{id}: {get: {parameters: [{name: id, in: path, required: true, schema: {type: string}}], responses: {\"200\": {description: ok}}}}"),
+             new: document("  /items/{itemId}: {get: {parameters: [{name: itemId, in: path, required: true, schema: {type: string}}], responses: {\"200\": {description: ok}}}}"), expected: []),
+        Case(name: "required query parameter added", old: parameters("[]"), new: parameters("[{name: q, in: query, required: true, schema: {type: string}}]"),
+             expected: ["backward parameter-added-required ERR", "forward parameter-added WARN"]),
+        Case(name: "parameter became required", old: parameters("[{name: q, in: query, schema: {type: string}}]"), new: parameters("[{name: q, in: query, required: true, schema: {type: string}}]"),
+             expected: ["backward parameter-became-required ERR"]),
+        Case(name: "parameter became optional", old: parameters("[{name: q, in: query, required: true, schema: {type: string}}]"), new: parameters("[{name: q, in: query, schema: {type: string}}]"),
+             expected: ["forward parameter-became-optional ERR"]),
+        Case(name: "optional parameter removed", old: parameters("[{name: q, in: query, schema: {type: string}}]"), new: parameters("[]"),
+             expected: ["backward parameter-removed WARN"]),
+        Case(name: "parameter enum narrowed", old: parameters("[{name: sort, in: query, schema: {type: string, enum: [name, date]}}]"), new: parameters("[{name: sort, in: query, schema: {type: string, enum: [name]}}]"),
+             expected: ["backward parameter.enum-value-not-accepted ERR", "forward parameter.enum-value-added INFO"]),
+        Case(name: "request body became required", old: request("{type: object}", required: false), new: request("{type: object}"),
+             expected: ["backward request-body-became-required ERR"]),
+        Case(name: "request media type removed",
+             old: document("  /items:\n    post:\n      requestBody: {content: {application/json: {schema: {type: object}}, text/plain: {schema: {type: string}}}}\n      responses: {\"204\": {description: ok}}"),
+             new: request("{type: object}", required: false), expected: ["backward request-media-type-removed ERR"]),
+        Case(name: "required request property added",
+             old: request("{type: object, properties: {a: {type: string}}}"), new: request("{type: object, required: [b], properties: {a: {type: string}, b: {type: string}}}"),
+             expected: ["backward request-body.required-property-missing ERR", "forward request-body.property-ignored WARN"]),
+        Case(name: "required response property removed",
+             old: response("{type: object, required: [a, b], properties: {a: {type: string}, b: {type: string}}}"), new: response("{type: object, required: [a], properties: {a: {type: string}}}"),
+             expected: ["backward response-body.required-property-missing ERR", "forward response-body.property-ignored INFO"]),
+        Case(name: "response enum value added breaks strict old clients",
+             old: response("{type: string, enum: [open, done]}"), new: response("{type: string, enum: [open, done, archived]}"),
+             expected: ["backward response-body.enum-value-not-accepted ERR", "forward response-body.enum-value-added INFO"]),
+        Case(name: "request enum value added breaks old servers",
+             old: request("{type: string, enum: [open, done]}"), new: request("{type: string, enum: [open, done, archived]}"),
+             expected: ["forward request-body.enum-value-not-accepted ERR", "backward request-body.enum-value-added INFO"]),
+        Case(name: "response type changed", old: response("{type: string}"), new: response("{type: integer}"),
+             expected: ["backward response-body.type-changed ERR", "forward response-body.type-changed ERR"]),
+        Case(name: "request integer widened to number", old: request("{type: integer}"), new: request("{type: number}"),
+             expected: ["backward request-body.type-widened INFO", "forward request-body.type-changed ERR"]),
+        Case(name: "response became nullable", old: response("{type: string}"), new: response("{type: [string, \"null\"]}"),
+             expected: ["backward response-body.null-not-accepted ERR", "forward response-body.null-accepted INFO"]),
+        Case(name: "default changed", old: request("{type: object, properties: {n: {type: integer, default: 10}}}"), new: request("{type: object, properties: {n: {type: integer, default: 20}}}"),
+             expected: ["backward request-body.default-changed WARN", "forward request-body.default-changed WARN"]),
+        Case(name: "maxLength tightened on a request", old: request("{type: string, maxLength: 100}"), new: request("{type: string, maxLength: 50}"),
+             expected: ["backward request-body.bound-tightened ERR", "forward request-body.bound-loosened INFO"]),
+        Case(name: "minimum loosened on a response", old: response("{type: integer, minimum: 1}"), new: response("{type: integer, minimum: 0}"),
+             expected: ["backward response-body.bound-tightened ERR", "forward response-body.bound-loosened INFO"]),
+        Case(name: "pattern changed", old: request("{type: string, pattern: \"^[a-z]+$\"}"), new: request("{type: string, pattern: \"^[a-z0-9]+$\"}"),
+             expected: ["backward request-body.pattern-changed WARN", "forward request-body.pattern-changed WARN"]),
+        Case(name: "additionalProperties false turns a new property into a break",
+             old: response("{type: object, additionalProperties: false, properties: {a: {type: string}}}"), new: response("{type: object, additionalProperties: false, properties: {a: {type: string}, b: {type: string}}}"),
+             expected: ["backward response-body.property-rejected ERR", "forward response-body.property-not-sent INFO"]),
+        Case(name: "oneOf alternative added to a response",
+             old: response("{oneOf: [{type: string}, {type: integer}]}"), new: response("{oneOf: [{type: string}, {type: integer}, {type: boolean}]}"),
+             expected: ["backward response-body.alternative-not-accepted ERR", "forward response-body.alternative-added INFO"]),
+        Case(name: "allOf merged before comparing",
+             old: response("{allOf: [{type: object, required: [a], properties: {a: {type: string}}}, {type: object, properties: {b: {type: integer}}}]}"),
+             new: response("{type: object, required: [a], properties: {a: {type: string}, b: {type: integer}}}"), expected: []),
+        Case(name: "response status added", old: response("{type: string}"),
+             new: document("  /items:\n    get:\n      responses:\n        \"200\": {description: ok, content: {application/json: {schema: {type: string}}}}\n        \"409\": {description: conflict}"),
+             expected: ["backward response-status-added WARN"]),
+        Case(name: "required response header added",
+             old: response("{type: string}"),
+             new: document("  /items:\n    get:\n      responses:\n        \"200\": {description: ok, headers: {ETag: {required: true, schema: {type: string}}}, content: {application/json: {schema: {type: string}}}}"),
+             expected: ["forward response-header-added-required ERR"]),
+        Case(name: "OpenAPI 3.0 nullable equals 3.1 null type",
+             old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {type: string, nullable: true}}}}}}}", openapi: "3.0.3"),
+             new: response("{type: [string, \"null\"]}"), expected: []),
+        Case(name: "a $ref and the same schema inline are equal",
+             old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Item\"}}}}}}}",
+                           components: "    Item: {type: object, required: [id], properties: {id: {type: integer}}}"),
+             new: response("{type: object, required: [id], properties: {id: {type: integer}}}"), expected: []),
+    ]
+
+    @Test(arguments: cases)
+    func rule(_ test: Case) throws {
+        let old = try OpenAPILoader.parse(test.old, file: "old.yaml")
+        let new = try OpenAPILoader.parse(test.new, file: "new.yaml")
+        let found = Set(OpenAPICompat.compare(old: old, new: new).map { "\($0.direction.rawValue) \($0.id) \($0.level.rawValue)" })
+        #expect(found == test.expected)
+    }
+
+    @Test func findingsNameOperationPointerAndReason() throws {
+        let findings = OpenAPICompat.compare(
+            old: try OpenAPILoader.parse(Self.response("{type: string, enum: [open, done]}"), file: "old.yaml"),
+            new: try OpenAPILoader.parse(Self.response("{type: string, enum: [open, done, archived]}"), file: "new.yaml"))
+        let finding = try #require(findings.first { $0.level == .err })
+        #expect(finding.operation == "GET /items")
+        #expect(finding.pointer == "/paths/~1items/get/responses/200/content/application~1json/schema")
+        #expect(finding.message == "a server running NEW may send \"archived\", which a client built for OLD does not know")
+    }
+
+    @Test(arguments: [
+        ("openapi: 3.1.0\ninfo: {title: t\npaths: {}\n", "bad.yaml: not valid YAML: line 3, column 6:"),
+        ("swagger: \"2.0\"\ninfo: {title: t, version: \"1\"}\npaths: {}\n", "bad.yaml:1: swagger: Swagger 2.0 is not supported; convert the file to OpenAPI 3 first (for example with swagger2openapi)"),
+        ("info: {title: t, version: \"1\"}\npaths: {}\n", "bad.yaml:1: (top level): not an OpenAPI document: expected a top-level 'openapi: 3.0.x' or '3.1.x'"),
+        ("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /a: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Missing\"}}}}}}}\n", "bad.yaml: unresolvable $ref:"),
+        ("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /a: {get: {responses: 5}}\n", "bad.yaml: at "),
+        ("openapi: 2.5.0\ninfo: {title: t, version: \"1\"}\npaths: {}\n", "bad.yaml:1: openapi: version '2.5.0' is not supported; expected 3.0.x or 3.1.x"),
+    ])
+    func badDocumentsGiveOneLineErrors(text: String, prefix: String) {
+        let error = #expect(throws: BatonError.self) { _ = try OpenAPILoader.parse(text, file: "bad.yaml") }
+        #expect(error?.description.hasPrefix(prefix) == true, "\(error?.description ?? "")")
+        #expect(error?.description.contains("\n") == false)
+    }
+}
