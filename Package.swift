@@ -42,6 +42,7 @@ let package = Package(
         .target(
             name: "BatonRollout",
             dependencies: [
+                "BatonCompat",
                 "BatonCore",
                 "BatonProxy",
                 .product(name: "NIOCore", package: "swift-nio"),

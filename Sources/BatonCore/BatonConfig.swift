@@ -56,6 +56,12 @@ public struct BatonConfig: Sendable, Equatable {
         public var afterNode: String?
     }
 
+    /// The pre-flight compatibility check of `baton deploy`.
+    public struct Compat: Sendable, Equatable {
+        /// The OpenAPI document inside each release directory; checked when both releases have it.
+        public var openapi: String
+    }
+
     public var file: String
     public var service: String
     public var stateDirectory: String
@@ -65,6 +71,7 @@ public struct BatonConfig: Sendable, Equatable {
     public var health: Health
     public var rollout: Rollout
     public var hooks: Hooks
+    public var compat: Compat
 
     /// Reads and validates a config file. Relative paths are taken from the file's directory.
     public static func load(path: String) throws -> BatonConfig {
@@ -76,7 +83,7 @@ public struct BatonConfig: Sendable, Equatable {
 
     public static func parse(_ text: String, file: String) throws -> BatonConfig {
         let root = try YAMLReader.root(text: text, file: file)
-        try root.allowKeys(["service", "state_dir", "proxies", "nodes", "release", "health", "rollout", "hooks"])
+        try root.allowKeys(["service", "state_dir", "proxies", "nodes", "release", "health", "rollout", "hooks", "compat"])
         let base = (file as NSString).deletingLastPathComponent
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") || base.isEmpty ? path : (base as NSString).appendingPathComponent(path)
@@ -175,9 +182,13 @@ public struct BatonConfig: Sendable, Equatable {
             afterNode: try hooksReader?.string("after_node")
         )
 
+        let compatReader = try root.child("compat")
+        try compatReader?.allowKeys(["openapi"])
+        let compat = Compat(openapi: try compatReader?.string("openapi") ?? "openapi.yaml")
+
         return BatonConfig(
             file: file, service: service, stateDirectory: stateDirectory, proxies: proxies, nodes: nodes,
-            release: release, health: health, rollout: rollout, hooks: hooks
+            release: release, health: health, rollout: rollout, hooks: hooks, compat: compat
         )
     }
 
@@ -225,6 +236,12 @@ public struct BatonConfig: Sendable, Equatable {
           # max_p99: 500ms               # p99 of a new node that triggers a rollback
           pause: 0s                      # between batches
           drain_timeout: 30s
+
+        # Before a deploy, the OpenAPI documents of the running and the new release (this path
+        # inside each release directory) are compared in both directions; ERR findings refuse
+        # the deploy unless --force.
+        # compat:
+        #   openapi: openapi.yaml
 
         # hooks:
         #   pre_deploy: ./scripts/check-migrations.sh

@@ -109,6 +109,8 @@ public struct Demo: Sendable {
             try FileManager.default.createDirectory(atPath: artifact, withIntermediateDirectories: true)
             try "#!/bin/sh\nexec '\(app)' \"$@\"\n".write(toFile: artifact + "/run", atomically: true, encoding: .utf8)
             chmod(artifact + "/run", 0o755)
+            // Each release ships its OpenAPI document: `baton deploy` compares them first.
+            try FileManager.default.copyItem(atPath: try TranslateExamples.openapi(release: release), toPath: artifact + "/openapi.yaml")
         }
         let nodes = try (1...4).map { "  - { name: web\($0), port: \(try LocalPort.free()) }" }.joined(separator: "\n")
         let yaml = """
@@ -157,7 +159,7 @@ public struct Demo: Sendable {
         let probing = Task { await probe.run(until: { stop.withLockedValue { $0 } }) }
         try await Task.sleep(for: .seconds(quick ? 3 : 10))
 
-        let migration = try Migration.load(path: try TranslateMigrations.directory() + "/" + TranslateMigrations.release54)
+        let migration = try Migration.load(path: try TranslateExamples.migrations() + "/" + TranslateExamples.release54)
         say("==> baton migrate start \(migration.name): 5.4's schema version beside 5.3's, under load")
         let session = try await PostgresSession.connect(url: database.url())
         resources.session.withLockedValue { $0 = session }

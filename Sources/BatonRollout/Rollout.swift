@@ -1,3 +1,4 @@
+import BatonCompat
 import BatonCore
 import BatonProxy
 import Foundation
@@ -40,7 +41,7 @@ public struct Rollout: Sendable {
     // MARK: Commands
 
     /// Upgrades every node to `release`; with `resume`, finishes the interrupted deployment.
-    public func deploy(release requested: String?, resume: Bool) async throws {
+    public func deploy(release requested: String?, resume: Bool, force: Bool = false) async throws {
         let lock = try DeployLock.acquire(stateDirectory: config.stateDirectory)
         defer { withExtendedLifetime(lock) {} }
         if let interrupted = try journal.interrupted() {
@@ -62,9 +63,36 @@ public struct Rollout: Sendable {
         guard releases.exists(release) else {
             throw RolloutFailure(message: "release \(release) is not in \(releases.directory); add it with `baton release add DIR --id \(release)`")
         }
+        try checkCompatibility(to: release, force: force)
         if let hook = config.hooks.preDeploy { try await runHook(hook, name: "pre_deploy", environment: ["BATON_RELEASE": release]) }
         let deployment = try begin(target: release, isRollback: false)
         try await run(deployment)
+    }
+
+    /// The pre-flight: when the running and the new release both ship their OpenAPI document,
+    /// old and new servers will call each other during the rollout, so both directions must
+    /// hold. ERR findings (or an unreadable document) refuse the deploy unless `force`.
+    private func checkCompatibility(to release: String, force: Bool) throws {
+        guard let current = try journal.currentRelease(), current != release else { return }
+        let (old, new) = (releases.path(of: current) + "/" + config.compat.openapi, releases.path(of: release) + "/" + config.compat.openapi)
+        guard FileManager.default.fileExists(atPath: old), FileManager.default.fileExists(atPath: new) else { return }
+        let say = { (text: String) in self.emit(RolloutEvent(deployment: "preflight", kind: .message, detail: text)) }
+        let report: CompatReport
+        do {
+            report = CompatReport(kind: .api, title: "openapi \(current) → \(release)", findings: OpenAPICompat.compare(old: try OpenAPILoader.load(path: old), new: try OpenAPILoader.load(path: new)))
+        } catch let error as BatonError {
+            guard force else { throw RolloutFailure(message: "compat pre-flight: \(error.description); fix the document or deploy with --force") }
+            return say("compat pre-flight skipped (--force): \(error.description)")
+        }
+        say("compat openapi \(current) → \(release): \(report.verdict)")
+        guard report.incompatible else { return }
+        let errors = report.findings.filter { $0.level == .err }
+        let first = errors[0]
+        let summary = "\(errors.count) ERR finding\(errors.count == 1 ? "" : "s"), first: \(first.direction.rawValue) \(first.id) \(first.operation): \(first.message)"
+        guard force else {
+            throw RolloutFailure(message: "release \(release) is not compatible with \(current): \(summary); see `baton compat openapi \(old) \(new)`, or deploy with --force")
+        }
+        say("deploying anyway (--force): \(summary)")
     }
 
     /// Returns every node to `release` (default: the release before the current or interrupted

@@ -21,7 +21,8 @@ public final class TestFleet: Sendable {
         rollout: String = "max_unavailable: 1\n  canary: 1\n  observe: 0s",
         startupGrace: String = "10s",
         health: String = "interval: 50ms\n  timeout: 1s\n  rise: 2\n  min_ready: 100ms",
-        extra: String = ""
+        extra: String = "",
+        openapi: [String: String] = [:]
     ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
         let proxy = try await LiveProxy.start(directory: directory + "/proxy") {
@@ -34,6 +35,7 @@ public final class TestFleet: Sendable {
             let fault = faults[release].map { "TRANSLATE_FAULT='\($0)' " } ?? ""
             try "#!/bin/sh\n\(fault)exec '\(app)' \"$@\"\n".write(toFile: "\(artifact)/run", atomically: true, encoding: .utf8)
             chmod("\(artifact)/run", 0o755)
+            try openapi[release]?.write(toFile: "\(artifact)/openapi.yaml", atomically: true, encoding: .utf8)
         }
         let driver = LocalProcessDriver(stateDirectory: directory)
         let nodeLines = try (1...nodes).map { "  - { name: web\($0), port: \(try driver.freePort(node: "web\($0)")) }" }.joined(separator: "\n")

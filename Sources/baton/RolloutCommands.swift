@@ -97,12 +97,13 @@ struct DeployCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @Argument(help: "The release to deploy (see `baton release list`).") var release: String?
     @Flag(help: "Finish an interrupted deployment.") var resume = false
+    @Flag(help: "Deploy even when the compat pre-flight finds the releases' OpenAPI documents incompatible.") var force = false
     @Flag(help: "Print events as JSON lines.") var json = false
 
     func run() async throws {
         try await failing {
             let rollout = Rollout(config: try options.load(), reporter: makeReporter(json: json))
-            try await rollout.deploy(release: release, resume: resume)
+            try await rollout.deploy(release: release, resume: resume, force: force)
         }
     }
 }

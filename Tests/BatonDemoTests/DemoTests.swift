@@ -56,6 +56,7 @@ import Testing
         #expect(run.output.contains("releases served: 5.3, 5.4"))
         #expect(run.output.contains("54_segment_words is active: the new version is schema public_54_segment_words"))
         #expect(run.output.contains("54_segment_words is complete"))
+        #expect(run.output.contains("compat openapi 5.3 → 5.4: compatible both ways: roll out in any order"), "the deploy's compat pre-flight ran")
 
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.directory + "/baton-demo-report/report.json"))) as? [String: Any]
         #expect(report?["failed"] as? Int == 0)

@@ -122,4 +122,40 @@ import Testing
         #expect(try fleet.journalEvents().isEmpty)
         await fleet.cleanup()
     }
+
+    /// The compat pre-flight: an incompatible OpenAPI document refuses the deploy before any node
+    /// is touched; --force deploys anyway; a compatible one passes with its verdict said.
+    @Test func incompatibleOpenAPIRefusesTheDeployUnlessForced() async throws {
+        let old = """
+            openapi: 3.1.0
+            info: {title: translate, version: "5.3"}
+            paths:
+              /api/notes: {post: {responses: {"201": {description: saved}}}}
+              /api/projects: {get: {responses: {"200": {description: ok, content: {application/json: {schema: {type: array}}}}}}}
+            """
+        let new = old.replacingOccurrences(of: "  /api/notes: {post: {responses: {\"201\": {description: saved}}}}\n", with: "")
+        let fleet = try await TestFleet.make(nodes: 2, openapi: ["5.3": old, "5.4": new])
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        do {
+            try await fleet.rollout().deploy(release: "5.4", resume: false)
+            Issue.record("an incompatible release must be refused")
+        } catch let failure as RolloutFailure {
+            #expect(failure.message.hasPrefix("release 5.4 is not compatible with 5.3: 1 ERR finding, first: backward operation-removed POST /api/notes"), "\(failure.message)")
+            #expect(failure.message.hasSuffix("or deploy with --force"))
+        }
+        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
+
+        let reporter = CollectingReporter()
+        try await fleet.rollout(reporter).deploy(release: "5.4", resume: false, force: true)
+        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(reporter.events.contains { $0.detail?.hasPrefix("deploying anyway (--force): 1 ERR finding") == true })
+
+        // Back to 5.3: removing nothing, adding an operation, is a forward WARN only.
+        let back = CollectingReporter()
+        try await fleet.rollout(back).deploy(release: "5.3", resume: false)
+        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(back.events.contains { $0.detail == "compat openapi 5.4 → 5.3: compatible both ways: roll out in any order" })
+        await fleet.cleanup()
+    }
 }

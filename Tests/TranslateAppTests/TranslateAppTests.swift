@@ -70,7 +70,7 @@ import Testing
         let session = try await PostgresSession.connect(url: url)
         let migrator = Migrator(session: session)
         do {
-            try await migrator.start(try Migration.load(path: try TranslateMigrations.directory() + "/" + TranslateMigrations.release54))
+            try await migrator.start(try Migration.load(path: try TranslateExamples.migrations() + "/" + TranslateExamples.release54))
         } catch {
             await session.close()
             throw error

@@ -1,13 +1,17 @@
 import BatonCore
 import Foundation
 
-/// Where TranslateApp's migrations are (Examples/translate/migrations): searched from the
-/// working directory and from the executable upwards, so `baton demo` works from the checkout
-/// and from `.build/…`.
-public enum TranslateMigrations {
+/// TranslateApp's migrations (Examples/translate/migrations) and OpenAPI documents
+/// (Examples/translate/openapi/RELEASE.yaml), found from the working directory and from the
+/// executable upwards, so `baton demo` works from the checkout and from `.build/…`.
+public enum TranslateExamples {
     public static let release54 = "54_segment_words.json"
 
-    public static func directory() throws -> String {
+    public static func openapi(release: String) throws -> String {
+        ((try migrations()) as NSString).deletingLastPathComponent + "/openapi/\(release).yaml"
+    }
+
+    public static func migrations() throws -> String {
         let relative = "Examples/translate/migrations"
         var candidates = [FileManager.default.currentDirectoryPath]
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
