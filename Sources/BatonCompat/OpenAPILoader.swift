@@ -16,24 +16,34 @@ public enum OpenAPILoader {
     }
 
     public static func parse(_ text: String, file: String) throws -> OpenAPIKit.DereferencedDocument {
-        let root = try YAMLReader.root(text: text, file: file)
-        if root.has("swagger") {
-            throw root.error("swagger", "Swagger 2.0 is not supported; convert the file to OpenAPI 3 first (for example with swagger2openapi)")
+        // Parsed once for speed; YAMLReader parses again only to word an error with its line.
+        let json: Data
+        let top: [String: Any]
+        do {
+            json = try Self.json(text)
+            top = (try JSONSerialization.jsonObject(with: json) as? [String: Any]) ?? [:]
+        } catch {
+            _ = try YAMLReader.root(text: text, file: file)
+            throw BatonError(.invalidConfiguration, "\(file): not valid YAML or JSON: \(Self.oneLine("\(error)"))")
         }
-        guard let version = try root.string("openapi") else {
-            throw root.error(nil, "not an OpenAPI document: expected a top-level 'openapi: 3.0.x' or '3.1.x'")
+        if top["swagger"] != nil || top["openapi"] as? String == nil || !["3.0", "3.1"].contains(where: { (top["openapi"] as? String ?? "").hasPrefix($0) }) {
+            let root = try YAMLReader.root(text: text, file: file)
+            if root.has("swagger") {
+                throw root.error("swagger", "Swagger 2.0 is not supported; convert the file to OpenAPI 3 first (for example with swagger2openapi)")
+            }
+            guard let version = try root.string("openapi") else {
+                throw root.error(nil, "not an OpenAPI document: expected a top-level 'openapi: 3.0.x' or '3.1.x'")
+            }
+            throw root.error("openapi", "version '\(version)' is not supported; expected 3.0.x or 3.1.x")
         }
+        let version = top["openapi"] as! String
         let document: OpenAPIKit.OpenAPI.Document
         do {
-            if version.hasPrefix("3.0") {
-                document = try YAMLDecoder().decode(OpenAPIKit30.OpenAPI.Document.self, from: text).convert(to: .v3_1_0)
-            } else if version.hasPrefix("3.1") {
-                document = try YAMLDecoder().decode(OpenAPIKit.OpenAPI.Document.self, from: text)
-            } else {
-                throw root.error("openapi", "version '\(version)' is not supported; expected 3.0.x or 3.1.x")
-            }
-        } catch let error as BatonError {
-            throw error
+            // Yams' Decoder is several times slower than Foundation's JSONDecoder on big
+            // documents (OpenAPIKit tries alternatives), so YAML goes through JSON.
+            document = version.hasPrefix("3.0")
+                ? try decoder.decode(OpenAPIKit30.OpenAPI.Document.self, from: json).convert(to: .v3_1_0)
+                : try decoder.decode(OpenAPIKit.OpenAPI.Document.self, from: json)
         } catch {
             let pretty = OpenAPIKit.OpenAPI.Error(from: error)
             let at = pretty.codingPathString.isEmpty ? "" : " at \(pretty.codingPathString)"
@@ -81,6 +91,34 @@ public enum OpenAPILoader {
             throw error
         } catch {
             throw BatonError(.invalidConfiguration, "\(path): unresolvable $ref: \(Self.oneLine("\(error)"))")
+        }
+    }
+
+    /// Vendor extensions (x-…) play no part in compatibility, and decoding them (every object
+    /// read a second time as a dictionary) is most of the load time of a big document.
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.userInfo[OpenAPIKit.VendorExtensionsConfiguration.enabledKey] = false
+        return decoder
+    }
+
+    /// YAML (or JSON) text as JSON data; YAML keys that are not strings become strings.
+    static func json(_ text: String) throws -> Data {
+        if text.first(where: { !$0.isWhitespace }) == "{" { return Data(text.utf8) }
+        return try JSONSerialization.data(withJSONObject: jsonValue(try Yams.load(yaml: text) as Any), options: [.fragmentsAllowed])
+    }
+
+    private static func jsonValue(_ value: Any) -> Any {
+        switch value {
+        case let map as [AnyHashable: Any]:
+            var object: [String: Any] = [:]
+            for (key, inner) in map { object["\(key.base)"] = jsonValue(inner) }
+            return object
+        case let list as [Any]: return list.map(jsonValue)
+        case let date as Date: return ISO8601DateFormatter().string(from: date)
+        case let data as Data: return data.base64EncodedString()
+        case Optional<Any>.none: return NSNull()
+        default: return value
         }
     }
 
