@@ -54,7 +54,7 @@ import Testing
          "baton.yml:1: (top level): missing 'proxies': a list with at least one {admin_socket: PATH} or {admin_url: HOST:PORT, token: …}"),
         ("- just\n- a list\n", "baton.yml:1: expected a mapping of settings at the top level"),
         ("service: [unclosed\n", "baton.yml: not valid YAML: line 2, column 1: did not find expected ',' or ']'"),
-        ("servce: x\n", "baton.yml:1: servce: unknown field; expected one of service, state_dir, proxies, nodes, release, health, rollout, hooks"),
+        ("servce: x\n", "baton.yml:1: servce: unknown field; expected one of service, state_dir, proxies, nodes, release, health, rollout, hooks, compat"),
     ])
     func badFilesGiveOneLineErrors(text: String, expected: String) {
         do {
