@@ -5,7 +5,7 @@
 # rows/s, the workload's p99 and longest wait during each, and the ratios.
 #
 #   benchmarks/backfill.sh
-#   ROWS=200000 CLIENTS=4 RATE=1000 BATCH=5000 benchmarks/backfill.sh
+#   ROWS=200000 CLIENTS=4 RATE=1000 BATCH=5000 DELAY=5ms benchmarks/backfill.sh
 #
 # The workload runs at a fixed rate (pgbench -R), like an application that does not use the whole
 # machine; its latency counts from each transaction's scheduled start, so waiting shows.
@@ -16,7 +16,7 @@ ensure_packages postgresql bc
 ROWS=${ROWS:-1000000}
 CLIENTS=${CLIENTS:-4}
 RATE=${RATE:-1000}
-BATCH=${BATCH:-5000}
+BATCH=${BATCH:-1000}
 DELAY=${DELAY:-0s}
 echo "building baton (release)..." >&2
 swift build -c release --product baton >/dev/null
