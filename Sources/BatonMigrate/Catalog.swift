@@ -15,6 +15,8 @@ public struct Catalog: Sendable, Codable, Equatable {
         public var name: String
         public var kind: Kind
         public var columns: [String]
+        /// `pg_get_indexdef` or `pg_get_constraintdef`, to build the same on a shadow column.
+        public var definition: String?
     }
 
     public struct Table: Sendable, Codable, Equatable {
@@ -59,17 +61,23 @@ public struct Catalog: Sendable, Codable, Equatable {
         // Constraints (and the indexes behind them), plain indexes and foreign keys pointing here.
         for row in try await session.rows("""
             SELECT c.relname, k.conname, k.contype::text,
-                   array_to_json(ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i))::text
+                   array_to_json(ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i))::text,
+                   pg_get_constraintdef(k.oid)
             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND k.contype IN ('p', 'u', 'c', 'f', 'x')
             UNION ALL
             SELECT c.relname, k.conname, 'r',
-                   array_to_json(ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i))::text
+                   array_to_json(ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i))::text,
+                   pg_get_constraintdef(k.oid)
             FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND k.contype = 'f'
             UNION ALL
             SELECT c.relname, i.relname, CASE WHEN x.indisunique AND x.indexprs IS NULL AND x.indpred IS NULL THEN 'U' ELSE 'i' END,
-                   array_to_json(ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.o))::text
+                   -- key columns in order, then columns used only by expressions or the predicate
+                   array_to_json(ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.o)
+                     || ARRAY(SELECT a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                              WHERE d.classid = 'pg_class'::regclass AND d.objid = x.indexrelid AND d.refobjsubid > 0 AND NOT d.refobjsubid = ANY (x.indkey::int2[])))::text,
+                   pg_get_indexdef(x.indexrelid)
             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.contype IN ('p', 'u', 'x'))
             ORDER BY 1, 2
@@ -81,14 +89,14 @@ public struct Catalog: Sendable, Codable, Equatable {
             switch row[2]! {
             case "p": kind = .primaryKey; table.primaryKey = columns
             case "u", "U": kind = row[2] == "u" ? .unique : .index
-                if table.uniqueNotNullKey.isEmpty && columns.allSatisfy({ table.column($0)?.nullable == false }) { table.uniqueNotNullKey = columns }
+                if table.uniqueNotNullKey.isEmpty && !columns.isEmpty && columns.allSatisfy({ table.column($0)?.nullable == false }) { table.uniqueNotNullKey = columns }
             case "c": kind = .check
             case "f": kind = .foreignKey
             case "r": kind = .referencedBy
             case "x": kind = .exclusion
             default: kind = .index
             }
-            table.dependents.append(Dependent(name: row[1]!, kind: kind, columns: columns))
+            table.dependents.append(Dependent(name: row[1]!, kind: kind, columns: columns, definition: row[4]))
             tables[row[0]!] = table
         }
         return Catalog(schema: schema, tables: tables)

@@ -29,9 +29,10 @@ extension MigrationPlanner {
             let column = try self.column(change.column, of: table, field: field)
             try claim(table, column.physical, field: field)
             guard let current = info.column(column.physical) else { throw error(field, "column '\(change.column)' was not in the table when the migration began") }
-            let lost = dependents(of: table, columns: [column.physical], except: constraint)
-            if let first = lost.first {
-                throw error(field, "column '\(change.column)' is part of \(first.kind.rawValue) '\(first.name)', which its shadow copy would not carry over; drop it in an earlier migration and create it again afterwards")
+            let kept = dependents(of: table, columns: [column.physical], except: constraint)
+            if let first = kept.first(where: { [.primaryKey, .exclusion, .referencedBy].contains($0.kind) }) {
+                let what = first.kind == .referencedBy ? "referenced by foreign key '\(first.name)'" : "part of \(first.kind == .primaryKey ? "primary key" : "exclusion constraint") '\(first.name)'"
+                throw error(field, "column '\(change.column)' is \(what), which cannot move to a shadow column; change it in its own steps (sql operations) instead")
             }
             let shadow = try shadowName(column.physical, field: field)
             let type = change.type ?? current.type
@@ -53,6 +54,51 @@ extension MigrationPlanner {
         }
         replace(updated)
         try addTrigger(on: updated, up: up, down: down)
+        let physical = Dictionary(uniqueKeysWithValues: changes.compactMap { change in
+            table.column(change.column).flatMap { column in shadows[change.column].map { (column.physical, $0) } }
+        })
+        carryOver(dependents(of: table, columns: Array(physical.keys), except: constraint), of: updated, to: physical)
         return shadows
+    }
+
+    /// The indexes and constraints of the original columns, built again on their shadows (an
+    /// index CONCURRENTLY, a constraint NOT VALID) under a temporary name, which becomes the old
+    /// name at complete, once the originals are dropped with their columns.
+    private mutating func carryOver(_ kept: [Catalog.Dependent], of table: VersionSchema.Table, to shadows: [String: String]) {
+        let target = qualified(table.physical)
+        for (number, dependent) in kept.enumerated() {
+            let temporary = helperName("keep_\(number)")
+            let definition = dependent.definition ?? ""
+            switch dependent.kind {
+            case .index:
+                guard let using = definition.range(of: " USING ") else { continue }
+                let unique = definition.hasPrefix("CREATE UNIQUE INDEX")
+                let tail = SQL.renamingIdentifiers(in: String(definition[using.upperBound...]), shadows)
+                atStart(Statement(
+                    "CREATE \(unique ? "UNIQUE " : "")INDEX CONCURRENTLY \(SQL.ident(temporary)) ON \(target) USING \(tail)",
+                    lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)", transactional: false))
+                onRollback(Statement("DROP INDEX CONCURRENTLY IF EXISTS \(qualified(temporary))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)", transactional: false))
+                finals.append(Statement("ALTER INDEX \(qualified(temporary)) RENAME TO \(SQL.ident(dependent.name))", lock: Statement.briefExclusive))
+            case .unique:
+                let columns = dependent.columns.map { shadows[$0] ?? $0 }
+                atStart(Statement(
+                    "CREATE UNIQUE INDEX CONCURRENTLY \(SQL.ident(temporary)) ON \(target) (\(columns.map(SQL.ident).joined(separator: ", ")))",
+                    lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)", transactional: false))
+                onRollback(Statement("DROP INDEX CONCURRENTLY IF EXISTS \(qualified(temporary))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)", transactional: false))
+                finals.append(Statement("ALTER TABLE \(target) ADD CONSTRAINT \(SQL.ident(dependent.name)) UNIQUE USING INDEX \(SQL.ident(temporary))", lock: Statement.briefExclusive))
+            case .check, .foreignKey:
+                var body = definition.hasSuffix(" NOT VALID") ? String(definition.dropLast(" NOT VALID".count)) : definition
+                if dependent.kind == .foreignKey, let references = body.range(of: " REFERENCES ") {
+                    body = SQL.renamingIdentifiers(in: String(body[..<references.lowerBound]), shadows) + String(body[references.lowerBound...])
+                } else {
+                    body = SQL.renamingIdentifiers(in: body, shadows)
+                }
+                atStart(Statement("ALTER TABLE \(target) ADD CONSTRAINT \(SQL.ident(temporary)) \(body) NOT VALID", lock: Statement.briefExclusive))
+                validate.append(Statement("ALTER TABLE \(target) VALIDATE CONSTRAINT \(SQL.ident(temporary))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)"))
+                finals.append(Statement("ALTER TABLE \(target) RENAME CONSTRAINT \(SQL.ident(temporary)) TO \(SQL.ident(dependent.name))", lock: Statement.briefExclusive))
+            case .primaryKey, .exclusion, .referencedBy:
+                continue
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ import Testing
         (#"{"drop_index": {"name": "products_pkey"}}"#,
          "test.json: operations[0].drop_index.name: no index 'products_pkey' in schema 'public' (a constraint's index goes with the constraint)"),
         (#"{"alter_column": {"table": "products", "column": "id", "type": "bigint"}}"#,
-         "test.json: operations[0].alter_column.column: column 'id' is part of primaryKey 'products_pkey', which its shadow copy would not carry over; drop it in an earlier migration and create it again afterwards"),
+         "test.json: operations[0].alter_column.column: column 'id' is part of primary key 'products_pkey', which cannot move to a shadow column; change it in its own steps (sql operations) instead"),
     ])
     func referencesAreCheckedAgainstTheDatabase(operation: String, message: String) async throws {
         try await MigrationDatabase.with(Self.setup) { db in

@@ -106,6 +106,36 @@ import Testing
                 #expect(try await db.query("SELECT cost FROM products WHERE id = 1", as: new) == ["12"])
             }),
         Case(
+            name: "alter_column keeps the column's indexes and constraints",
+            setup: products + """
+                CREATE INDEX products_double_shelf ON products ((shelf * 2)) WHERE shelf > 0;
+                ALTER TABLE products ADD CONSTRAINT shelf_positive CHECK (shelf >= 0);
+                CREATE TABLE shelves (id bigint PRIMARY KEY);
+                INSERT INTO shelves SELECT g FROM generate_series(0, 60) g;
+                ALTER TABLE products ADD CONSTRAINT shelf_exists FOREIGN KEY (shelf) REFERENCES shelves (id);
+                """,
+            migration: #"{"name": "03_shelf", "operations": [{"alter_column": {"table": "products", "column": "shelf", "type": "bigint", "up": "shelf", "down": "shelf::int"}}]}"#,
+            during: { db, old, new async throws in
+                await #expect(throws: (any Error).self, "the unique (sku, shelf) holds on the shadow") {
+                    try await db.execute("INSERT INTO products (name, sku, shelf) VALUES ('dup', 's1', 1)", as: new)
+                }
+                await #expect(throws: (any Error).self, "the check holds on the shadow") {
+                    try await db.execute("INSERT INTO products (name, sku, shelf) VALUES ('neg', 'x', -1)", as: new)
+                }
+                await #expect(throws: (any Error).self, "the foreign key holds on the shadow") {
+                    try await db.execute("INSERT INTO products (name, sku, shelf) VALUES ('far', 'y', 99)", as: new)
+                }
+                try await db.execute("INSERT INTO products (name, sku, shelf) VALUES ('ok', 'z', 7)", as: new)
+                #expect(try await db.query("SELECT shelf FROM products WHERE name = 'ok'", as: old) == ["7"])
+            },
+            after: { db, _ async throws in
+                #expect(try await db.query("SELECT indexdef FROM pg_indexes WHERE indexname = 'products_double_shelf'")
+                    == ["CREATE INDEX products_double_shelf ON public.products USING btree (((shelf * 2))) WHERE (shelf > 0)"])
+                #expect(try await db.query("SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint WHERE conrelid = 'products'::regclass AND conname IN ('sku_shelf', 'shelf_positive', 'shelf_exists') ORDER BY 1")
+                    == ["shelf_exists|FOREIGN KEY (shelf) REFERENCES shelves(id)|t", "shelf_positive|CHECK ((shelf >= 0))|t", "sku_shelf|UNIQUE (sku, shelf)|t"])
+                #expect(try await db.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products' AND column_name = 'shelf'") == ["bigint"])
+            }),
+        Case(
             name: "rename_column",
             setup: products,
             migration: #"{"name": "04_title", "operations": [{"rename_column": {"table": "products", "from": "name", "to": "title"}}]}"#,
