@@ -37,11 +37,23 @@ extension MigrationPlanner {
             let shadow = try shadowName(column.physical, field: field)
             let type = change.type ?? current.type
             let defaultValue = change.defaultValue ?? current.defaultValue
-            atStart(Statement(
-                "ALTER TABLE \(qualified(table.physical)) ADD COLUMN \(SQL.ident(shadow)) \(type)\(defaultValue.map { " DEFAULT \($0)" } ?? "")",
-                lock: Statement.briefExclusive))
+            // The default is set after the column exists: it then applies to new rows only, and a
+            // volatile one (a serial's nextval) neither rewrites the table nor draws values for
+            // rows the backfill fills anyway.
+            atStart(Statement("ALTER TABLE \(qualified(table.physical)) ADD COLUMN \(SQL.ident(shadow)) \(type)", lock: Statement.briefExclusive))
+            if let defaultValue {
+                atStart(Statement("ALTER TABLE \(qualified(table.physical)) ALTER COLUMN \(SQL.ident(shadow)) SET DEFAULT \(defaultValue)", lock: Statement.briefExclusive))
+            }
             if !(change.nullable ?? current.nullable) {
                 addNotNull(on: table, column: shadow, name: helperName("not_null_\(number)"))
+            }
+            // A serial's sequence belongs to the original column and would go with it; the shadow,
+            // whose default draws from it, takes it over first.
+            if defaultValue?.contains("nextval(") == true {
+                let owned = "pg_get_serial_sequence(\(SQL.literal(qualified(table.physical))), \(SQL.literal(column.physical)))"
+                validate.append(Statement(
+                    "DO $baton_sequence$ BEGIN IF \(owned) IS NOT NULL THEN EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', \(owned), \(SQL.literal(qualified(table.physical))), \(SQL.literal(shadow))); END IF; END $baton_sequence$",
+                    lock: "ACCESS EXCLUSIVE on the sequence, brief"))
             }
             drops.append(Statement("ALTER TABLE \(qualified(table.physical)) DROP COLUMN \(SQL.ident(column.physical))", lock: Statement.briefExclusive))
             let finalName = change.rename ?? column.physical

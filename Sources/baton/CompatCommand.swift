@@ -12,7 +12,8 @@ struct CompatCommand: AsyncParsableCommand {
 
             Examples:
               baton compat openapi releases/5.3/openapi.yaml releases/5.4/openapi.yaml
-              baton compat openapi old.json new.json --format markdown --fail-on WARN --ignore compat-ignore.txt
+              baton compat openapi old.json new.json --format markdown --fail-on WARN
+              baton compat openapi old.yaml new.yaml --ignore compat-ignore.txt
               baton compat schema events/v1/order.json events/v2/order.json
               baton compat migration migrations/55_prices.sql migrations/56_index.json
             """,

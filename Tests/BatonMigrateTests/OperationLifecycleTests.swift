@@ -136,6 +136,21 @@ import Testing
                 #expect(try await db.query("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products' AND column_name = 'shelf'") == ["bigint"])
             }),
         Case(
+            name: "alter_column on a serial column keeps its sequence",
+            setup: "CREATE TABLE tickets (id int PRIMARY KEY, seq serial, note text); INSERT INTO tickets (id, note) VALUES (1, 'a'), (2, 'b');",
+            migration: #"{"name": "03_seq", "operations": [{"alter_column": {"table": "tickets", "column": "seq", "type": "bigint", "up": "seq", "down": "seq::int"}}]}"#,
+            during: { db, old, new async throws in
+                // Both columns draw from the one sequence (gaps are fine); both versions agree.
+                try await db.execute("INSERT INTO tickets (id, note) VALUES (3, 'new')", as: new)
+                try await db.execute("INSERT INTO tickets (id, note) VALUES (5, 'old')", as: old)
+                #expect(try await db.query("SELECT seq FROM tickets WHERE id IN (3, 5) ORDER BY id", as: old) == db.query("SELECT seq FROM tickets WHERE id IN (3, 5) ORDER BY id", as: new))
+            },
+            after: { db, new async throws in
+                try await db.execute("INSERT INTO tickets (id, note) VALUES (4, 'after')", as: new)
+                #expect(try await db.query("SELECT count(DISTINCT seq) FROM tickets WHERE seq IS NOT NULL", as: new) == ["5"], "every row has its own number")
+                #expect(try await db.query("SELECT pg_get_serial_sequence('public.tickets', 'seq')") == ["public.tickets_seq_seq"])
+            }),
+        Case(
             name: "rename_column",
             setup: products,
             migration: #"{"name": "04_title", "operations": [{"rename_column": {"table": "products", "from": "name", "to": "title"}}]}"#,

@@ -1,3 +1,4 @@
+import Foundation
 import BatonCore
 
 public struct AddColumn: Sendable, Equatable {
@@ -45,7 +46,13 @@ extension AddColumn {
             lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten"
         case nil: break
         }
-        if let defaultValue = column.defaultValue { definition.append("DEFAULT \(defaultValue)") }
+        if let defaultValue = column.defaultValue {
+            definition.append("DEFAULT \(defaultValue)")
+            // A volatile default gives every existing row its own value: a table rewrite.
+            if defaultValue.range(of: #"\b(random|clock_timestamp|gen_random_uuid|uuid_generate_v[14]|timeofday|nextval)\s*\("#, options: [.regularExpression, .caseInsensitive]) != nil {
+                lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten (volatile default)"
+            }
+        }
         planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) ADD COLUMN \(definition.joined(separator: " "))", lock: lock))
         planner.onRollback(Statement("ALTER TABLE \(planner.qualified(table.physical)) DROP COLUMN IF EXISTS \(SQL.ident(shadow))", lock: Statement.briefExclusive))
         if let comment = column.comment {
