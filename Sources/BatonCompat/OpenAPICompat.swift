@@ -75,7 +75,8 @@ public enum OpenAPICompat {
         }
         func schemas(_ location: String, _ pointer: String, request: Bool, old oldSchema: JSONSchema?, new newSchema: JSONSchema?) {
             guard let oldSchema, let newSchema else { return }
-            let (o, n) = (SchemaShape(oldSchema), SchemaShape(newSchema))
+            let usage: SchemaShape.Usage = request ? .request : .response
+            let (o, n) = (SchemaShape(oldSchema, usage: usage), SchemaShape(newSchema, usage: usage))
             // backward: requests old client → new server, responses new server → old client.
             var backward = SchemaCompat(location: location, direction: .backward, operation: label,
                                         producer: request ? Side.oldClient : Side.newServer, consumer: request ? Side.newServer : Side.oldClient, consumerIsServer: request)

@@ -44,8 +44,12 @@ public indirect enum SchemaShape: Sendable, Equatable {
         }
     }
 
+    /// Which side of an API a schema describes: readOnly properties are never in requests and
+    /// writeOnly ones never in responses (OpenAPI's rule), so they drop out there.
+    public enum Usage: Sendable { case request, response, message }
+
     /// From OpenAPIKit's (dereferenced) schema.
-    public init(_ schema: JSONSchema) {
+    public init(_ schema: JSONSchema, usage: Usage = .message) {
         switch schema.value {
         case .null: self = .value(Node(types: ["null"], nullable: true))
         case .boolean(let core): self = .value(Self.node(["boolean"], core))
@@ -67,24 +71,30 @@ public indirect enum SchemaShape: Sendable, Equatable {
             self = .value(node)
         case .object(let core, let object):
             var node = Self.node(["object"], core)
-            for (name, property) in object.properties { node.properties[name] = SchemaShape(property) }
-            node.required = Set(object.requiredProperties)
+            for (name, property) in object.properties {
+                if (usage == .request && property.readOnly) || (usage == .response && property.writeOnly) { continue }
+                node.properties[name] = SchemaShape(property, usage: usage)
+            }
+            node.required = Set(object.requiredProperties).filter { name in
+                guard let property = object.properties[name] else { return true }
+                return !((usage == .request && property.readOnly) || (usage == .response && property.writeOnly))
+            }
             switch object.additionalProperties {
             case .a(false): node.additionalProperties = .forbidden
-            case .b(let schema): node.additionalProperties = .schema(SchemaShape(schema))
+            case .b(let schema): node.additionalProperties = .schema(SchemaShape(schema, usage: usage))
             default: node.additionalProperties = .allowed
             }
             self = .value(node)
         case .array(let core, let array):
             var node = Self.node(["array"], core)
-            node.items = array.items.map(SchemaShape.init)
+            node.items = array.items.map { SchemaShape($0, usage: usage) }
             node.minItems = array.minItems == 0 ? nil : array.minItems
             node.maxItems = array.maxItems
             self = .value(node)
         case .all(let schemas, let core):
-            self = Self.merge(schemas.map(SchemaShape.init), nullable: core.nullable)
-        case .one(let schemas, let core): self = Self.alternatives(schemas.map(SchemaShape.init), nullable: core.nullable, one: true)
-        case .any(let schemas, let core): self = Self.alternatives(schemas.map(SchemaShape.init), nullable: core.nullable, one: false)
+            self = Self.merge(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable)
+        case .one(let schemas, let core): self = Self.alternatives(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable, one: true)
+        case .any(let schemas, let core): self = Self.alternatives(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable, one: false)
         case .not, .reference: self = .any
         case .fragment(let core):
             guard core.allowedValues != nil || core.nullable || core.defaultValue != nil else { self = .any; return }
