@@ -21,7 +21,7 @@ import Testing
             defer { unlink(file + ".log") }
             // Kill it mid-backfill, once some batches are saved.
             var saved = 0
-            for _ in 0..<400 {
+            for _ in 0..<1500 {
                 if saved >= 2000 { break }
                 try await Task.sleep(for: .milliseconds(10))
                 saved = Int(try await db.query("SELECT coalesce(sum(rows), 0) FROM baton.backfills").first ?? "0") ?? 0
