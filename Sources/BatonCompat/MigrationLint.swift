@@ -56,7 +56,7 @@ public enum MigrationLint {
     public static func lint(path: String) throws -> [Finding] {
         guard let data = FileManager.default.contents(atPath: path) else { throw BatonError(.notFound, "\(path): cannot read the file") }
         let text = String(decoding: data, as: UTF8.self)
-        if [".json", ".yaml", ".yml"].contains(where: path.hasSuffix) {
+        if Migration.isMigrationFile(path) {
             let migration = try Migration.parse(text, file: path)
             var findings: [Finding] = []
             for (index, operation) in migration.operations.enumerated() {

@@ -9,23 +9,32 @@ import Yams
 /// and resolves its local `$ref`s. Every failure is one line naming the file and where.
 public enum OpenAPILoader {
     public static func load(path: String) throws -> OpenAPIKit.DereferencedDocument {
+        try parse(try readText(path), file: path)
+    }
+
+    private static func readText(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw BatonError(.notFound, "\(path): cannot read the file")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        return String(decoding: data, as: UTF8.self)
     }
 
-    public static func parse(_ text: String, file: String) throws -> OpenAPIKit.DereferencedDocument {
-        // Parsed once for speed; YAMLReader parses again only to word an error with its line.
-        let json: Data
-        let top: [String: Any]
+    /// Text (YAML or JSON) as JSON data and its top-level object; a syntax error is worded by
+    /// YAMLReader, which gives the line.
+    private static func read(_ text: String, file: String) throws -> (json: Data, top: [String: Any]?) {
         do {
-            json = try Self.json(text)
-            top = (try JSONSerialization.jsonObject(with: json) as? [String: Any]) ?? [:]
+            let json = try Self.json(text)
+            return (json, try JSONSerialization.jsonObject(with: json, options: [.fragmentsAllowed]) as? [String: Any])
         } catch {
             _ = try YAMLReader.root(text: text, file: file)
             throw BatonError(.invalidConfiguration, "\(file): not valid YAML or JSON: \(Self.oneLine("\(error)"))")
         }
+    }
+
+    public static func parse(_ text: String, file: String) throws -> OpenAPIKit.DereferencedDocument {
+        // Parsed once for speed; YAMLReader parses again only to word an error with its line.
+        let (json, object) = try read(text, file: file)
+        let top = object ?? [:]
         if top["swagger"] != nil || top["openapi"] as? String == nil || !["3.0", "3.1"].contains(where: { (top["openapi"] as? String ?? "").hasPrefix($0) }) {
             let root = try YAMLReader.root(text: text, file: file)
             if root.has("swagger") {
@@ -59,12 +68,8 @@ public enum OpenAPILoader {
     /// Dereferences a JSON Schema of its own (message definitions): `$defs` and `definitions`
     /// become components so OpenAPIKit resolves `#/$defs/…` references.
     public static func schema(path: String) throws -> OpenAPIKit.JSONSchema {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw BatonError(.notFound, "\(path): cannot read the file")
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        _ = try YAMLReader.root(text: text, file: path)
-        guard var raw = try Yams.load(yaml: text) as? [String: Any] else {
+        let text = try readText(path)
+        guard var raw = try read(text, file: path).top else {
             throw BatonError(.invalidConfiguration, "\(path):1: (top level): expected a JSON Schema object")
         }
         let definitions = (raw.removeValue(forKey: "$defs") as? [String: Any] ?? [:])

@@ -149,33 +149,26 @@ struct SchemaCompat {
 
     /// min/max, lengths and item counts: a consumer stricter than its producer breaks.
     private mutating func bounds(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ pointer: String) {
-        func lower<T: Comparable & CustomStringConvertible>(_ name: String, _ sent: T?, _ accepted: T?) {
+        /// `stricter(a, b)`: bound a admits less than bound b (a lower bound above, an upper below).
+        func check<T: Comparable & CustomStringConvertible>(_ name: String, _ sent: T?, _ accepted: T?, stricter: (T, T) -> Bool) {
             guard let accepted else {
                 if let sent { add("bound-loosened", .info, pointer, "\(consumer) has no \(name), \(producer) keeps \(sent)") }
                 return
             }
-            if sent == nil || sent! < accepted {
-                add("bound-tightened", .err, pointer, "\(consumer) requires \(name) \(accepted), but \(producer) allows \(sent.map { "\($0)" } ?? "no \(name)")")
-            } else if sent! > accepted {
-                add("bound-loosened", .info, pointer, "\(consumer) allows \(name) \(accepted), below the \(sent!) \(producer) keeps to")
+            guard let sent else {
+                return add("bound-tightened", .err, pointer, "\(consumer) requires \(name) \(accepted), but \(producer) allows no \(name)")
+            }
+            if stricter(accepted, sent) {
+                add("bound-tightened", .err, pointer, "\(consumer) requires \(name) \(accepted), but \(producer) allows \(sent)")
+            } else if stricter(sent, accepted) {
+                add("bound-loosened", .info, pointer, "\(consumer) allows \(name) \(accepted), \(accepted < sent ? "below" : "above") the \(sent) \(producer) keeps to")
             }
         }
-        func upper<T: Comparable & CustomStringConvertible>(_ name: String, _ sent: T?, _ accepted: T?) {
-            guard let accepted else {
-                if let sent { add("bound-loosened", .info, pointer, "\(consumer) has no \(name), \(producer) keeps \(sent)") }
-                return
-            }
-            if sent == nil || sent! > accepted {
-                add("bound-tightened", .err, pointer, "\(consumer) requires \(name) \(accepted), but \(producer) allows \(sent.map { "\($0)" } ?? "no \(name)")")
-            } else if sent! < accepted {
-                add("bound-loosened", .info, pointer, "\(consumer) allows \(name) \(accepted), above the \(sent!) \(producer) keeps to")
-            }
-        }
-        lower("minimum", p.minimum, c.minimum)
-        upper("maximum", p.maximum, c.maximum)
-        lower("minLength", p.minLength, c.minLength)
-        upper("maxLength", p.maxLength, c.maxLength)
-        lower("minItems", p.minItems, c.minItems)
-        upper("maxItems", p.maxItems, c.maxItems)
+        check("minimum", p.minimum, c.minimum, stricter: >)
+        check("maximum", p.maximum, c.maximum, stricter: <)
+        check("minLength", p.minLength, c.minLength, stricter: >)
+        check("maxLength", p.maxLength, c.maxLength, stricter: <)
+        check("minItems", p.minItems, c.minItems, stricter: >)
+        check("maxItems", p.maxItems, c.maxItems, stricter: <)
     }
 }

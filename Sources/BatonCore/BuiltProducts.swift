@@ -4,13 +4,21 @@ import Foundation
 /// tests can start TranslateApp or the `baton` CLI as real processes.
 public enum BuiltProducts {
     public static func path(_ name: String) throws -> String {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            directory = directory.deletingLastPathComponent()
+        for directory in directories(levels: 4) where FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
+            return directory + "/" + name
         }
         struct Missing: Error, CustomStringConvertible { var description: String }
         throw Missing(description: "\(name) not found near \(CommandLine.arguments[0]); run `swift build` first")
+    }
+
+    /// The running executable's directory and `levels - 1` of its parents, nearest first.
+    public static func directories(levels: Int) -> [String] {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        var result: [String] = []
+        for _ in 0..<levels {
+            result.append(directory.path)
+            directory = directory.deletingLastPathComponent()
+        }
+        return result
     }
 }

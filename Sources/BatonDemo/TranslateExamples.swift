@@ -13,12 +13,7 @@ public enum TranslateExamples {
 
     public static func migrations() throws -> String {
         let relative = "Examples/translate/migrations"
-        var candidates = [FileManager.default.currentDirectoryPath]
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            candidates.append(directory.path)
-            directory = directory.deletingLastPathComponent()
-        }
+        let candidates = [FileManager.default.currentDirectoryPath] + BuiltProducts.directories(levels: 6)
         for candidate in candidates where FileManager.default.fileExists(atPath: "\(candidate)/\(relative)/\(release54)") {
             return "\(candidate)/\(relative)"
         }

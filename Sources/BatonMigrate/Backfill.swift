@@ -97,16 +97,8 @@ struct Backfill {
     /// A batch that waited too long for a row lock, or lost a deadlock to the application, is
     /// the one that yields: it is rolled back (its position with it) and tried again shortly.
     private func batchWithRetries(_ sql: String) async throws -> [[String?]] {
-        var pause = Duration.milliseconds(20)
-        var attempt = 1
-        while true {
-            do {
-                return try await session.rows(sql)
-            } catch let error as SessionError where ["40P01", "55P03", "40001"].contains(error.sqlState ?? "") && attempt < 50 {
-                try await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(1))
-                attempt += 1
-            }
+        try await session.retrying(on: ["40P01", "55P03", "40001"], attempts: 50, pause: .milliseconds(20), maxPause: .seconds(1)) {
+            try await session.rows(sql)
         }
     }
 

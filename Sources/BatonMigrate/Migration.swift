@@ -35,11 +35,16 @@ public struct Migration: Sendable, Equatable {
 }
 
 extension Migration {
-    /// The migration files of a directory (.json, .yaml, .yml), in name order.
+    /// Whether `path` names a migration file (.json, .yaml, .yml) rather than, say, plain SQL.
+    public static func isMigrationFile(_ path: String) -> Bool {
+        [".json", ".yaml", ".yml"].contains { path.hasSuffix($0) }
+    }
+
+    /// The migration files of a directory, in name order.
     public static func files(in directory: String) throws -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
             throw BatonError(.notFound, "\(directory): cannot read the directory")
         }
-        return names.filter { name in [".json", ".yaml", ".yml"].contains { name.hasSuffix($0) } }.sorted().map { directory + "/" + $0 }
+        return names.filter(isMigrationFile).sorted().map { directory + "/" + $0 }
     }
 }

@@ -47,8 +47,13 @@ struct MigrationState {
         for statement in Self.statements { try await session.execute(statement) }
     }
 
+    /// Whether `baton migrate init` (or a start) has made Baton's tables.
+    func isInitialized() async throws -> Bool {
+        try await session.value("SELECT to_regclass('baton.migrations')::text") != nil
+    }
+
     func records() async throws -> [Record] {
-        guard try await session.value("SELECT to_regclass('baton.migrations')::text") != nil else { return [] }
+        guard try await isInitialized() else { return [] }
         return try await session.rows("""
             SELECT name, status, plan::text, started_at::text, completed_at::text FROM baton.migrations
             WHERE schema = \(SQL.literal(schema)) ORDER BY started_at, name

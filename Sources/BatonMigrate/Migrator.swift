@@ -160,7 +160,7 @@ public final class Migrator: @unchecked Sendable {
 
     public func status() async throws -> MigrationStatus {
         let records = try await state.records()
-        let initialized = try await session.value("SELECT to_regclass('baton.migrations')::text") != nil
+        let initialized = try await state.isInitialized()
         func entry(_ record: MigrationState.Record) -> MigrationStatus.Entry {
             .init(name: record.name, status: record.status, versionSchema: record.plan.versionSchema, startedAt: record.startedAt, completedAt: record.completedAt)
         }

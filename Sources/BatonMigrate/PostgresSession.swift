@@ -76,46 +76,51 @@ public final class PostgresSession: @unchecked Sendable {
 
     public func value(_ sql: String) async throws -> String? { try await rows(sql).first?.first ?? nil }
 
+    /// SQLSTATE of a lock request that gave up at `lock_timeout`.
+    static let lockNotAvailable: Set<String> = ["55P03"]
+
+    /// Runs `body` again after a growing pause (from `pause`, doubling up to `maxPause`) while it
+    /// fails with one of `states`, at most `attempts` times in all.
+    func retrying<T>(on states: Set<String>, attempts: Int, pause: Duration = .milliseconds(50), maxPause: Duration = .seconds(5), _ body: () async throws -> T) async throws -> T {
+        var pause = pause
+        for _ in 1..<attempts {
+            do {
+                return try await body()
+            } catch let error as SessionError where states.contains(error.sqlState ?? "") {
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, maxPause)
+            }
+        }
+        return try await body()
+    }
+
     /// Runs `body` in a transaction whose statements wait at most `lockTimeout` for a lock; when a
     /// lock is not granted in time the whole transaction is rolled back and tried again after a
     /// growing pause, so a migration never queues behind a long query while blocking everyone else.
     public func transaction<T>(attempts: Int = 8, _ body: () async throws -> T) async throws -> T {
-        var pause = Duration.milliseconds(50)
-        for attempt in 1...attempts {
+        try await retrying(on: Self.lockNotAvailable, attempts: attempts) {
             try await execute("BEGIN")
-            try await execute("SET LOCAL lock_timeout = '\(lockTimeout.milliseconds)ms'")
             do {
+                try await execute("SET LOCAL lock_timeout = '\(lockTimeout.milliseconds)ms'")
                 let result = try await body()
                 try await execute("COMMIT")
                 return result
-            } catch let error as SessionError where error.sqlState == "55P03" && attempt < attempts {
-                try? await execute("ROLLBACK")
-                try await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(5))
             } catch {
                 try? await execute("ROLLBACK")
                 throw error
             }
         }
-        throw BatonError(.timeout, "unreachable")
     }
 
     /// A statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY), with the same
     /// lock timeout and retries.
     public func executeAlone(_ sql: String, attempts: Int = 8) async throws {
-        var pause = Duration.milliseconds(50)
         try await execute("SET lock_timeout = '\(lockTimeout.milliseconds)ms'")
-        for attempt in 1...attempts {
-            do {
-                try await execute(sql)
-                break
-            } catch let error as SessionError where error.sqlState == "55P03" && attempt < attempts {
-                try await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(5))
-            } catch {
-                try? await execute("RESET lock_timeout")
-                throw error
-            }
+        do {
+            try await retrying(on: Self.lockNotAvailable, attempts: attempts) { try await execute(sql) }
+        } catch {
+            try? await execute("RESET lock_timeout")
+            throw error
         }
         try await execute("RESET lock_timeout")
     }

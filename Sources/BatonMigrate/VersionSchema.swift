@@ -19,18 +19,11 @@ public struct VersionSchema: Sendable, Codable, Equatable {
 
     public func table(_ name: String) -> Table? { tables.first { $0.name == name } }
 
-    /// The version that matches the catalog exactly (what every version becomes once completed).
+    /// The version that matches the catalog exactly, as the old version sees it.
     init(_ catalog: Catalog) {
         tables = catalog.tables.values.sorted { $0.name < $1.name }.map { table in
             Table(name: table.name, physical: table.name, columns: table.columns.map { Column(name: $0.name, physical: $0.name) })
         }
-    }
-
-    /// After complete, physical names are the logical ones.
-    var completed: VersionSchema {
-        var copy = self
-        copy.tables = tables.map { Table(name: $0.name, physical: $0.name, columns: $0.columns.map { Column(name: $0.name, physical: $0.name) }) }
-        return copy
     }
 
     /// Creates the schema and its views. Simple single-table views are updatable in PostgreSQL,

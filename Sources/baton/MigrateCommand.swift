@@ -31,13 +31,13 @@ struct DatabaseOptions: ParsableArguments {
     @Option(help: "How long DDL waits for a lock before it backs off and retries.") var lockTimeout = Duration.seconds(2)
 
     /// Runs `body` with a connected migrator and closes the connection however it ends.
-    func withMigrator<T>(json: Bool = false, _ body: (Migrator) async throws -> T) async throws -> T {
+    func withMigrator<T>(_ body: (Migrator) async throws -> T) async throws -> T {
         guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] else {
             throw BatonError(.invalidArgument, "give --database-url or set DATABASE_URL")
         }
         let session = try await PostgresSession.connect(url: url)
         session.lockTimeout = lockTimeout
-        let progress = MigrationProgress(json: json)
+        let progress = MigrationProgress()
         let migrator = Migrator(session: session, schema: schema) { progress.show($0) }
         do {
             let result = try await body(migrator)
@@ -213,11 +213,8 @@ struct MigrateApply: AsyncParsableCommand {
 /// A live bar with rows/s and ETA on a terminal, plain lines (at most one a second) otherwise.
 final class MigrationProgress: @unchecked Sendable {
     private let terminal = isatty(STDOUT_FILENO) == 1
-    private let json: Bool
     private let lock = NSLock()
     private var lastLine = Date.distantPast
-
-    init(json: Bool) { self.json = json }
 
     func show(_ event: MigrationEvent) {
         lock.lock()
