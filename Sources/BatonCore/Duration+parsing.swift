@@ -1,7 +1,11 @@
 import Foundation
 
 extension Duration {
-    /// Parses "250ms", "30s", "2m", "1h", "1.5s" or a bare number of seconds.
+    /// The longest duration `init(parsing:)` accepts: far beyond any sensible timeout, and far
+    /// below where nanoseconds, milliseconds or a deadline (now + duration) would overflow.
+    public static let longestParsed = Duration.seconds(10 * 365 * 24 * 3600)
+
+    /// Parses "250ms", "30s", "2m", "1h", "1.5s" or a bare number of seconds, up to ten years.
     public init?(parsing text: String) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 1e-3), ("us", 1e-6), ("s", 1), ("m", 60), ("h", 3600)]
@@ -12,7 +16,9 @@ extension Duration {
             scale = factor
             break
         }
-        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        guard let value = Double(number), value >= 0, value.isFinite,
+            value * scale <= Double(Self.longestParsed.components.seconds)
+        else { return nil }
         self = .nanoseconds(Int64((value * scale * 1e9).rounded()))
     }
 

@@ -14,7 +14,9 @@ public struct RequestTarget: Sendable, Equatable {
         }
         var query: [String: String] = [:]
         for pair in uri[uri.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            // Empty sides are kept ("?=", "?a=", "?=b"), so every pair has a name, maybe "".
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                .map { String($0).removingPercentEncoding ?? String($0) }
             query[parts[0]] = parts.count > 1 ? parts[1] : ""
         }
         self.path = String(uri[..<mark])

@@ -15,6 +15,8 @@ public final class Backend: Sendable {
     /// Mirrors `BackendStateMachine.isRoutable`, read when a connection is returned.
     private let routableFlag = Atomic<Bool>(false)
     private let connectionPools: [ObjectIdentifier: BackendConnectionPool]
+    /// Open WebSocket tunnels, each bound to its event loop, so a drain can end them.
+    private let tunnels = Mutex<[ObjectIdentifier: NIOLoopBound<Tunnel>]>([:])
 
     init(name: String, host: String, port: Int, group: any EventLoopGroup, configuration: ProxyConfiguration) {
         self.name = name
@@ -22,13 +24,7 @@ public final class Backend: Sendable {
         self.port = port
         var pools: [ObjectIdentifier: BackendConnectionPool] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = BackendConnectionPool(
-                eventLoop: loop,
-                host: host,
-                port: port,
-                connectTimeout: configuration.connectTimeout,
-                maxIdle: configuration.maxIdleConnectionsPerBackend
-            )
+            pools[ObjectIdentifier(loop)] = BackendConnectionPool(eventLoop: loop, host: host, port: port, configuration: configuration)
         }
         self.connectionPools = pools
     }
@@ -51,6 +47,24 @@ public final class Backend: Sendable {
             preconditionFailure("event loop \(eventLoop) is not in the proxy's group")
         }
         return pool
+    }
+
+    func tunnelOpened(_ tunnel: NIOLoopBound<Tunnel>) {
+        tunnels.withLock { $0[ObjectIdentifier(tunnel.value)] = tunnel }
+    }
+
+    func tunnelClosed(_ tunnel: Tunnel) {
+        _ = tunnels.withLock { $0.removeValue(forKey: ObjectIdentifier(tunnel)) }
+    }
+
+    /// Ends every open tunnel with a close frame, one after another over `window`, so their
+    /// clients reconnect to other backends gradually rather than all at once.
+    func closeTunnels(over window: Duration) {
+        let open = tunnels.withLock { Array($0.values) }
+        for (index, tunnel) in open.enumerated() {
+            let delay = TimeAmount.nanoseconds(TimeAmount(window).nanoseconds * Int64(index) / Int64(open.count))
+            tunnel.eventLoop.scheduleTask(in: delay) { tunnel.value.closeGracefully() }
+        }
     }
 
     /// Closes pooled idle connections (drain, remove).

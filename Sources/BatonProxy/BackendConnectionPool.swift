@@ -11,38 +11,70 @@ final class BackendConnectionPool: @unchecked Sendable {
     private let port: Int
     private let connectTimeout: Duration
     private let maxIdle: Int
-    private var idle: [ProxyBackendHandler] = []
+    private let maxOpen: Int
+    private let idleTimeout: TimeAmount
+    private var idle: [(connection: ProxyBackendHandler, since: NIODeadline)] = []
     private var open: [ObjectIdentifier: ProxyBackendHandler] = [:]
+    private var connecting = 0
+    /// Borrowers waiting because `maxOpen` connections are open; served as connections come back.
+    private var waiters = CircularBuffer<EventLoopPromise<ProxyBackendHandler>>()
 
-    init(eventLoop: any EventLoop, host: String, port: Int, connectTimeout: Duration, maxIdle: Int) {
+    init(eventLoop: any EventLoop, host: String, port: Int, configuration: ProxyConfiguration) {
         self.eventLoop = eventLoop
         self.host = host
         self.port = port
-        self.connectTimeout = connectTimeout
-        self.maxIdle = maxIdle
+        self.connectTimeout = configuration.connectTimeout
+        self.maxIdle = configuration.maxIdleConnectionsPerBackend
+        self.maxOpen = configuration.maxConnectionsPerBackend
+        self.idleTimeout = TimeAmount(configuration.backendIdleTimeout)
     }
 
-    /// An idle connection that is still open, if there is one.
+    /// An idle connection that is still open and has not been idle so long that the backend may
+    /// be closing it right now (its own keep-alive timeout); older ones are closed.
     func takeIdle() -> ProxyBackendHandler? {
         eventLoop.preconditionInEventLoop()
-        while let connection = idle.popLast() {
-            if connection.isOpen { return connection }
+        let now = NIODeadline.now()
+        while let (connection, since) = idle.popLast() {
+            if connection.isOpen && now - since < idleTimeout { return connection }
+            connection.close()
         }
         return nil
     }
 
+    /// A new connection, or, at the limit of open connections, the next one given back (failing
+    /// with `ConnectionLimitReached` after the connect timeout).
     func connect() -> EventLoopFuture<ProxyBackendHandler> {
+        eventLoop.preconditionInEventLoop()
+        guard open.count + connecting >= maxOpen else { return openConnection() }
+        let promise = eventLoop.makePromise(of: ProxyBackendHandler.self)
+        waiters.append(promise)
+        eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(connectTimeout)) { [self] in
+            if let index = waiters.firstIndex(where: { $0.futureResult === promise.futureResult }) {
+                waiters.remove(at: index).fail(ConnectionLimitReached())
+            }
+        }
+        return promise.futureResult
+    }
+
+    private func openConnection() -> EventLoopFuture<ProxyBackendHandler> {
         let pool = self
+        connecting += 1
         return ClientBootstrap(group: eventLoop)
-            .connectTimeout(.milliseconds(connectTimeout.milliseconds))
+            .connectTimeout(TimeAmount(connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .dropBytes,
-                        enableOutboundHeaderValidation: false
+                    // Framing headers are written by the proxy itself (HeadRewriter), never guessed
+                    // by the encoder; 1xx responses are passed on; after a 101 the decoder hands the
+                    // bytes it buffered to the tunnel.
+                    var encoder = HTTPRequestEncoder.Configuration()
+                    encoder.automaticallySetFramingHeaders = false
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPRequestEncoder(configuration: encoder))
+                    try sync.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward))
                     )
-                    try channel.pipeline.syncOperations.addHandler(ProxyBackendHandler(pool: pool))
+                    try sync.addHandler(ProxyBackendHandler(pool: pool))
                 }
             }
             .connect(host: host, port: port)
@@ -51,33 +83,59 @@ final class BackendConnectionPool: @unchecked Sendable {
                 pool.open[ObjectIdentifier(handler)] = handler
                 return handler
             }
+            .always { _ in pool.connecting -= 1 }
     }
 
     /// Returns a connection after a response. Only a connection whose exchange completed cleanly
     /// goes back; the backend's own `Connection: close` or a non-routable backend closes it.
     func release(_ connection: ProxyBackendHandler, reusable: Bool, backendRoutable: Bool) {
         eventLoop.preconditionInEventLoop()
-        if reusable && backendRoutable && connection.isOpen && idle.count < maxIdle {
-            idle.append(connection)
+        guard reusable && backendRoutable && connection.isOpen else {
+            connection.close()
+            return
+        }
+        if let waiter = waiters.popFirst() {
+            waiter.succeed(connection)
+        } else if idle.count < maxIdle {
+            idle.append((connection, .now()))
         } else {
             connection.close()
         }
     }
 
-    /// Called by a connection's handler when its channel closes.
-    func connectionClosed(_ connection: ProxyBackendHandler) {
+    /// Called by a connection's handler when its channel closes or it leaves for a tunnel.
+    func forget(_ connection: ProxyBackendHandler) {
         open[ObjectIdentifier(connection)] = nil
-        idle.removeAll { $0 === connection }
+        idle.removeAll { $0.connection === connection }
+        // A place opened up: the longest waiter gets a new connection.
+        if let waiter = waiters.popFirst() { openConnection().cascade(to: waiter) }
     }
 
     func closeIdle() {
         let closing = idle
         idle.removeAll()
-        for connection in closing { connection.close() }
+        for (connection, _) in closing { connection.close() }
     }
 
     func closeAll() {
         idle.removeAll()
         for connection in open.values { connection.cut() }
     }
+
+    /// Whether a failed connect says something about the backend, rather than about this
+    /// machine (out of file descriptors or ports, or our own connection limit): only the
+    /// former may take a backend out of rotation.
+    static func isBackendFault(_ error: any Error) -> Bool {
+        if error is ConnectionLimitReached { return false }
+        let local: Set<CInt> = [EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS, ENOMEM]
+        var codes: [CInt] = []
+        if let error = error as? IOError { codes = [error.errnoCode] }
+        if let error = error as? NIOConnectionError {
+            codes = error.connectionErrors.compactMap { ($0.error as? IOError)?.errnoCode }
+        }
+        return !codes.contains(where: local.contains)
+    }
 }
+
+/// `--max-connections-per-backend` connections were busy for the whole connect timeout.
+struct ConnectionLimitReached: Error {}

@@ -137,6 +137,7 @@ public final class BackendPool: Sendable {
         let start = ContinuousClock.now
         let backend = try transition(name) { _ = $0.drain() }
         backend.closeIdleConnections()
+        backend.closeTunnels(over: min(timeout / 2, configuration.tunnelCloseWindow))
         while backend.inFlight > 0, ContinuousClock.now - start < timeout {
             guard info(name: name)?.state == .draining else { break }
             try await Task.sleep(for: .milliseconds(5))
@@ -177,25 +178,39 @@ public final class BackendPool: Sendable {
         state.withLockedValue { state in Self.select(&state, excluding: excluding) }
     }
 
+    /// A held request's place in the queue.
+    struct HoldTicket: Sendable { fileprivate let id: UInt64 }
+
     /// Waits for a backend to become ready, up to `timeout`; the future fails with
-    /// `HoldTimeout` when none does.
-    func hold(on eventLoop: any EventLoop, timeout: Duration) -> EventLoopFuture<Backend> {
+    /// `HoldTimeout` when none does, and at once with `HoldQueueFull` when `maxHeld` requests
+    /// already wait. The ticket (nil when not queued) lets the caller give up its place.
+    func hold(on eventLoop: any EventLoop, timeout: Duration) -> (EventLoopFuture<Backend>, HoldTicket?) {
         let promise = eventLoop.makePromise(of: Backend.self)
-        let (id, backend): (UInt64?, Backend?) = state.withLockedValue { state in
+        let limit = configuration.maxHeld
+        let (id, backend, full): (UInt64?, Backend?, Bool) = state.withLockedValue { state in
             // Re-check under the lock: a backend may have become ready since trySelect.
-            if let backend = Self.select(&state, excluding: nil) { return (nil, backend) }
-            return (state.holds.enqueue(promise), nil)
+            if let backend = Self.select(&state, excluding: nil) { return (nil, backend, false) }
+            if state.holds.count >= limit { return (nil, nil, true) }
+            return (state.holds.enqueue(promise), nil, false)
         }
         if let backend {
             promise.succeed(backend)
+        } else if full {
+            promise.fail(HoldQueueFull())
         } else if let id {
             metrics.held()
-            eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds) * 1_000_000)) { [self] in
+            eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
                 let waiter = state.withLockedValue { $0.holds.remove(id: id) }
                 waiter?.fail(HoldTimeout())
             }
         }
-        return promise.futureResult
+        return (promise.futureResult, id.map(HoldTicket.init))
+    }
+
+    /// The held request's client went away: it leaves the queue now rather than at its timeout.
+    func cancelHold(_ ticket: HoldTicket) {
+        let waiter = state.withLockedValue { $0.holds.remove(id: ticket.id) }
+        waiter?.fail(HoldCancelled())
     }
 
     /// Requests waiting for a backend right now.
@@ -304,3 +319,7 @@ public final class BackendPool: Sendable {
 
 /// A held request waited `--max-hold` and no backend became ready.
 struct HoldTimeout: Error {}
+/// `--max-held` requests were already waiting.
+struct HoldQueueFull: Error {}
+/// The held request's client went away.
+struct HoldCancelled: Error {}

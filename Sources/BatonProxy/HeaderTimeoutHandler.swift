@@ -20,13 +20,13 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
 
     init(headerTimeout: Duration, idleTimeout: Duration) {
-        self.headerTimeout = headerTimeout.timeAmount
-        self.idleTimeout = idleTimeout.timeAmount
+        self.headerTimeout = TimeAmount(headerTimeout)
+        self.idleTimeout = TimeAmount(idleTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { enter(.idle, timeout: idleTimeout) }
+        if context.channel.isActive { enter(.readingHead, timeout: headerTimeout) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -34,8 +34,9 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
         self.context = nil
     }
 
+    /// A new connection owes its first request head within the header timeout, not the idle one.
     func channelActive(context: ChannelHandlerContext) {
-        enter(.idle, timeout: idleTimeout)
+        enter(.readingHead, timeout: headerTimeout)
         context.fireChannelActive()
     }
 

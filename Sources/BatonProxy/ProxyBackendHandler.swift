@@ -14,7 +14,7 @@ protocol ProxyBackendHandlerDelegate: AnyObject {
 /// The last handler of a pooled backend connection. While lent it passes response parts to its
 /// delegate (the client's `ProxyFrontendHandler`, on the same event loop) and lets the delegate
 /// pause reads when the client cannot keep up.
-final class ProxyBackendHandler: ChannelDuplexHandler {
+final class ProxyBackendHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -70,6 +70,28 @@ final class ProxyBackendHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    /// The connection leaves the pool for good and becomes the backend side of a WebSocket
+    /// tunnel: `tunnel` goes in, this handler and the request encoder go out. The response
+    /// decoder stays until `removeDecoder`, once the client side is ready for the bytes it holds.
+    func becomeTunnel(_ tunnel: TunnelHandler) throws {
+        guard let context else { throw ChannelError.ioOnClosedChannel }
+        delegate = nil
+        pool.forget(self)
+        let pipeline = context.pipeline.syncOperations
+        try pipeline.addHandler(tunnel)
+        pipeline.removeHandler(context: context, promise: nil)
+        pipeline.removeHandler(try pipeline.handler(type: HTTPRequestEncoder.self), promise: nil)
+        self.tunnelPipeline = pipeline
+    }
+
+    private var tunnelPipeline: ChannelPipeline.SynchronousOperations?
+
+    func removeDecoder() throws {
+        guard let pipeline = tunnelPipeline else { return }
+        tunnelPipeline = nil
+        pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let delegate else {
             // Bytes while idle in the pool: the exchange is out of step, so drop the connection.
@@ -90,7 +112,7 @@ final class ProxyBackendHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        pool.connectionClosed(self)
+        pool.forget(self)
         if let delegate {
             self.delegate = nil
             delegate.backendFailed(ChannelError.eof)

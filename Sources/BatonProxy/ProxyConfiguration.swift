@@ -15,6 +15,19 @@ public let DefaultConnectTimeout = Duration.seconds(2)
 public let DefaultMaxAttempts = 3
 public let DefaultRetryBufferLimit = 64 * 1024
 public let DefaultMaxIdleConnectionsPerBackend = 64
+public let DefaultBodyTimeout = Duration.seconds(30)
+public let DefaultWriteTimeout = Duration.seconds(30)
+public let DefaultShutdownTimeout = Duration.seconds(30)
+/// Pooled backend connections are retired after this long idle: below gunicorn's 2 s and
+/// Node's 5 s keep-alive, so a backend never closes one just as a request goes out on it.
+public let DefaultBackendIdleTimeout = Duration.seconds(1)
+public let DefaultMaxConnections = 20_000
+public let DefaultMaxConnectionsPerBackend = 1_000
+public let DefaultMaxHeld = 10_000
+/// Pipelined requests read ahead of the one in flight before the proxy stops reading a client.
+public let DefaultMaxQueuedRequests = 16
+/// The longest a drain spreads the closing of a backend's WebSockets over.
+public let DefaultTunnelCloseWindow = Duration.seconds(5)
 
 /// Everything `baton proxy` can be told. Defaults follow kamal-proxy where it has one.
 public struct ProxyConfiguration: Sendable {
@@ -37,6 +50,25 @@ public struct ProxyConfiguration: Sendable {
     public var maxIdleConnectionsPerBackend: Int
     /// Event loop threads; defaults to the core count.
     public var threads: Int
+    /// How long a client may pause while sending a request body (408 after).
+    public var bodyTimeout = DefaultBodyTimeout
+    /// How long a client may take nothing of a response it is owed before it is cut.
+    public var writeTimeout = DefaultWriteTimeout
+    /// Graceful shutdown: after this long, connections still busy are cut (and counted).
+    public var shutdownTimeout = DefaultShutdownTimeout
+    public var backendIdleTimeout = DefaultBackendIdleTimeout
+    /// Client connections open at once; more are closed as they arrive.
+    public var maxConnections = DefaultMaxConnections
+    /// Connections to one backend from one event loop, in use or idle; requests beyond wait.
+    public var maxConnectionsPerBackend = DefaultMaxConnectionsPerBackend
+    /// Requests held while no backend is ready; more get 503 at once.
+    public var maxHeld = DefaultMaxHeld
+    public var maxQueuedRequests = DefaultMaxQueuedRequests
+    public var tunnelCloseWindow = DefaultTunnelCloseWindow
+    /// Peers whose X-Forwarded-Host/-Proto are kept.
+    public var trustedProxies = TrustedProxies.none
+    /// Whether responses name the backend (`X-Baton-Backend`, the app's `X-Baton-Release`).
+    public var exposeBackendHeaders = true
 
     public init(
         listen: Endpoint = .tcp(host: "127.0.0.1", port: 0),
@@ -84,6 +116,9 @@ public struct ProxyConfiguration: Sendable {
         }
         if retry.maxAttempts < 1 { throw BatonError(.invalidConfiguration, "--max-attempts: expected 1 or more, got \(retry.maxAttempts)") }
         if threads < 1 { throw BatonError(.invalidConfiguration, "--threads: expected 1 or more, got \(threads)") }
+        for (option, value) in [("--max-connections", maxConnections), ("--max-connections-per-backend", maxConnectionsPerBackend), ("--max-held", maxHeld), ("--max-queued-requests", maxQueuedRequests)] where value < 1 {
+            throw BatonError(.invalidConfiguration, "\(option): expected 1 or more, got \(value)")
+        }
     }
 }
 

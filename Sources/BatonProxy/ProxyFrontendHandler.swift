@@ -5,7 +5,7 @@ import NIOHTTP1
 /// One per client connection: takes each request from the HTTP decoder, picks a backend,
 /// borrows a pooled connection to it on this event loop and streams both ways with
 /// backpressure. The decisions live in `ProxyRequestStateMachine`; this class performs them.
-final class ProxyFrontendHandler: ChannelDuplexHandler {
+final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -13,6 +13,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private let pool: BackendPool
     private let configuration: ProxyConfiguration
     private let metrics: ProxyMetrics
+    private let rewriter: HeadRewriter
     private var machine: ProxyRequestStateMachine
     private var context: ChannelHandlerContext?
 
@@ -22,9 +23,15 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     private var backend: Backend?
     private var connection: ProxyBackendHandler?
     private var failedBackend: Backend?
-    private var responseTimer = DeadlineTimer()
+    /// One timer per request for whichever clock `machine.timeout` says runs.
+    private var requestTimer = DeadlineTimer()
     private var lastBackendProgress = NIODeadline.now()
+    private var lastClientProgress = NIODeadline.now()
+    /// Since when the client has not been writable (nil while it is).
+    private var clientBlockedSince: NIODeadline?
     private var readPending = false
+    /// The held request's place in the pool's queue, to give it up when the client goes away.
+    private var holdTicket: BackendPool.HoldTicket?
 
     /// Pipelined requests that arrived while the previous response was still going out. They
     /// are queued here rather than by NIO's `HTTPServerPipelineHandler`, which stops reading
@@ -40,10 +47,17 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
 
     private var requestStart = NIODeadline.now()
     private var requestID = ""
+    private var requestMethod = HTTPMethod.GET
     private var clientKeepAlive = true
     private var clientVersion = HTTPVersion.http1_1
     private var backendKeepAlive = true
+    /// The client's response must be the last on the connection (framing or the backend said so).
+    private var closeAfterResponse = false
     private var responseStatus = 0
+    private var responseTrailers: HTTPHeaders?
+    /// llhttp stops parsing after a request it reads as an upgrade; unless the connection
+    /// becomes a tunnel, the decoder is replaced when the exchange ends so the client can go on.
+    private var decoderPaused = false
     private var clientAddress = ""
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
@@ -53,6 +67,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         self.configuration = configuration
         self.metrics = metrics
         self.machine = ProxyRequestStateMachine(policy: configuration.retry)
+        self.rewriter = HeadRewriter(trustedProxies: configuration.trustedProxies, exposeBackendHeaders: configuration.exposeBackendHeaders)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -91,17 +106,35 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         case .head(let head):
             guard machine.state == .idle else { return }
             requestStart = .now()
+            lastClientProgress = requestStart
             metrics.requestStarted()
             countedInFlight = true
             context.triggerUserOutboundEvent(ProxyConnectionEvent.requestHeadReceived, promise: nil)
             clientKeepAlive = head.isKeepAlive
             clientVersion = head.version
+            requestMethod = head.method
+            closeAfterResponse = false
+            responseTrailers = nil
             failedBackend = nil
-            perform(machine.requestHead(upstreamHead(from: head)))
+            decoderPaused = head.headers.contains(name: "upgrade")
+                && HeadRewriter.tokens(head.headers["connection"]).contains("upgrade")
+            if let id = head.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
+                requestID = id
+            } else {
+                requestID = requestIDs.next()
+            }
+            switch rewriter.request(head, clientAddress: clientAddress, requestID: requestID) {
+            case .success(let upstream):
+                perform(machine.requestHead(upstream.head, upgrade: upstream.isWebSocket))
+            case .failure(let error):
+                perform(machine.requestMalformed(error))
+            }
         case .body(let part):
+            lastClientProgress = .now()
             perform(machine.requestBody(part))
-        case .end:
-            perform(machine.requestEnd())
+        case .end(let trailers):
+            lastClientProgress = .now()
+            perform(machine.requestEnd(trailers: HeadRewriter.trailers(trailers)))
         }
     }
 
@@ -118,8 +151,11 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Pipelined requests are read ahead only up to a few requests and the retry buffer's size,
+    /// so a client that sends without reading cannot make the proxy buffer without limit.
     private var wantsClientReads: Bool {
-        queuedBytes < configuration.retry.bufferLimit && machine.wantsClientReads(backendWritable: connection?.isWritable ?? true)
+        queuedBytes < configuration.retry.bufferLimit && queued.count < configuration.maxQueuedRequests
+            && machine.wantsClientReads(backendWritable: connection?.isWritable ?? true)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -132,7 +168,16 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        connection?.setReadsPaused(!context.channel.isWritable)
+        let writable = context.channel.isWritable
+        connection?.setReadsPaused(!writable)
+        if writable {
+            // The backend was paused for the client, not silent: its clock restarts.
+            clientBlockedSince = nil
+            lastBackendProgress = .now()
+        } else {
+            clientBlockedSince = .now()
+            armRequestTimer(context: context)
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -186,19 +231,20 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             break
         case .selectBackend:
             selectBackend(context: context)
-        case .sendRequest(let head, let body, let end):
+        case .sendRequest(let head, let body, let end, let trailers):
             guard let connection else { return }
             connection.send(.head(head))
             for part in body { connection.send(.body(.byteBuffer(part))) }
-            if end { connection.send(.end(nil)) }
+            if end { connection.send(.end(trailers)) }
             connection.flush()
             lastBackendProgress = .now()
-            armResponseTimer(context: context)
         case .forwardBody(let part):
             connection?.send(.body(.byteBuffer(part)))
-        case .forwardEnd:
-            connection?.send(.end(nil))
+        case .forwardEnd(let trailers):
+            connection?.send(.end(trailers))
             connection?.flush()
+            // The response clock starts once the request is fully sent.
+            lastBackendProgress = .now()
         case .retry:
             metrics.retried()
             failedBackend = backend
@@ -207,15 +253,27 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         case .respondWithError(let error, let close):
             releaseBackend(reusable: false)
             respond(with: error, close: close || !keepClientConnection, context: context)
-        case .forwardResponseHead(var head):
-            responseStatus = Int(head.status.code)
-            backendKeepAlive = head.isKeepAlive
-            head.version = clientVersion
-            stripHopByHop(&head.headers)
-            head.headers.add(name: "x-baton-backend", value: backend?.name ?? "")
-            head.headers.add(name: "x-request-id", value: requestID)
-            if !keepClientConnection { head.headers.add(name: "connection", value: "close") }
+            if !close && keepClientConnection { resumeDecoderIfPaused(context: context) }
+        case .forwardResponseHead(let backendHead):
+            responseStatus = Int(backendHead.status.code)
+            backendKeepAlive = backendHead.isKeepAlive
+            let (head, close) = rewriter.response(
+                backendHead,
+                to: requestMethod,
+                clientVersion: clientVersion,
+                keepAlive: keepClientConnection,
+                backendName: backend?.name ?? "",
+                requestID: requestID
+            )
+            closeAfterResponse = close
             context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .forwardInformational(let backendHead):
+            if let head = rewriter.informational(backendHead, clientVersion: clientVersion) {
+                context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+            }
+        case .startTunnel(let backendHead):
+            startTunnel(backendHead, context: context)
+            return
         case .forwardResponseBody(let part):
             context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil)
         case .completeResponse(let reusable):
@@ -226,24 +284,33 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             if machine.requestEnded {
                 context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
             }
-            if keepClientConnection {
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let trailers = responseTrailers
+            responseTrailers = nil
+            if keepClientConnection && !closeAfterResponse {
+                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+                resumeDecoderIfPaused(context: context)
             } else {
                 closing = true
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }
             }
         case .requestBodyDiscarded:
             context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
+            resumeDecoderIfPaused(context: context)
         case .abort:
             releaseBackend(reusable: false)
             finishRequest(status: responseStatus, backendName: lastBackendName)
             context.close(promise: nil)
+        case .closeClient:
+            closing = true
+            context.close(promise: nil)
         case .abandonBackend:
+            cancelHold()
             releaseBackend(reusable: false)
             endInFlight()
         }
+        if machine.timeout != .none { armRequestTimer(context: context) }
         if machine.state == .idle && !queued.isEmpty { deliverQueued(context: context) }
         resumeClientReadsIfWanted(context: context)
     }
@@ -260,7 +327,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
             return
         }
         let generation = self.generation
-        pool.hold(on: context.eventLoop, timeout: configuration.maxHold).assumeIsolated().whenComplete { result in
+        let (held, ticket) = pool.hold(on: context.eventLoop, timeout: configuration.maxHold)
+        holdTicket = ticket
+        held.assumeIsolated().whenComplete { result in
+            if generation == self.generation { self.holdTicket = nil }
             switch result {
             case .success(let selected):
                 guard generation == self.generation, self.machine.state == .awaitingBackend else {
@@ -268,12 +338,24 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
                     return
                 }
                 self.backendSelected(selected, context: context)
-            case .failure:
+            case .failure(let error):
                 guard generation == self.generation else { return }
-                self.metrics.holdTimedOut()
-                self.perform(self.machine.holdTimedOut(.noBackend(after: self.configuration.maxHold)))
+                if error is HoldQueueFull {
+                    self.perform(self.machine.holdTimedOut(.holdQueueFull(self.configuration.maxHeld)))
+                } else if error is HoldTimeout {
+                    self.metrics.holdTimedOut()
+                    self.perform(self.machine.holdTimedOut(.noBackend(after: self.configuration.maxHold)))
+                }
             }
         }
+    }
+
+    /// The client went away while its request was held: it leaves the queue at once.
+    private func cancelHold() {
+        guard let ticket = holdTicket else { return }
+        holdTicket = nil
+        generation &+= 1
+        pool.cancelHold(ticket)
     }
 
     private func backendSelected(_ selected: Backend, context: ChannelHandlerContext) {
@@ -293,8 +375,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
                     return
                 }
                 self.connected(connection)
-            case .failure:
-                self.pool.connectFailed(selected)
+            case .failure(let error):
+                if BackendConnectionPool.isBackendFault(error) { self.pool.connectFailed(selected) }
                 guard generation == self.generation else { return }
                 self.perform(self.machine.backendConnectFailed())
             }
@@ -349,7 +431,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         finishRequest(status: Int(error.status.code), backendName: "")
         if !close { context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: error.status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // A response to HEAD has no body; nothing else here knows the method.
+        if requestMethod != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         if close { closing = true }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close {
@@ -364,54 +447,114 @@ final class ProxyFrontendHandler: ChannelDuplexHandler {
         }
     }
 
-    // MARK: Timeout
+    // MARK: Timeouts
 
-    /// One timer per request: when it fires it checks how long the backend has been silent and
-    /// re-arms for the rest, so progress only stores a timestamp.
-    private func armResponseTimer(context: ChannelHandlerContext) {
-        let deadline = lastBackendProgress + configuration.responseTimeout.timeAmount
-        responseTimer.fire(by: deadline, on: context.eventLoop) { [self] in responseTimerFired() }
+    /// The running clock's deadline: the client's body progress, the backend's answer, or (while
+    /// the client takes nothing) the write timeout. Progress only stores a time; the timer, when
+    /// it fires, re-arms for whatever is left.
+    private var currentDeadline: NIODeadline? {
+        switch machine.timeout {
+        case .none:
+            return nil
+        case .requestBody:
+            // A backend that stopped reading the body holds the client back: not the client's fault.
+            return max(lastClientProgress, lastBackendProgress) + TimeAmount(configuration.bodyTimeout)
+        case .response:
+            if let blocked = clientBlockedSince { return blocked + TimeAmount(configuration.writeTimeout) }
+            return lastBackendProgress + TimeAmount(configuration.responseTimeout)
+        }
     }
 
-    private func responseTimerFired() {
-        responseTimer.fired()
-        guard let context else { return }
-        switch machine.state {
-        case .forwarding, .responding:
-            if NIODeadline.now() < lastBackendProgress + configuration.responseTimeout.timeAmount {
-                armResponseTimer(context: context)
+    private func armRequestTimer(context: ChannelHandlerContext) {
+        guard let deadline = currentDeadline else { return }
+        requestTimer.fire(by: deadline, on: context.eventLoop) { [self] in requestTimerFired() }
+    }
+
+    private func requestTimerFired() {
+        requestTimer.fired()
+        guard let context, let deadline = currentDeadline else { return }
+        if NIODeadline.now() < deadline {
+            armRequestTimer(context: context)
+            return
+        }
+        switch machine.timeout {
+        case .none:
+            break
+        case .requestBody:
+            perform(machine.requestBodyTimedOut(.requestBodyTimeout(configuration.bodyTimeout)))
+        case .response:
+            if clientBlockedSince != nil {
+                perform(machine.clientWriteTimedOut())
             } else {
                 perform(machine.responseTimedOut(.responseTimeout(configuration.responseTimeout)))
             }
-        case .idle, .awaitingBackend, .discardingRequestBody, .closed:
-            break  // armed again when the next request is sent
         }
     }
 
-    // MARK: Headers
+    // MARK: Upgrades
 
-    private func upstreamHead(from head: HTTPRequestHead) -> HTTPRequestHead {
-        var upstream = head
-        upstream.version = .http1_1
-        stripHopByHop(&upstream.headers, keepingFraming: true)
-        if let forwarded = upstream.headers.first(name: "x-forwarded-for") {
-            upstream.headers.replaceOrAdd(name: "x-forwarded-for", value: "\(forwarded), \(clientAddress)")
-        } else {
-            upstream.headers.add(name: "x-forwarded-for", value: clientAddress)
+    /// Once the exchange after a request llhttp read as an upgrade is over without a tunnel, a
+    /// fresh decoder takes over (the old one hands it the bytes it buffered) so the client's
+    /// next request is read.
+    private func resumeDecoderIfPaused(context: ChannelHandlerContext) {
+        guard decoderPaused else { return }
+        decoderPaused = false
+        // Not from inside the decoder's own read callback: on the next tick.
+        context.eventLoop.assumeIsolated().execute {
+            let pipeline = context.pipeline.syncOperations
+            guard context.channel.isActive, let old = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) else { return }
+            do {
+                try pipeline.addHandler(ProxyServer.makeRequestDecoder(), position: .after(old.handler))
+                pipeline.removeHandler(context: old, promise: nil)
+            } catch {
+                context.close(promise: nil)
+            }
         }
-        if !upstream.headers.contains(name: "x-forwarded-proto") {
-            upstream.headers.add(name: "x-forwarded-proto", value: "http")
+    }
+
+    /// The backend accepted a WebSocket handshake: pass its 101 on, then replace the HTTP
+    /// handlers of both connections with a byte tunnel. Bytes either decoder had buffered past
+    /// the handshake are handed on to the tunnel as the decoders leave.
+    private func startTunnel(_ backendHead: HTTPResponseHead, context: ChannelHandlerContext) {
+        guard let connection, let backend else { return }
+        responseStatus = 101
+        let (head, _) = rewriter.response(
+            backendHead, to: requestMethod, clientVersion: clientVersion, keepAlive: true,
+            backendName: backend.name, requestID: requestID
+        )
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        finishRequest(status: 101, backendName: backend.name)
+        requestTimer.cancel()
+        connection.delegate = nil
+        self.connection = nil
+        self.backend = nil
+        let tunnel = Tunnel(eventLoop: context.eventLoop)
+        tunnel.onClose = { [weak tunnel] in
+            if let tunnel { backend.tunnelClosed(tunnel) }
+            backend.requestFinished()
         }
-        if !upstream.headers.contains(name: "x-forwarded-host"), let host = head.headers.first(name: "host") {
-            upstream.headers.add(name: "x-forwarded-host", value: host)
+        backend.tunnelOpened(NIOLoopBound(tunnel, eventLoop: context.eventLoop))
+        let pipeline = context.pipeline.syncOperations
+        let channel = context.channel
+        // Off the decoders' call stacks (the 101 arrived through the backend's decoder). The
+        // tunnel handlers go in first and the encoders out before either decoder leaves, so the
+        // bytes the decoders hand on pass through no HTTP handler.
+        context.eventLoop.assumeIsolated().execute { [self] in
+            do {
+                try connection.becomeTunnel(tunnel.backend)
+                try pipeline.addHandler(tunnel.client)
+                pipeline.removeHandler(context: context, promise: nil)
+                pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
+                pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+                try connection.removeDecoder()
+                channel.read()
+            } catch {
+                tunnel.client.close()
+                tunnel.backend.close()
+                connection.cut()
+                channel.close(promise: nil)
+            }
         }
-        if let id = upstream.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
-            requestID = id
-        } else {
-            requestID = requestIDs.next()
-            upstream.headers.replaceOrAdd(name: "x-request-id", value: requestID)
-        }
-        return upstream
     }
 }
 
@@ -421,7 +564,9 @@ extension ProxyFrontendHandler: ProxyBackendHandlerDelegate {
         switch part {
         case .head(let head): perform(machine.responseHead(head))
         case .body(let buffer): perform(machine.responseBody(buffer))
-        case .end: perform(machine.responseEnd())
+        case .end(let trailers):
+            responseTrailers = HeadRewriter.trailers(trailers)
+            perform(machine.responseEnd())
         }
     }
 
@@ -437,36 +582,4 @@ extension ProxyFrontendHandler: ProxyBackendHandlerDelegate {
     func backendFailed(_ error: any Error) {
         perform(machine.backendFailed())
     }
-}
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded.
-/// `Transfer-Encoding` is kept on requests: the encoder re-frames the body from it.
-func stripHopByHop(_ headers: inout HTTPHeaders, keepingFraming: Bool = false) {
-    // Most messages carry none, or only `Connection: keep-alive`: one pass over the names
-    // decides, and only then is a filtered copy made (one allocation instead of a scan per name).
-    guard headers.contains(where: { isHopByHop($0.name, keepingFraming: keepingFraming) }) else { return }
-    var named: [String] = []
-    for value in headers[canonicalForm: "connection"] {
-        let token = value.lowercased()
-        if token != "close" && token != "keep-alive" { named.append(token) }
-    }
-    headers = HTTPHeaders(headers.filter { header in
-        !isHopByHop(header.name, keepingFraming: keepingFraming) && (named.isEmpty || !named.contains(header.name.lowercased()))
-    })
-}
-
-private func isHopByHop(_ name: String, keepingFraming: Bool) -> Bool {
-    switch name.utf8.count {
-    case 2: return name.lowercased() == "te"
-    case 7: return ["trailer", "upgrade"].contains(name.lowercased())
-    case 10: return ["connection", "keep-alive"].contains(name.lowercased())
-    case 16: return name.lowercased() == "proxy-connection"
-    case 17: return !keepingFraming && name.lowercased() == "transfer-encoding"
-    case 18: return name.lowercased() == "proxy-authenticate"
-    default: return false
-    }
-}
-
-extension Duration {
-    var timeAmount: TimeAmount { .nanoseconds(Int64(milliseconds) * 1_000_000) }
 }

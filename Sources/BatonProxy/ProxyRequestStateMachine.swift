@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// The request currently passing through one client connection, kept pure: the handler feeds
 /// in what happened and performs the action that comes back. Requests on a connection run one at
-/// a time (`HTTPServerPipelineHandler` queues pipelined ones).
+/// a time (the handler queues pipelined ones).
 struct ProxyRequestStateMachine {
     enum State: Equatable {
         case idle
@@ -16,21 +16,36 @@ struct ProxyRequestStateMachine {
         /// The response is complete but the client is still sending its body; it is read and
         /// dropped so the connection can be kept alive.
         case discardingRequestBody
+        /// A WebSocket handshake was answered with 101: both connections are now a byte tunnel.
+        case tunneling
         case closed
+    }
+
+    /// Which clock runs in the current state (the hold and the connect have their own).
+    enum Timeout: Equatable {
+        case none
+        /// The client must keep sending its body.
+        case requestBody
+        /// The backend must keep answering (paused while the client cannot take more).
+        case response
     }
 
     enum Action: Equatable {
         case none
         case selectBackend
-        /// Send the head, the buffered body and, when the client finished, the end.
-        case sendRequest(head: HTTPRequestHead, body: [ByteBuffer], end: Bool)
+        /// Send the head, the buffered body and, when the client finished, the end (with trailers).
+        case sendRequest(head: HTTPRequestHead, body: [ByteBuffer], end: Bool, trailers: HTTPHeaders?)
         case forwardBody(ByteBuffer)
-        case forwardEnd
+        case forwardEnd(trailers: HTTPHeaders?)
         /// The attempt failed in a way that is safe to repeat: give up this backend, pick another.
         case retry(RetryPolicy.Failure)
         /// Answer with our own error; give up the backend; close the client when asked.
         case respondWithError(ProxyError, closeConnection: Bool)
         case forwardResponseHead(HTTPResponseHead)
+        /// A 1xx (100 Continue, 103 Early Hints) before the final response.
+        case forwardInformational(HTTPResponseHead)
+        /// The backend accepted the WebSocket handshake: pass on its 101, then tunnel bytes.
+        case startTunnel(HTTPResponseHead)
         case forwardResponseBody(ByteBuffer)
         /// The backend's response ended: return or close its connection, end the client's response.
         case completeResponse(backendReusable: Bool)
@@ -38,6 +53,8 @@ struct ProxyRequestStateMachine {
         case requestBodyDiscarded
         /// The response cannot be completed: close both sides.
         case abort
+        /// The exchange is over but the client stalled or misbehaved after it: close the client.
+        case closeClient
         /// The client went away: give up the backend.
         case abandonBackend
     }
@@ -45,6 +62,9 @@ struct ProxyRequestStateMachine {
     private(set) var state: State = .idle
     private let policy: RetryPolicy
     private var head: HTTPRequestHead?
+    /// The request is a WebSocket handshake, so a 101 is expected and welcome.
+    private var upgrade = false
+    private var trailers: HTTPHeaders?
     private(set) var requestEnded = false
     private(set) var attempts = 0
     /// Body parts not yet written to the current backend.
@@ -68,15 +88,26 @@ struct ProxyRequestStateMachine {
         case .awaitingBackend: return requestEnded || pendingBytes < policy.bufferLimit
         case .forwarding, .responding: return requestEnded || backendWritable
         case .idle, .discardingRequestBody, .closed: return true
+        case .tunneling: return false
+        }
+    }
+
+    var timeout: Timeout {
+        switch state {
+        case .forwarding: requestEnded ? .response : .requestBody
+        case .responding: .response
+        case .discardingRequestBody: .requestBody
+        case .idle, .awaitingBackend, .tunneling, .closed: .none
         }
     }
 
     // MARK: Client events
 
-    mutating func requestHead(_ head: HTTPRequestHead) -> Action {
+    mutating func requestHead(_ head: HTTPRequestHead, upgrade: Bool = false) -> Action {
         guard state == .idle else { return .none }
         self = ProxyRequestStateMachine(policy: policy)
         self.head = head
+        self.upgrade = upgrade
         state = .awaitingBackend
         return .selectBackend
     }
@@ -93,24 +124,56 @@ struct ProxyRequestStateMachine {
             return .forwardBody(part)
         case .responding:
             return .forwardBody(part)
-        case .idle, .discardingRequestBody, .closed:
+        case .idle, .discardingRequestBody, .tunneling, .closed:
             return .none
         }
     }
 
-    mutating func requestEnd() -> Action {
+    mutating func requestEnd(trailers: HTTPHeaders? = nil) -> Action {
         switch state {
         case .awaitingBackend:
             requestEnded = true
+            self.trailers = trailers
             return .none
         case .forwarding, .responding:
             requestEnded = true
-            return .forwardEnd
+            self.trailers = trailers
+            return .forwardEnd(trailers: trailers)
         case .discardingRequestBody:
             requestEnded = true
             state = .idle
             return .requestBodyDiscarded
-        case .idle, .closed:
+        case .idle, .tunneling, .closed:
+            return .none
+        }
+    }
+
+    /// The client sent nothing for the body timeout while it owed body bytes.
+    mutating func requestBodyTimedOut(_ error: ProxyError) -> Action {
+        switch state {
+        case .forwarding:
+            return fail(error)
+        case .responding:
+            state = .closed
+            return .abort
+        case .discardingRequestBody:
+            state = .closed
+            return .closeClient
+        case .idle, .awaitingBackend, .tunneling, .closed:
+            return .none
+        }
+    }
+
+    /// The client took nothing of the response for the write timeout.
+    mutating func clientWriteTimedOut() -> Action {
+        switch state {
+        case .responding:
+            state = .closed
+            return .abort
+        case .discardingRequestBody, .idle:
+            state = .closed
+            return .closeClient
+        case .awaitingBackend, .forwarding, .tunneling, .closed:
             return .none
         }
     }
@@ -124,7 +187,7 @@ struct ProxyRequestStateMachine {
         case .responding:
             state = .closed
             return .abort
-        case .closed:
+        case .tunneling, .closed:
             return .none
         }
     }
@@ -134,7 +197,7 @@ struct ProxyRequestStateMachine {
         state = .closed
         switch previous {
         case .awaitingBackend, .forwarding, .responding: return .abandonBackend
-        case .idle, .discardingRequestBody, .closed: return .none
+        case .idle, .discardingRequestBody, .tunneling, .closed: return .none
         }
     }
 
@@ -147,7 +210,7 @@ struct ProxyRequestStateMachine {
         let body = pending
         pending = []
         pendingBytes = 0
-        return .sendRequest(head: head, body: body, end: requestEnded)
+        return .sendRequest(head: head, body: body, end: requestEnded, trailers: trailers)
     }
 
     mutating func backendConnectFailed() -> Action {
@@ -178,7 +241,7 @@ struct ProxyRequestStateMachine {
         case .responding:
             state = .closed
             return .abort
-        case .idle, .awaitingBackend, .discardingRequestBody, .closed:
+        case .idle, .awaitingBackend, .discardingRequestBody, .tunneling, .closed:
             return .none
         }
     }
@@ -190,12 +253,21 @@ struct ProxyRequestStateMachine {
         case .responding:
             state = .closed
             return .abort
-        case .idle, .awaitingBackend, .discardingRequestBody, .closed: return .none
+        case .idle, .awaitingBackend, .discardingRequestBody, .tunneling, .closed: return .none
         }
     }
 
     mutating func responseHead(_ head: HTTPResponseHead) -> Action {
         guard state == .forwarding else { return .none }
+        let code = head.status.code
+        if code == 101 {
+            // A 101 to a request that asked for no upgrade (or before the request ended) would
+            // leave the connection in a protocol we never agreed to.
+            guard upgrade && requestEnded else { return fail(.backendProtocolError("101 Switching Protocols to a request that did not ask for it")) }
+            state = .tunneling
+            return .startTunnel(head)
+        }
+        if code < 200 { return .forwardInformational(head) }
         state = .responding
         return .forwardResponseHead(head)
     }

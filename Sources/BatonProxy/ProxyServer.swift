@@ -5,6 +5,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// `baton proxy`: the listener, the backend pool, health checks and the admin API, run as one
 /// `Service`. On graceful shutdown it stops accepting, lets in-flight requests finish, and exits.
@@ -23,6 +24,8 @@ public final class ProxyServer: Service, Sendable {
     private let logger: Logger
     private let store: BackendStore?
     private let running: EventLoopPromise<Addresses>
+    /// Client connections open now, for `--max-connections` and the shutdown report.
+    private let openConnections = Atomic<Int>(0)
 
     public init(configuration: ProxyConfiguration, logger: Logger = Logger(label: "baton.proxy")) throws {
         try configuration.validate()
@@ -91,17 +94,35 @@ public final class ProxyServer: Service, Sendable {
             logger.info("shutting down: no new connections; finishing in-flight requests")
             let closed = group.any().makePromise(of: Void.self)
             quiesce.initiateShutdown(promise: closed)
-            try? await closed.futureResult.get()
+            // Whichever comes first: every connection done, or the shutdown timeout.
+            let outcome = group.any().makePromise(of: Bool.self)
+            closed.futureResult.whenComplete { _ in outcome.succeed(true) }
+            let deadline = group.any().scheduleTask(in: TimeAmount(configuration.shutdownTimeout)) { outcome.succeed(false) }
+            if try await outcome.futureResult.get() == false {
+                // What is still open at the deadline is cut when the event loops shut down.
+                logger.warning("shutdown timeout: cutting connections still busy", metadata: [
+                    "timeout": "\(configuration.shutdownTimeout.shortDescription)",
+                    "cut": "\(openConnections.load(ordering: .relaxed))",
+                ])
+            }
+            deadline.cancel()
             tasks.cancelAll()
         }
         if let path = configuration.adminSocket { unlink(path) }
         logger.info("proxy stopped")
     }
 
+    /// The client side's request decoder. It hands on the bytes it holds when removed: to its
+    /// successor after a declined upgrade, or to the tunnel after a WebSocket handshake.
+    static func makeRequestDecoder() -> ByteToMessageHandler<HTTPRequestDecoder> {
+        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+    }
+
     private func bindProxy(quiesce: ServerQuiescingHelper) async throws -> any Channel {
         let pool = self.pool
         let configuration = self.configuration
         let metrics = self.metrics
+        let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -112,17 +133,23 @@ public final class ProxyServer: Service, Sendable {
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [self] channel in
+                if openConnections.wrappingAdd(1, ordering: .relaxed).newValue > configuration.maxConnections {
+                    openConnections.wrappingSubtract(1, ordering: .relaxed)
+                    logger.warning("connection refused: --max-connections reached", metadata: ["limit": "\(configuration.maxConnections)"])
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { [self] _ in openConnections.wrappingSubtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout))
-                    // No outbound header validation: response headers come from the backend's decoder
-                    // (which rejects CR/LF) or from us.
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withErrorHandling: false,
-                        withOutboundHeaderValidation: false
-                    )
+                    // Framing headers are written by the proxy (HeadRewriter), never guessed by the
+                    // encoder; no outbound header validation: response headers come from the
+                    // backend's decoder (which rejects CR/LF) or from us.
+                    var encoder = HTTPResponseEncoder.Configuration()
+                    encoder.automaticallySetFramingHeaders = false
+                    try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
+                    try sync.addHandler(Self.makeRequestDecoder())
                     try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics))
                 }
             }

@@ -9,7 +9,7 @@ import Testing
         #expect(Duration(parsing: text)?.milliseconds == milliseconds)
     }
 
-    @Test(arguments: ["", "s", "-1s", "abc", "10 parsecs", "nan"])
+    @Test(arguments: ["", "s", "-1s", "abc", "10 parsecs", "nan", "1e300", "1e300s", "inf", "999999999h", "3651d"])
     func badDurations(text: String) {
         #expect(Duration(parsing: text) == nil)
     }
@@ -43,5 +43,15 @@ import Testing
         #expect(target.path == "/backends/web1/drain")
         #expect(target.query == ["timeout": "30s", "note": "a b", "flag": ""])
         #expect(RequestTarget("/up") == RequestTarget("/up?"))
+    }
+
+    /// Pairs with an empty side once trapped the admin API (`/up?=`).
+    @Test(arguments: ["/up?=", "/up?=&=", "/up?&&", "/up?=x", "/up?a==b", "/up?%", "/up?%zz=%"])
+    func emptyAndOddQueryPairsParse(uri: String) {
+        #expect(RequestTarget(uri).path == "/up")
+    }
+
+    @Test func emptyNamesAndValuesAreKept() {
+        #expect(RequestTarget("/x?=v&a=").query == ["": "v", "a": ""])
     }
 }

@@ -16,7 +16,7 @@ import Testing
         var machine = ProxyRequestStateMachine(policy: policy)
         #expect(machine.requestHead(head()) == .selectBackend)
         #expect(machine.requestEnd() == .none)
-        #expect(machine.backendConnected() == .sendRequest(head: head(), body: [], end: true))
+        #expect(machine.backendConnected() == .sendRequest(head: head(), body: [], end: true, trailers: nil))
         #expect(machine.responseHead(okHead) == .forwardResponseHead(okHead))
         #expect(machine.responseBody(ByteBuffer(string: "hi")) == .forwardResponseBody(ByteBuffer(string: "hi")))
         #expect(machine.responseEnd() == .completeResponse(backendReusable: true))
@@ -27,9 +27,9 @@ import Testing
         var machine = ProxyRequestStateMachine(policy: policy)
         _ = machine.requestHead(head(.POST))
         #expect(machine.requestBody(ByteBuffer(string: "abc")) == .none)
-        #expect(machine.backendConnected() == .sendRequest(head: head(.POST), body: [ByteBuffer(string: "abc")], end: false))
+        #expect(machine.backendConnected() == .sendRequest(head: head(.POST), body: [ByteBuffer(string: "abc")], end: false, trailers: nil))
         #expect(machine.requestBody(ByteBuffer(string: "def")) == .forwardBody(ByteBuffer(string: "def")))
-        #expect(machine.requestEnd() == .forwardEnd)
+        #expect(machine.requestEnd() == .forwardEnd(trailers: nil))
     }
 
     @Test func readsPauseWhenTheBufferIsFullBeforeConnecting() {
@@ -64,7 +64,7 @@ import Testing
         _ = machine.requestHead(head(.POST))
         _ = machine.requestBody(ByteBuffer(string: "abc"))
         _ = machine.backendConnectFailed()
-        #expect(machine.backendConnected() == .sendRequest(head: head(.POST), body: [ByteBuffer(string: "abc")], end: false))
+        #expect(machine.backendConnected() == .sendRequest(head: head(.POST), body: [ByteBuffer(string: "abc")], end: false, trailers: nil))
     }
 
     @Test func brokenConnectionRetriesIdempotentRequestsWithTheirBody() {
@@ -75,7 +75,7 @@ import Testing
         _ = machine.requestBody(ByteBuffer(string: "de"))
         _ = machine.requestEnd()
         #expect(machine.backendFailed() == .retry(.afterSend))
-        #expect(machine.backendConnected() == .sendRequest(head: head(.PUT), body: [ByteBuffer(string: "abc"), ByteBuffer(string: "de")], end: true))
+        #expect(machine.backendConnected() == .sendRequest(head: head(.PUT), body: [ByteBuffer(string: "abc"), ByteBuffer(string: "de")], end: true, trailers: nil))
     }
 
     @Test func brokenConnectionDoesNotRetryPost() {
@@ -186,5 +186,83 @@ import Testing
         #expect(policy.shouldRetry(method: method, failure: .afterSend, attempts: 1, replayable: true) == retriedAfterSend)
         #expect(!policy.shouldRetry(method: method, failure: .connect, attempts: 3, replayable: true))
         #expect(!policy.shouldRetry(method: method, failure: .connect, attempts: 1, replayable: false))
+    }
+
+    @Test func webSocketHandshakeBecomesATunnel() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        _ = machine.requestHead(head(), upgrade: true)
+        _ = machine.requestEnd()
+        _ = machine.backendConnected()
+        let switching = HTTPResponseHead(version: .http1_1, status: .switchingProtocols)
+        #expect(machine.responseHead(switching) == .startTunnel(switching))
+        #expect(machine.state == .tunneling)
+        #expect(machine.timeout == .none)
+        #expect(!machine.wantsClientReads(backendWritable: true))
+        #expect(machine.clientClosed() == .none)
+    }
+
+    @Test func a101NobodyAskedForIsABadGateway() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        _ = machine.requestHead(head())
+        _ = machine.requestEnd()
+        _ = machine.backendConnected()
+        guard case .respondWithError(let error, _) = machine.responseHead(HTTPResponseHead(version: .http1_1, status: .switchingProtocols)) else {
+            Issue.record("expected an error response")
+            return
+        }
+        #expect(error.reason == "backend-protocol-error")
+    }
+
+    @Test func informationalResponsesPassWithoutEndingTheExchange() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        _ = machine.requestHead(head(.PUT))
+        _ = machine.backendConnected()
+        let continueHead = HTTPResponseHead(version: .http1_1, status: .continue)
+        #expect(machine.responseHead(continueHead) == .forwardInformational(continueHead))
+        #expect(machine.state == .forwarding)
+        #expect(machine.requestBody(ByteBuffer(string: "x")) == .forwardBody(ByteBuffer(string: "x")))
+        #expect(machine.responseHead(okHead) == .forwardResponseHead(okHead))
+    }
+
+    @Test func theClockThatRunsFollowsTheExchange() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        #expect(machine.timeout == .none)
+        _ = machine.requestHead(head(.POST))
+        #expect(machine.timeout == .none)  // the hold and the connect have their own
+        _ = machine.backendConnected()
+        #expect(machine.timeout == .requestBody)  // an upload that keeps moving is never cut
+        _ = machine.requestEnd(trailers: HTTPHeaders([("checksum", "1")]))
+        #expect(machine.timeout == .response)  // the response clock starts once the request is sent
+        _ = machine.responseHead(okHead)
+        #expect(machine.timeout == .response)
+    }
+
+    @Test func stalledUploadGets408AndTheConnectionCloses() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        _ = machine.requestHead(head(.POST))
+        _ = machine.backendConnected()
+        let error = ProxyError.requestBodyTimeout(.seconds(1))
+        #expect(machine.requestBodyTimedOut(error) == .respondWithError(error, closeConnection: true))
+    }
+
+    @Test func earlyResponseThenStalledBodyClosesTheClient() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        _ = machine.requestHead(head(.POST))
+        _ = machine.backendConnected()
+        _ = machine.responseHead(okHead)
+        #expect(machine.responseEnd() == .completeResponse(backendReusable: false))
+        #expect(machine.timeout == .requestBody)
+        #expect(machine.requestBodyTimedOut(.requestBodyTimeout(.seconds(1))) == .closeClient)
+    }
+
+    @Test func trailersAreKeptForTheReplay() {
+        var machine = ProxyRequestStateMachine(policy: policy)
+        let trailers = HTTPHeaders([("checksum", "abc")])
+        _ = machine.requestHead(head(.PUT))
+        _ = machine.requestBody(ByteBuffer(string: "abc"))
+        _ = machine.requestEnd(trailers: trailers)
+        #expect(machine.backendConnected() == .sendRequest(head: head(.PUT), body: [ByteBuffer(string: "abc")], end: true, trailers: trailers))
+        #expect(machine.backendFailed() == .retry(.afterSend))
+        #expect(machine.backendConnected() == .sendRequest(head: head(.PUT), body: [ByteBuffer(string: "abc")], end: true, trailers: trailers))
     }
 }

@@ -1,0 +1,218 @@
+import Foundation
+import NIOHTTP1
+
+/// Turns the head a client sent into the head the backend gets, and the backend's response head
+/// into the one the client gets, by RFC 9110 §7.6's rules for an intermediary: hop-by-hop
+/// fields (and any the `Connection` header names) are dropped, framing is written from what the
+/// decoder parsed, and the forwarding headers say what this proxy saw. Pure, so every rule has
+/// a unit test.
+struct HeadRewriter: Sendable {
+    /// What the frontend needs to know about a request it is about to forward.
+    struct Request: Equatable {
+        var head: HTTPRequestHead
+        var framing: BodyFraming
+        /// A WebSocket handshake: `Upgrade` and `Connection: upgrade` go to the backend, and a
+        /// 101 answer turns the connection into a tunnel.
+        var isWebSocket: Bool
+    }
+
+    var trustedProxies: TrustedProxies = .none
+    var exposeBackendHeaders = true
+
+    /// The upstream request, or the error to answer with (the connection is then closed).
+    func request(_ client: HTTPRequestHead, clientAddress: String, requestID: String) -> Result<Request, ProxyError> {
+        if client.method == .CONNECT { return .failure(.connectNotSupported) }
+        let framing: BodyFraming
+        switch MessageFraming.request(client) {
+        case .success(let parsed): framing = parsed
+        case .failure(let error): return .failure(error)
+        }
+
+        // RFC 9112 §3.2: exactly one Host on HTTP/1.1; an absolute-form target's authority
+        // replaces it; the backend gets the origin form.
+        let hosts = client.headers["host"]
+        if hosts.count > 1 { return .failure(.malformedRequest("more than one Host header")) }
+        if client.version.minor >= 1 && hosts.isEmpty { return .failure(.malformedRequest("HTTP/1.1 request without Host")) }
+        var host = hosts.first ?? ""
+        var uri = client.uri
+        if let absolute = AbsoluteTarget(uri) {
+            host = absolute.authority
+            uri = absolute.originForm
+        } else if uri == "*" {
+            guard client.method == .OPTIONS else { return .failure(.malformedRequest("'*' is a target for OPTIONS only")) }
+        } else if !uri.hasPrefix("/") {
+            return .failure(.malformedRequest("request target must start with '/'"))
+        }
+        guard Self.isValidHost(host) else { return .failure(.malformedRequest("invalid Host '\(host)'")) }
+
+        let isWebSocket = client.method == .GET && client.version.minor >= 1
+            && Self.tokens(client.headers["upgrade"]).contains("websocket")
+            && Self.tokens(client.headers["connection"]).contains("upgrade")
+
+        var headers = Self.endToEnd(client.headers, protecting: Self.protectedRequestFields)
+        headers.replaceOrAdd(name: "host", value: host)
+        switch framing {
+        case .length(let length): headers.add(name: "content-length", value: String(length))
+        case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
+        // Methods whose body means something say "none" explicitly, as clients do (some servers
+        // answer 411 otherwise).
+        case .none where [.POST, .PUT, .PATCH].contains(client.method): headers.add(name: "content-length", value: "0")
+        case .none, .untilClose: break
+        }
+        if isWebSocket {
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: client.headers["upgrade"].joined(separator: ", "))
+        }
+
+        let trusted = trustedProxies.contains(clientAddress)
+        // The list is appended to (its last entry is the one this proxy vouches for); the host
+        // and scheme are ours unless a trusted proxy in front of us said them.
+        let forwardedFor = headers["x-forwarded-for"]
+        headers.replaceOrAdd(name: "x-forwarded-for", value: (forwardedFor + [clientAddress]).joined(separator: ", "))
+        if !(trusted && headers.contains(name: "x-forwarded-proto")) {
+            headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        }
+        if !(trusted && headers.contains(name: "x-forwarded-host")) {
+            headers.replaceOrAdd(name: "x-forwarded-host", value: host)
+        }
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+
+        let head = HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: headers)
+        return .success(Request(head: head, framing: framing, isWebSocket: isWebSocket))
+    }
+
+    /// The response head for the client, and whether the client connection must close after it
+    /// (a body that runs until close cannot be delimited for an HTTP/1.0 client otherwise).
+    func response(
+        _ backend: HTTPResponseHead,
+        to method: HTTPMethod,
+        clientVersion: HTTPVersion,
+        keepAlive: Bool,
+        backendName: String,
+        requestID: String
+    ) -> (head: HTTPResponseHead, close: Bool) {
+        var headers = Self.endToEnd(backend.headers, protecting: [])
+        var close = !keepAlive
+        let upgraded = backend.status == .switchingProtocols
+        switch MessageFraming.response(backend, to: method) {
+        case .none:
+            // HEAD and 304 may say what a GET would have carried (RFC 9110 §8.6).
+            if case .value(let length) = MessageFraming.contentLength(backend.headers), method == .HEAD || backend.status == .notModified {
+                headers.add(name: "content-length", value: String(length))
+            }
+        case .length(let length):
+            headers.add(name: "content-length", value: String(length))
+        case .chunked, .untilClose:
+            if clientVersion.minor >= 1 {
+                // Codings the backend applied on top of chunked stay; we re-chunk the body.
+                let codings = MessageFraming.transferCodings(backend.headers).filter { $0 != "chunked" }
+                headers.add(name: "transfer-encoding", value: (codings + ["chunked"]).joined(separator: ", "))
+            } else {
+                close = true
+            }
+        }
+        if upgraded {
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: backend.headers["upgrade"].joined(separator: ", "))
+        } else if close {
+            headers.add(name: "connection", value: "close")
+        } else if clientVersion.minor == 0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        if exposeBackendHeaders {
+            headers.add(name: "x-baton-backend", value: backendName)
+        } else {
+            headers.remove(name: "x-baton-backend")
+            headers.remove(name: "x-baton-release")
+        }
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        return (HTTPResponseHead(version: clientVersion, status: backend.status, headers: headers), close)
+    }
+
+    /// A 1xx (other than 101) that may go on to the client: HTTP/1.0 clients get none (RFC 9110 §15.2).
+    func informational(_ backend: HTTPResponseHead, clientVersion: HTTPVersion) -> HTTPResponseHead? {
+        guard clientVersion.minor >= 1 else { return nil }
+        return HTTPResponseHead(version: clientVersion, status: backend.status, headers: Self.endToEnd(backend.headers, protecting: []))
+    }
+
+    /// Trailer fields that may be passed on: framing, routing and hop-by-hop fields never are
+    /// (RFC 9110 §6.5.1).
+    static func trailers(_ trailers: HTTPHeaders?) -> HTTPHeaders? {
+        guard let trailers, !trailers.isEmpty else { return nil }
+        let kept = endToEnd(trailers, protecting: []).filter { !forbiddenTrailers.contains($0.name.lowercased()) }
+        return kept.isEmpty ? nil : HTTPHeaders(kept)
+    }
+
+    // MARK: Rules
+
+    static let forbiddenTrailers: Set<String> = [
+        "host", "content-type", "content-encoding", "content-range", "authorization", "cookie", "set-cookie", "expect",
+    ]
+
+    /// Fields a `Connection` token may not remove from a request: the target's host.
+    static let protectedRequestFields: Set<String> = ["host"]
+
+    /// Hop-by-hop fields (RFC 9110 §7.6.1) plus the framing fields, which the proxy writes itself.
+    static func isHopByHop(_ lowercasedName: String) -> Bool {
+        switch lowercasedName {
+        case "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding",
+            "content-length", "proxy-authenticate":
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The headers without hop-by-hop fields and without the fields `Connection` names (except
+    /// the protected ones).
+    static func endToEnd(_ headers: HTTPHeaders, protecting: Set<String>) -> HTTPHeaders {
+        var named = Set(tokens(headers["connection"]))
+        named.subtract(protecting)
+        named.subtract(["close", "keep-alive", "upgrade"])
+        var result = HTTPHeaders()
+        for header in headers {
+            let name = header.name.lowercased()
+            if isHopByHop(name) || named.contains(name) { continue }
+            result.add(name: header.name, value: header.value)
+        }
+        return result
+    }
+
+    /// Comma-separated tokens of a list header, lowercased.
+    static func tokens(_ values: [String]) -> [String] {
+        values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+    }
+
+    /// RFC 3986's host [":" port]: reg-name characters, an IP literal in brackets, an optional port.
+    static func isValidHost(_ host: String) -> Bool {
+        host.utf8.count <= 255
+            && host.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    return true
+                default:
+                    return "-._~%!$&'()*+,;=:[]".utf8.contains(byte)
+                }
+            }
+    }
+}
+
+/// An absolute-form request target ("http://example.com:8080/path?q"), RFC 9112 §3.2.2.
+struct AbsoluteTarget: Equatable {
+    var authority: String
+    var originForm: String
+
+    init?(_ uri: String) {
+        let lower = uri.prefix(8).lowercased()
+        let schemeLength = lower.hasPrefix("http://") ? 7 : lower.hasPrefix("https://") ? 8 : 0
+        guard schemeLength > 0 else { return nil }
+        let rest = uri.dropFirst(schemeLength)
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        var authority = String(rest[..<end])
+        // Userinfo is never forwarded (RFC 9110 §4.2.4).
+        if let at = authority.lastIndex(of: "@") { authority = String(authority[authority.index(after: at)...]) }
+        let path = rest[end...]
+        self.authority = authority
+        self.originForm = path.hasPrefix("/") ? String(path) : "/" + path
+    }
+}
