@@ -31,6 +31,11 @@ public final class RawConnection: Sendable {
         try await channel.writeAndFlush(ByteBuffer(string: text))
     }
 
+    public func send(bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    public var bytes: [UInt8] { received.withLockedValue { $0.bytes } }
     public var text: String { String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self) }
     public var closedByPeer: Bool { received.withLockedValue { $0.closed } }
 

@@ -12,9 +12,10 @@ import Synchronization
 ///     ANY  /hang               never answers
 ///     ANY  /upload             reads and counts the body: "received N"
 ///     GET  /download?bytes=N   streams N bytes, chunked, with backpressure
-///     ANY  /echo               the request as JSON: method, uri, headers, body length
+///     ANY  /echo               the request as JSON: method, uri, headers, body length, trailers
 ///     ANY  anything else       "hello from NAME"; `?sleep=MS` waits first
 ///
+/// `Expect: 100-continue` is answered with a 100 before the body is read.
 /// Every response carries `X-Served-By: NAME`. `kill()` closes the listener and resets every
 /// open connection, as a crashed server would.
 public final class TestBackend: Sendable {
@@ -108,11 +109,15 @@ public final class TestBackend: Sendable {
                 case .head(let h):
                     head = h
                     bodyBytes = 0
+                    // As servers do: say "go on" to a client that waits before sending its body.
+                    if h.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .continue)))
+                    }
                 case .body(let buffer):
                     bodyBytes += buffer.readableBytes
-                case .end:
+                case .end(let trailers):
                     guard let head else { continue }
-                    try await respond(to: head, bodyBytes: bodyBytes, outbound: outbound)
+                    try await respond(to: head, bodyBytes: bodyBytes, trailers: trailers, outbound: outbound)
                 }
             }
         }
@@ -121,6 +126,7 @@ public final class TestBackend: Sendable {
     private func respond(
         to head: HTTPRequestHead,
         bodyBytes: Int,
+        trailers: HTTPHeaders? = nil,
         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     ) async throws {
         let target = RequestTarget(head.uri)
@@ -154,6 +160,7 @@ public final class TestBackend: Sendable {
             let echo: [String: String] = Dictionary(
                 head.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { "\($0), \($1)" }
             ).merging(["method": head.method.rawValue, "uri": head.uri, "body-bytes": String(bodyBytes)]) { $1 }
+                .merging((trailers ?? [:]).map { ("trailer-" + $0.name.lowercased(), $0.value) }) { $1 }
             let data = try JSONSerialization.data(withJSONObject: echo, options: [.sortedKeys])
             try await send(.ok, String(decoding: data, as: UTF8.self), outbound: outbound)
         default:
