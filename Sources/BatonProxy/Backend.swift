@@ -62,7 +62,7 @@ public final class Backend: Sendable {
     func closeTunnels(over window: Duration) {
         let open = tunnels.withLock { Array($0.values) }
         for (index, tunnel) in open.enumerated() {
-            let delay = TimeAmount.nanoseconds(TimeAmount(window).nanoseconds * Int64(index) / Int64(open.count))
+            let delay = TimeAmount.nanoseconds(Int64(Double(TimeAmount(window).nanoseconds) * Double(index) / Double(open.count)))
             tunnel.eventLoop.scheduleTask(in: delay) { tunnel.value.closeGracefully() }
         }
     }

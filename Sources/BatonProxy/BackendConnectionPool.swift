@@ -83,7 +83,11 @@ final class BackendConnectionPool: @unchecked Sendable {
                 pool.open[ObjectIdentifier(handler)] = handler
                 return handler
             }
-            .always { _ in pool.connecting -= 1 }
+            .always { result in
+                pool.connecting -= 1
+                // A failed connect frees its place too: the next waiter tries its own.
+                if case .failure = result, let waiter = pool.waiters.popFirst() { pool.openConnection().cascade(to: waiter) }
+            }
     }
 
     /// Returns a connection after a response. Only a connection whose exchange completed cleanly
@@ -105,8 +109,8 @@ final class BackendConnectionPool: @unchecked Sendable {
 
     /// Called by a connection's handler when its channel closes or it leaves for a tunnel.
     func forget(_ connection: ProxyBackendHandler) {
-        open[ObjectIdentifier(connection)] = nil
         idle.removeAll { $0.connection === connection }
+        guard open.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         // A place opened up: the longest waiter gets a new connection.
         if let waiter = waiters.popFirst() { openConnection().cascade(to: waiter) }
     }

@@ -45,9 +45,11 @@ struct HeadRewriter: Sendable {
         }
         guard Self.isValidHost(host) else { return .failure(.malformedRequest("invalid Host '\(host)'")) }
 
+        // Only a handshake that llhttp also reads as an upgrade (so its decoder stops after it)
+        // may become a tunnel: the Connection list must be plain tokens and spaces.
         let isWebSocket = client.method == .GET && client.version.minor >= 1
             && Self.tokens(client.headers["upgrade"]).contains("websocket")
-            && Self.tokens(client.headers["connection"]).contains("upgrade")
+            && Self.plainTokens(client.headers["connection"]).contains("upgrade")
 
         var headers = Self.endToEnd(client.headers, protecting: Self.protectedRequestFields)
         headers.replaceOrAdd(name: "host", value: host)
@@ -104,9 +106,8 @@ struct HeadRewriter: Sendable {
             headers.add(name: "content-length", value: String(length))
         case .chunked, .untilClose:
             if clientVersion.minor >= 1 {
-                // Codings the backend applied on top of chunked stay; we re-chunk the body.
-                let codings = MessageFraming.transferCodings(backend.headers).filter { $0 != "chunked" }
-                headers.add(name: "transfer-encoding", value: (codings + ["chunked"]).joined(separator: ", "))
+                // Exactly this spelling: it is what makes the encoder chunk the body.
+                headers.add(name: "transfer-encoding", value: "chunked")
             } else {
                 close = true
             }
@@ -181,6 +182,31 @@ struct HeadRewriter: Sendable {
     /// Comma-separated tokens of a list header, lowercased.
     static func tokens(_ values: [String]) -> [String] {
         values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+    }
+
+    /// The tokens of a list header when it is written plainly (tokens, commas, spaces), else none.
+    static func plainTokens(_ values: [String]) -> [String] {
+        var tokens: [String] = []
+        for value in values {
+            for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+                var token = item[...]
+                while token.first == " " { token.removeFirst() }
+                while token.last == " " { token.removeLast() }
+                guard !token.isEmpty, token.utf8.allSatisfy(isTokenCharacter) else { return [] }
+                tokens.append(token.lowercased())
+            }
+        }
+        return tokens
+    }
+
+    /// RFC 9110 §5.6.2's tchar.
+    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
     }
 
     /// RFC 3986's host [":" port]: reg-name characters, an IP literal in brackets, an optional port.

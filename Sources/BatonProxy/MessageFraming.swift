@@ -58,6 +58,15 @@ enum MessageFraming {
         }
     }
 
+    /// Why a backend's response cannot be passed on, if it cannot: a transfer coding other than
+    /// chunked would reach the client undecoded under a header we cannot honestly write (nginx
+    /// answers 502 the same way).
+    static func responseProblem(_ head: HTTPResponseHead) -> String? {
+        let codings = transferCodings(head.headers)
+        guard !codings.isEmpty, codings != ["chunked"] else { return nil }
+        return "unsupported Transfer-Encoding '\(codings.joined(separator: ", "))'"
+    }
+
     /// The transfer codings named, lowercased, in order (empty when there is no header).
     static func transferCodings(_ headers: HTTPHeaders) -> [String] {
         var codings: [String] = []

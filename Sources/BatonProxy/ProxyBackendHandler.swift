@@ -30,6 +30,7 @@ final class ProxyBackendHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var isOpen: Bool { context?.channel.isActive ?? false }
+    var channel: (any Channel)? { context?.channel }
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -78,18 +79,22 @@ final class ProxyBackendHandler: ChannelDuplexHandler, RemovableChannelHandler {
         delegate = nil
         pool.forget(self)
         let pipeline = context.pipeline.syncOperations
+        tunnelPipeline = pipeline
         try pipeline.addHandler(tunnel)
-        pipeline.removeHandler(context: context, promise: nil)
         pipeline.removeHandler(try pipeline.handler(type: HTTPRequestEncoder.self), promise: nil)
-        self.tunnelPipeline = pipeline
+        pipeline.removeHandler(context: context, promise: nil)
     }
 
     private var tunnelPipeline: ChannelPipeline.SynchronousOperations?
 
-    func removeDecoder() throws {
-        guard let pipeline = tunnelPipeline else { return }
+    func removeDecoder() -> EventLoopFuture<Void> {
+        guard let pipeline = tunnelPipeline else { return pool.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
         tunnelPipeline = nil
-        pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+        do {
+            return pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self))
+        } catch {
+            return pool.eventLoop.makeFailedFuture(error)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

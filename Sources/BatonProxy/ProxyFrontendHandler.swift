@@ -55,9 +55,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var closeAfterResponse = false
     private var responseStatus = 0
     private var responseTrailers: HTTPHeaders?
-    /// llhttp stops parsing after a request it reads as an upgrade; unless the connection
-    /// becomes a tunnel, the decoder is replaced when the exchange ends so the client can go on.
-    private var decoderPaused = false
+    /// The request asked for an upgrade (any `Upgrade` header). llhttp stops parsing after such a
+    /// request by rules of its own, so unless the connection becomes a tunnel nothing more is read
+    /// from it and it closes after the response: the client's next request goes on a new one.
+    private var upgradeRequested = false
     private var clientAddress = ""
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
@@ -104,7 +105,11 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
-            guard machine.state == .idle else { return }
+            // The decoder gives a new head only after the previous request's end.
+            guard machine.state == .idle else {
+                perform(machine.requestMalformed(.malformedRequest("request out of order")))
+                return
+            }
             requestStart = .now()
             lastClientProgress = requestStart
             metrics.requestStarted()
@@ -116,8 +121,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             closeAfterResponse = false
             responseTrailers = nil
             failedBackend = nil
-            decoderPaused = head.headers.contains(name: "upgrade")
-                && HeadRewriter.tokens(head.headers["connection"]).contains("upgrade")
+            upgradeRequested = head.headers.contains(name: "upgrade")
             if let id = head.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
                 requestID = id
             } else {
@@ -155,6 +159,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// so a client that sends without reading cannot make the proxy buffer without limit.
     private var wantsClientReads: Bool {
         queuedBytes < configuration.retry.bufferLimit && queued.count < configuration.maxQueuedRequests
+            && !(upgradeRequested && machine.requestEnded)
             && machine.wantsClientReads(backendWritable: connection?.isWritable ?? true)
     }
 
@@ -199,6 +204,11 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func handle(_ parserError: HTTPParserError) {
+        if machine.state == .idle {
+            // No request of this error's own: don't answer with the previous one's method/version.
+            requestMethod = .GET
+            clientVersion = .http1_1
+        }
         let proxyError: ProxyError =
             switch parserError {
             case .headerOverflow: .headersTooLarge
@@ -253,7 +263,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .respondWithError(let error, let close):
             releaseBackend(reusable: false)
             respond(with: error, close: close || !keepClientConnection, context: context)
-            if !close && keepClientConnection { resumeDecoderIfPaused(context: context) }
         case .forwardResponseHead(let backendHead):
             responseStatus = Int(backendHead.status.code)
             backendKeepAlive = backendHead.isKeepAlive
@@ -288,7 +297,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             responseTrailers = nil
             if keepClientConnection && !closeAfterResponse {
                 context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-                resumeDecoderIfPaused(context: context)
             } else {
                 closing = true
                 context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
@@ -297,7 +305,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
         case .requestBodyDiscarded:
             context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
-            resumeDecoderIfPaused(context: context)
+            if !keepClientConnection || closeAfterResponse {
+                closing = true
+                context.close(promise: nil)
+            }
         case .abort:
             releaseBackend(reusable: false)
             finishRequest(status: responseStatus, backendName: lastBackendName)
@@ -306,7 +317,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             closing = true
             context.close(promise: nil)
         case .abandonBackend:
-            cancelHold()
             releaseBackend(reusable: false)
             endInFlight()
         }
@@ -316,7 +326,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     /// Whether the client connection stays open after this exchange.
-    private var keepClientConnection: Bool { clientKeepAlive && !quiescing }
+    private var keepClientConnection: Bool { clientKeepAlive && !quiescing && !upgradeRequested }
 
     private var lastBackendName = ""
 
@@ -393,6 +403,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// Gives the current backend back: its in-flight count, and its connection to the pool
     /// (or closed, when the exchange did not end cleanly).
     private func releaseBackend(reusable: Bool) {
+        cancelHold()
         if let connection {
             connection.delegate = nil
             if let backend {
@@ -437,6 +448,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // A client that reads nothing still gets closed.
+            context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.writeTimeout)) { context.close(promise: nil) }
         }
     }
 
@@ -460,7 +473,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             // A backend that stopped reading the body holds the client back: not the client's fault.
             return max(lastClientProgress, lastBackendProgress) + TimeAmount(configuration.bodyTimeout)
         case .response:
-            if let blocked = clientBlockedSince { return blocked + TimeAmount(configuration.writeTimeout) }
+            if let blocked = clientBlockedSince, machine.state == .responding { return blocked + TimeAmount(configuration.writeTimeout) }
             return lastBackendProgress + TimeAmount(configuration.responseTimeout)
         }
     }
@@ -483,7 +496,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .requestBody:
             perform(machine.requestBodyTimedOut(.requestBodyTimeout(configuration.bodyTimeout)))
         case .response:
-            if clientBlockedSince != nil {
+            if clientBlockedSince != nil && machine.state == .responding {
                 perform(machine.clientWriteTimedOut())
             } else {
                 perform(machine.responseTimedOut(.responseTimeout(configuration.responseTimeout)))
@@ -492,25 +505,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     // MARK: Upgrades
-
-    /// Once the exchange after a request llhttp read as an upgrade is over without a tunnel, a
-    /// fresh decoder takes over (the old one hands it the bytes it buffered) so the client's
-    /// next request is read.
-    private func resumeDecoderIfPaused(context: ChannelHandlerContext) {
-        guard decoderPaused else { return }
-        decoderPaused = false
-        // Not from inside the decoder's own read callback: on the next tick.
-        context.eventLoop.assumeIsolated().execute {
-            let pipeline = context.pipeline.syncOperations
-            guard context.channel.isActive, let old = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) else { return }
-            do {
-                try pipeline.addHandler(ProxyServer.makeRequestDecoder(), position: .after(old.handler))
-                pipeline.removeHandler(context: old, promise: nil)
-            } catch {
-                context.close(promise: nil)
-            }
-        }
-    }
 
     /// The backend accepted a WebSocket handshake: pass its 101 on, then replace the HTTP
     /// handlers of both connections with a byte tunnel. Bytes either decoder had buffered past
@@ -525,34 +519,46 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
         finishRequest(status: 101, backendName: backend.name)
         requestTimer.cancel()
-        connection.delegate = nil
         self.connection = nil
         self.backend = nil
-        let tunnel = Tunnel(eventLoop: context.eventLoop)
-        tunnel.onClose = { [weak tunnel] in
-            if let tunnel { backend.tunnelClosed(tunnel) }
-            backend.requestFinished()
-        }
-        backend.tunnelOpened(NIOLoopBound(tunnel, eventLoop: context.eventLoop))
-        let pipeline = context.pipeline.syncOperations
-        let channel = context.channel
-        // Off the decoders' call stacks (the 101 arrived through the backend's decoder). The
-        // tunnel handlers go in first and the encoders out before either decoder leaves, so the
-        // bytes the decoders hand on pass through no HTTP handler.
+        // The 101's end is still on its way through the backend's decoder: the surgery waits for
+        // the next tick, off both decoders' call stacks.
+        let backendChannel = connection.channel
         context.eventLoop.assumeIsolated().execute { [self] in
+            connection.delegate = nil
+            let tunnel = Tunnel(eventLoop: context.eventLoop)
+            func giveUp() {
+                tunnel.cut()
+                backendChannel?.close(promise: nil)
+                context.channel.close(promise: nil)
+            }
+            // Parts queued here mean llhttp kept parsing past the handshake: they would reach
+            // the tunnel as HTTP, so the connection is given up instead.
+            tunnel.onClose = { [weak tunnel] in
+                if let tunnel { backend.tunnelClosed(tunnel) }
+                backend.requestFinished()
+            }
+            backend.tunnelOpened(NIOLoopBound(tunnel, eventLoop: context.eventLoop))
+            guard context.channel.isActive, connection.isOpen, queued.isEmpty else { return giveUp() }
+            let pipeline = context.pipeline.syncOperations
             do {
+                // Tunnel handlers in and encoders out first; then the backend's decoder leaves
+                // (its bytes go to the client, through no HTTP handler), then the client's.
                 try connection.becomeTunnel(tunnel.backend)
                 try pipeline.addHandler(tunnel.client)
-                pipeline.removeHandler(context: context, promise: nil)
+                let decoder = try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
                 pipeline.removeHandler(try pipeline.handler(type: HTTPResponseEncoder.self), promise: nil)
-                pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
-                try connection.removeDecoder()
-                channel.read()
+                pipeline.removeHandler(context: context, promise: nil)
+                connection.removeDecoder()
+                    .flatMap { pipeline.removeHandler(context: decoder) }
+                    .assumeIsolated()
+                    .whenComplete { result in
+                        guard case .success = result else { return giveUp() }
+                        tunnel.client.read()
+                        tunnel.backend.read()
+                    }
             } catch {
-                tunnel.client.close()
-                tunnel.backend.close()
-                connection.cut()
-                channel.close(promise: nil)
+                giveUp()
             }
         }
     }
@@ -562,7 +568,12 @@ extension ProxyFrontendHandler: ProxyBackendHandlerDelegate {
     func backendReceived(_ part: HTTPClientResponsePart) {
         lastBackendProgress = .now()
         switch part {
-        case .head(let head): perform(machine.responseHead(head))
+        case .head(let head):
+            if let problem = MessageFraming.responseProblem(head) {
+                perform(machine.responseRefused(.backendProtocolError(problem)))
+            } else {
+                perform(machine.responseHead(head))
+            }
         case .body(let buffer): perform(machine.responseBody(buffer))
         case .end(let trailers):
             responseTrailers = HeadRewriter.trailers(trailers)

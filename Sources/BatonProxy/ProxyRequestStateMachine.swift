@@ -272,6 +272,12 @@ struct ProxyRequestStateMachine {
         return .forwardResponseHead(head)
     }
 
+    /// The backend's response head cannot be passed on (see `MessageFraming.responseProblem`).
+    mutating func responseRefused(_ error: ProxyError) -> Action {
+        guard state == .forwarding else { return .none }
+        return fail(error)
+    }
+
     mutating func responseBody(_ part: ByteBuffer) -> Action {
         guard state == .responding else { return .none }
         return .forwardResponseBody(part)

@@ -87,6 +87,13 @@ final class Tunnel {
         if side == .client { closeSent.client = true } else { closeSent.backend = true }
     }
 
+    /// Setting up failed, or the proxy gives up on it: close both sides now.
+    func cut() {
+        client.close()
+        backend.close()
+        closed(.client)
+    }
+
     /// One side closed: close the other once what was written to it is flushed.
     func closed(_ side: Side) {
         other(side).flush()

@@ -39,6 +39,10 @@ final class TunnelHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    func read() {
+        context?.read()
+    }
+
     /// The other side can take more again.
     func resumeReading() {
         if readPending, let context {

@@ -139,6 +139,13 @@ import Testing
         #expect(result.head.headers["sec-websocket-key"] == ["k"])
     }
 
+    @Test func aHandshakeWrittenOddlyIsNoTunnel() throws {
+        for connection in ["upgrade\t,x", "Upgrade;x", "upgrade,,", "\tupgrade"] {
+            let head = request(.GET, [("Host", "x"), ("Upgrade", "websocket"), ("Connection", connection)])
+            #expect(!(try upstream(head).isWebSocket), "\(connection)")
+        }
+    }
+
     @Test func otherUpgradesAreIgnored() throws {
         let result = try upstream(request(.GET, [("Host", "x"), ("Upgrade", "h2c"), ("Connection", "Upgrade, HTTP2-Settings"), ("HTTP2-Settings", "AAA")]))
         #expect(!result.isWebSocket)
@@ -196,8 +203,11 @@ import Testing
         #expect(!close)
     }
 
-    @Test func responseCodingsBeforeChunkedAreKept() {
-        #expect(client(response([("Transfer-Encoding", "gzip, chunked")])).head.headers["transfer-encoding"] == ["gzip, chunked"])
+    @Test func responseTransferCodingsOtherThanChunkedAreRefused() {
+        #expect(MessageFraming.responseProblem(response([("Transfer-Encoding", "gzip, chunked")])) != nil)
+        #expect(MessageFraming.responseProblem(response([("Transfer-Encoding", "gzip")])) != nil)
+        #expect(MessageFraming.responseProblem(response([("Transfer-Encoding", "Chunked")])) == nil)
+        #expect(MessageFraming.responseProblem(response([])) == nil)
     }
 
     @Test func bodyUntilCloseIsChunkedFor11AndClosesFor10() {

@@ -1,0 +1,118 @@
+import BatonCore
+import BatonProxy
+import BatonTesting
+import Foundation
+import Testing
+
+extension LiveProxyTests {
+    @Suite struct WebSocketTests {
+        /// A proxy in front of WebSocket echo backends (health checks on their plain `/up`).
+        func start(_ names: [String], _ configure: (inout ProxyConfiguration) -> Void = { _ in }) async throws -> (LiveProxy, [WebSocketBackend]) {
+            var backends: [WebSocketBackend] = []
+            for name in names { backends.append(try await WebSocketBackend.start(name: name)) }
+            let proxy = try await LiveProxy.start(configure)
+            for backend in backends {
+                _ = try await proxy.admin.add(name: backend.name, address: backend.address, timeout: .seconds(10))
+            }
+            return (proxy, backends)
+        }
+
+        @Test func echoPassesThroughBothWays() async throws {
+            let (proxy, backends) = try await start(["ws1"])
+            let client = try await WebSocketClient.connect(to: proxy.endpoint)
+            #expect(client.handshake.lowercased().contains("upgrade: websocket"))
+            #expect(client.handshake.lowercased().contains("x-baton-backend: ws1"))
+            for index in 0..<50 {
+                let message = "message \(index) " + String(repeating: "x", count: index * 10)
+                try await client.send(message)
+                #expect(await client.next()?.text == message)
+            }
+            // It is in flight on its backend for as long as it is open, so a drain waits for it.
+            #expect(try await proxy.admin.list().first?.inFlight == 1)
+            try await client.sendClose(code: 1000)
+            #expect(await client.next()?.closeCode == 1000)
+            #expect(try await eventually { try await proxy.admin.list().first?.inFlight == 0 })
+            // Plain requests still work on new connections.
+            #expect(try await get("/", from: proxy.endpoint).bodyString == "hello from ws1\n")
+            await client.close()
+            try await proxy.shutdown()
+            for backend in backends { await backend.stop() }
+        }
+
+        @Test func backendPushBeforeTheClientSpeaksIsNotLost() async throws {
+            // Bytes right behind the 101 sit in the decoder's buffer when the tunnel takes over.
+            let (proxy, backends) = try await start(["ws1"])
+            let client = try await WebSocketClient.connect(to: proxy.endpoint)
+            try await client.send("a")
+            try await client.send("b")
+            try await client.send("c")
+            #expect(await client.next()?.text == "a")
+            #expect(await client.next()?.text == "b")
+            #expect(await client.next()?.text == "c")
+            await client.close()
+            #expect(await eventually { backends[0].openSockets == 0 }, "closing the client must close the backend side")
+            try await proxy.shutdown()
+            for backend in backends { await backend.stop() }
+        }
+
+        @Test func drainClosesWebSocketsGraduallyAndClientsReconnectElsewhere() async throws {
+            let (proxy, backends) = try await start(["ws1", "ws2"]) { $0.tunnelCloseWindow = .seconds(2) }
+            let (ws1, ws2) = (backends[0], backends[1])
+            // 200 clients, wherever least-outstanding puts them.
+            var clients: [WebSocketClient] = []
+            for _ in 0..<200 { clients.append(try await WebSocketClient.connect(to: proxy.endpoint)) }
+            let onWs1 = clients.filter { $0.handshake.lowercased().contains("x-baton-backend: ws1") }
+            #expect(onWs1.count > 50, "least-outstanding should spread them: \(onWs1.count) on ws1")
+            for (index, client) in clients.enumerated() { try await client.send("before \(index)") }
+            for client in clients { _ = await client.next() }
+
+            let drainStart = ContinuousClock.now
+            async let drained = proxy.admin.drain("ws1", timeout: .seconds(10))
+            // Every client on ws1 gets a close frame (1001, going away); record when.
+            var closeTimes: [Duration] = []
+            for client in onWs1 {
+                let frame = await client.next(timeout: .seconds(8))
+                #expect(frame?.closeCode == 1001, "expected a close frame, got \(String(describing: frame))")
+                closeTimes.append(ContinuousClock.now - drainStart)
+            }
+            let result = try await drained
+            #expect(result.cut == 0, "the drain had to cut \(result.cut) tunnels")
+            // Spread over the window, not all at once.
+            let sorted = closeTimes.sorted()
+            let spread = (sorted.last ?? .zero) - (sorted.first ?? .zero)
+            #expect(spread > .milliseconds(1000), "closes came within \(spread)")
+            // The backend heard a close for each of its sockets; none is left open.
+            #expect(await eventually { ws1.openSockets == 0 })
+            #expect(ws1.closeCodes.filter { $0 == 1001 }.count == onWs1.count)
+
+            // They reconnect, to ws2 now, and nothing acknowledged before was lost.
+            for (index, _) in onWs1.enumerated() {
+                let again = try await WebSocketClient.connect(to: proxy.endpoint)
+                #expect(again.handshake.lowercased().contains("x-baton-backend: ws2"))
+                try await again.send("after \(index)")
+                #expect(await again.next()?.text == "after \(index)")
+                await again.close()
+            }
+            let acknowledged = Set(ws1.acknowledged + ws2.acknowledged)
+            for index in 0..<200 { #expect(acknowledged.contains("before \(index)")) }
+            for client in clients { await client.close() }
+            try await proxy.shutdown()
+            for backend in backends { await backend.stop() }
+        }
+
+        @Test func upgradeRefusedByTheBackendIsAnsweredThenClosed() async throws {
+            // TestBackend knows no WebSocket: it answers the handshake with a plain 200.
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1])
+            let connection = try await RawConnection.connect(to: proxy.endpoint)
+            try await connection.send("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let text = await connection.waitForClose(timeout: .seconds(5))
+            #expect(text.contains("\"upgrade\":\"websocket\""), "\(text)")
+            #expect(text.lowercased().contains("connection: close"))
+            #expect(connection.closedByPeer, "the connection was left open but deaf")
+            await connection.close()
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+    }
+}
