@@ -67,6 +67,8 @@ public struct ProxyConfiguration: Sendable {
     public var tunnelCloseWindow = DefaultTunnelCloseWindow
     /// Peers whose X-Forwarded-Host/-Proto are kept.
     public var trustedProxies = TrustedProxies.none
+    /// Access log: nil for none, "-" for stderr, else a file appended to.
+    public var accessLog: String?
     /// Whether responses name the backend (`X-Baton-Backend`, the app's `X-Baton-Release`).
     public var exposeBackendHeaders = true
 

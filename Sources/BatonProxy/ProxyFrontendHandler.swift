@@ -14,6 +14,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let configuration: ProxyConfiguration
     private let metrics: ProxyMetrics
     private let rewriter: HeadRewriter
+    private let accessLog: AccessLog
     private var machine: ProxyRequestStateMachine
     private var context: ChannelHandlerContext?
 
@@ -48,6 +49,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var requestStart = NIODeadline.now()
     private var requestID = ""
     private var requestMethod = HTTPMethod.GET
+    private var requestTarget = ""
+    /// The reason of the error the proxy answered with, for the access log.
+    private var errorReason: String?
     private var clientKeepAlive = true
     private var clientVersion = HTTPVersion.http1_1
     private var backendKeepAlive = true
@@ -63,8 +67,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
 
-    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics) {
+    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog) {
         self.pool = pool
+        self.accessLog = accessLog
         self.configuration = configuration
         self.metrics = metrics
         self.machine = ProxyRequestStateMachine(policy: configuration.retry)
@@ -118,6 +123,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             clientKeepAlive = head.isKeepAlive
             clientVersion = head.version
             requestMethod = head.method
+            requestTarget = head.uri
+            errorReason = nil
+            lastBackendName = ""
             closeAfterResponse = false
             responseTrailers = nil
             failedBackend = nil
@@ -427,6 +435,14 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private func finishRequest(status: Int, backendName: String) {
         endInFlight()
+        if accessLog.wants(status: status, attempts: machine.attempts) {
+            accessLog.record(AccessLog.Entry(
+                time: "", client: clientAddress, method: requestMethod.rawValue, target: String(requestTarget.prefix(2048)),
+                status: status, backend: backendName.isEmpty ? lastBackendName : backendName, attempts: machine.attempts,
+                durationMs: Double((NIODeadline.now() - requestStart).nanoseconds) / 1e6,
+                error: errorReason, requestId: requestID
+            ))
+        }
         requestCounters.counter(backend: backendName, status: status, metrics: metrics).increment()
         requestCounters.latency(backend: backendName, metrics: metrics).recordNanoseconds((NIODeadline.now() - requestStart).nanoseconds)
     }
@@ -439,6 +455,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         headers.add(name: "x-baton-error", value: error.reason)
         if !requestID.isEmpty { headers.add(name: "x-request-id", value: requestID) }
         if close { headers.add(name: "connection", value: "close") }
+        errorReason = error.reason
         finishRequest(status: Int(error.status.code), backendName: "")
         if !close { context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: error.status, headers: headers))), promise: nil)

@@ -20,6 +20,7 @@ public final class ProxyServer: Service, Sendable {
     public let configuration: ProxyConfiguration
     public let pool: BackendPool
     public let metrics: ProxyMetrics
+    private let accessLog: AccessLog
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let store: BackendStore?
@@ -33,6 +34,7 @@ public final class ProxyServer: Service, Sendable {
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.metrics = ProxyMetrics()
+        self.accessLog = try AccessLog(path: configuration.accessLog, logger: logger)
         let store = configuration.stateFile.map(BackendStore.init(path:))
         self.store = store
         self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends in
@@ -123,6 +125,7 @@ public final class ProxyServer: Service, Sendable {
         let configuration = self.configuration
         let metrics = self.metrics
         let logger = self.logger
+        let accessLog = self.accessLog
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -150,7 +153,7 @@ public final class ProxyServer: Service, Sendable {
                     encoder.automaticallySetFramingHeaders = false
                     try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
                     try sync.addHandler(Self.makeRequestDecoder())
-                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics))
+                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog))
                 }
             }
         do {

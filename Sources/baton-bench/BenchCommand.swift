@@ -18,12 +18,17 @@ struct RolloutBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
         abstract: "A 4-node deploy at a fixed request rate: wall time against its node steps, p99 during against steady.",
-        discussion: "Example: baton-bench rollout --rate 200 --steady 5"
+        discussion: """
+            The load mixes GET, POST and PUT (with bodies) on new and keep-alive connections. Stopping waits for requests in flight, so only requests that really failed (a 5xx or a broken connection) count; each is printed with its status, X-Baton-Error and time.
+
+            Example: baton-bench rollout --rate 2000 --repeat 20
+            """
     )
 
     @Option(help: "Nodes in the fleet.") var nodes = 4
     @Option(help: "Requests per second during the run.") var rate = 200
     @Option(help: "Seconds of steady load before the deploy.") var steady = 5.0
+    @Option(help: "Deploys per mode, one after another (5.3 → 5.4 → 5.3 …).") var `repeat` = 1
 
     struct Row {
         var mode: String
@@ -33,6 +38,7 @@ struct RolloutBench: AsyncParsableCommand {
         var rolloutP99: Double
         var requests: Int
         var failed: Int
+        var deploys: Int
     }
 
     func run() async throws {
@@ -42,14 +48,30 @@ struct RolloutBench: AsyncParsableCommand {
         }
         print("")
         print("\(nodes) nodes, \(rate) req/s open-model load through baton proxy, observe 0s, max_unavailable 1\(rows.count > 1 ? " / max_surge 1" : "")")
-        print("mode        wall s  node steps s  wall/steps  steady p99 ms  rollout p99 ms  p99 ratio  requests  failed")
+        print("mode        deploys  wall s  node steps s  wall/steps  steady p99 ms  rollout p99 ms  p99 ratio  requests  failed")
         for row in rows {
             print(row.mode.padding(toLength: 10, withPad: " ", startingAt: 0) + String(
-                format: " %7.2f %13.2f %10.2fx %14.1f %15.1f %9.2fx %9d %7d",
-                row.wall, row.unavoidable, row.wall / max(row.unavoidable, 0.001),
+                format: " %7d %7.2f %13.2f %10.2fx %14.1f %15.1f %9.2fx %9d %7d",
+                row.deploys, row.wall, row.unavoidable, row.wall / max(row.unavoidable, 0.001),
                 row.steadyP99 * 1000, row.rolloutP99 * 1000, row.rolloutP99 / max(row.steadyP99, 0.000001), row.requests, row.failed
             ))
         }
+        print("(wall s, node steps s and p99s are per deploy, the median over the deploys; requests and failed are totals)")
+    }
+
+    /// GET, POST and PUT with bodies, on new and keep-alive connections.
+    static func mixedRequest(_ index: Int) -> (HTTPRequest, RateLoad.Connection) {
+        switch index % 6 {
+        case 0: (HTTPRequest(.GET, "/"), .new)
+        case 1: (HTTPRequest(.POST, "/api/notes", headers: ["content-type": "application/json"], body: #"{"text":"note \#(index)"}"#), .keepAlive)
+        case 2: (HTTPRequest(.PUT, "/api/segments/\(index % 50)", headers: ["content-type": "application/json"], body: #"{"target":"Hallo \#(index)"}"#), .new)
+        default: (HTTPRequest(.GET, "/api/projects"), .keepAlive)
+        }
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
     }
 
     func measure(surge: Bool) async throws -> Row {
@@ -57,27 +79,33 @@ struct RolloutBench: AsyncParsableCommand {
         let fleet = try await TestFleet.make(nodes: nodes, rollout: policy, health: "interval: 100ms\n  timeout: 1s\n  rise: 2\n  min_ready: 500ms")
         do {
             try await fleet.rollout().deploy(release: "5.3", resume: false)
-            let load = RateLoad.start(against: fleet.proxy.endpoint, perSecond: rate) { index in
-                index % 3 == 0 ? HTTPRequest(.GET, "/") : HTTPRequest(.GET, "/api/projects")
-            }
+            let load = RateLoad.start(against: fleet.proxy.endpoint, perSecond: rate, request: Self.mixedRequest)
             try await Task.sleep(for: .milliseconds(Int(steady * 1000)))
-            let deployStart = load.elapsed
-            try await fleet.rollout().deploy(release: "5.4", resume: false)
-            let deployEnd = load.elapsed
-            try await Task.sleep(for: .seconds(1))
+            var windows: [(start: Double, end: Double)] = []
+            for round in 0..<`repeat` {
+                let start = load.elapsed
+                try await fleet.rollout().deploy(release: round % 2 == 0 ? "5.4" : "5.3", resume: false)
+                windows.append((start, load.elapsed))
+                try await Task.sleep(for: .seconds(1))
+            }
             let samples = await load.stop()
-
-            let deployment = try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").deployments().last!
+            let deployments = try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").deployments().suffix(`repeat`)
+            let failures = samples.filter(\.failed).sorted { $0.due < $1.due }
             let row = Row(
                 mode: surge ? "surge" : "no surge",
-                wall: deployEnd - deployStart,
-                unavoidable: Self.nodeSteps(deployment.events),
-                steadyP99: RateLoad.percentile(0.99, of: samples, from: 0, to: deployStart),
-                rolloutP99: RateLoad.percentile(0.99, of: samples, from: deployStart, to: deployEnd),
+                wall: Self.median(windows.map { $0.end - $0.start }),
+                unavoidable: Self.median(deployments.map { Self.nodeSteps($0.events) }),
+                steadyP99: RateLoad.percentile(0.99, of: samples, from: 0, to: windows[0].start),
+                rolloutP99: Self.median(windows.map { RateLoad.percentile(0.99, of: samples, from: $0.start, to: $0.end) }),
                 requests: samples.count,
-                failed: samples.filter(\.failed).count
+                failed: failures.count,
+                deploys: `repeat`
             )
-            print("\(row.mode): deploy took \(String(format: "%.2f", row.wall))s, \(row.failed) of \(row.requests) requests failed")
+            print("\(row.mode): \(`repeat`) deploy(s), median \(String(format: "%.2f", row.wall))s, \(row.failed) of \(row.requests) requests failed")
+            for failure in failures.prefix(50) {
+                let during = windows.firstIndex { failure.due >= $0.start && failure.due < $0.end }.map { "deploy \($0 + 1)" } ?? "between deploys"
+                print(String(format: "  failed at %.3fs (%@): %@ → %@ %@", failure.due, during, failure.request, failure.status.map(String.init) ?? "no response", failure.error ?? ""))
+            }
             await fleet.cleanup()
             return row
         } catch {

@@ -19,11 +19,14 @@ struct ProxyRunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the reverse proxy in front of the app servers.",
         discussion: """
-            Requests go to the ready backend with the fewest requests in flight. A request that fails before any response byte is retried on another backend when that is safe; while no backend is ready, requests wait up to --max-hold. SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish, and exits.
+            Requests go to the ready backend with the fewest requests in flight. A request that fails before any response byte is retried on another backend when that is safe; while no backend is ready, requests wait up to --max-hold. SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish (up to --shutdown-timeout), and exits.
+
+            Facing the internet: framing headers are written by the proxy from what it parsed (no request smuggling); CONNECT and transfer codings other than chunked are refused; WebSockets pass through and are closed with a close frame when their backend drains; X-Forwarded-Host/-Proto say what the proxy saw unless the peer is a --trusted-proxy; clients, pipelined requests, held requests and backend connections are bounded; every request state has a timeout.
 
             Examples:
               baton proxy --listen 127.0.0.1:8080 --backend web1=127.0.0.1:3001 --backend web2=127.0.0.1:3002
               baton proxy --listen :8080 --admin-socket /run/baton/proxy.sock --health-path /healthz
+              baton proxy --listen :80 --trusted-proxy 10.0.0.0/8 --hide-backend-headers --access-log /var/log/baton/access.log
               BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
             """
     )
@@ -59,6 +62,19 @@ struct ProxyRunCommand: AsyncParsableCommand {
     @Option(help: "Backend connect timeout.") var connectTimeout = DefaultConnectTimeout
     @Option(help: "Attempts per request, the first included.") var maxAttempts = DefaultMaxAttempts
     @Option(help: "Request body kept for a retry (e.g. 64KiB).") var retryBuffer = "64KiB"
+    @Option(help: "How long a client may pause while sending a request body (408 after).") var bodyTimeout = DefaultBodyTimeout
+    @Option(help: "How long a client may take nothing of a response before it is cut.") var writeTimeout = DefaultWriteTimeout
+    @Option(help: "On SIGTERM: how long in-flight requests may finish before the rest are cut.") var shutdownTimeout = DefaultShutdownTimeout
+    @Option(help: "Retire pooled backend connections idle this long (keep it below the backend's keep-alive timeout).")
+    var backendIdleTimeout = DefaultBackendIdleTimeout
+    @Option(help: "Client connections open at once; more are closed on arrival.") var maxConnections = DefaultMaxConnections
+    @Option(help: "Connections to one backend per thread; requests beyond wait for one.") var maxConnectionsPerBackend = DefaultMaxConnectionsPerBackend
+    @Option(help: "Requests held while no backend is ready; more get 503 at once.") var maxHeld = DefaultMaxHeld
+    @Option(help: "Pipelined requests read ahead of the one in flight.") var maxQueuedRequests = DefaultMaxQueuedRequests
+    @Option(help: "A drain closes a backend's WebSockets spread over at most this long.") var websocketCloseWindow = DefaultTunnelCloseWindow
+    @Option(help: "CIDR of a proxy in front whose X-Forwarded-Host/-Proto are kept (repeatable).") var trustedProxy: [String] = []
+    @Flag(help: "Leave X-Baton-Backend out of responses and drop the app's X-Baton-Release (public side).") var hideBackendHeaders = false
+    @Option(help: "One JSON line per request to this file, or - for stderr (off by default).") var accessLog: String?
     @Option(help: "Event loop threads (default: one per core).") var threads: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
@@ -68,7 +84,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
                 throw BatonError(.invalidArgument, "--retry-buffer '\(retryBuffer)': expected a size such as 64KiB or 65536")
             }
             let token = adminToken ?? ProcessInfo.processInfo.environment["BATON_ADMIN_TOKEN"]
-            let configuration = ProxyConfiguration(
+            var configuration = ProxyConfiguration(
                 listen: listen,
                 adminSocket: adminSocket,
                 adminListen: adminListen,
@@ -84,6 +100,18 @@ struct ProxyRunCommand: AsyncParsableCommand {
                 retry: RetryPolicy(maxAttempts: maxAttempts, bufferLimit: bufferLimit),
                 threads: threads ?? ProcessInfo.processInfo.activeProcessorCount
             )
+            configuration.bodyTimeout = bodyTimeout
+            configuration.writeTimeout = writeTimeout
+            configuration.shutdownTimeout = shutdownTimeout
+            configuration.backendIdleTimeout = backendIdleTimeout
+            configuration.maxConnections = maxConnections
+            configuration.maxConnectionsPerBackend = maxConnectionsPerBackend
+            configuration.maxHeld = maxHeld
+            configuration.maxQueuedRequests = maxQueuedRequests
+            configuration.tunnelCloseWindow = websocketCloseWindow
+            configuration.trustedProxies = try TrustedProxies(parsing: trustedProxy)
+            configuration.exposeBackendHeaders = !hideBackendHeaders
+            configuration.accessLog = accessLog
             let initial = try backends.map { spec -> (String, Endpoint) in
                 let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else {

@@ -69,12 +69,17 @@ extension LiveProxyTests {
             let drainStart = ContinuousClock.now
             async let drained = proxy.admin.drain("ws1", timeout: .seconds(10))
             // Every client on ws1 gets a close frame (1001, going away); record when.
-            var closeTimes: [Duration] = []
-            for client in onWs1 {
-                let frame = await client.next(timeout: .seconds(8))
-                #expect(frame?.closeCode == 1001, "expected a close frame, got \(String(describing: frame))")
-                closeTimes.append(ContinuousClock.now - drainStart)
+            let closes = await withTaskGroup(of: (UInt16?, Duration).self) { group in
+                for client in onWs1 {
+                    group.addTask {
+                        let frame = await client.next(timeout: .seconds(8))
+                        return (frame?.closeCode, ContinuousClock.now - drainStart)
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
             }
+            #expect(closes.allSatisfy { $0.0 == 1001 }, "expected a close frame (1001) on every socket: \(closes.map(\.0))")
+            let closeTimes = closes.map(\.1)
             let result = try await drained
             #expect(result.cut == 0, "the drain had to cut \(result.cut) tunnels")
             // Spread over the window, not all at once.
