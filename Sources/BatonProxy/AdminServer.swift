@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Serves `AdminAPI` on a Unix socket (mode 0600, so only its owner may call it) and, when a
 /// token is configured, on TCP, where every call must carry `Authorization: Bearer TOKEN`.
@@ -13,13 +14,38 @@ struct AdminServer: Sendable {
     let api: AdminAPI
     let group: any EventLoopGroup
     let logger: Logger
+    private let openConnections = AtomicCounter()
+
+    /// TCP admin connections open at once (the Unix socket is only its owner's).
+    static let maxConnections = 64
+    /// How long an admin connection may send nothing. A call waiting on a long drain sends
+    /// nothing either, so the timer only cuts connections with no request in progress.
+    static let idleTimeout = TimeAmount.seconds(10)
+
+    init(api: AdminAPI, group: any EventLoopGroup, logger: Logger) {
+        self.api = api
+        self.group = group
+        self.logger = logger
+    }
 
     /// Binds the listener and returns it with the address it got, for `serve`.
     func bind(_ endpoint: Endpoint) async throws -> (NIOAsyncChannel<Connection, Never>, SocketAddress?) {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let open = self.openConnections
+        let isTCP: Bool
+        if case .tcp = endpoint { isTCP = true } else { isTCP = false }
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
-            channel.eventLoop.makeCompletedFuture {
+            // A bounded number of admin connections; each must send a request within the
+            // admin timeout of connecting or of its last response (no slowloris on the admin API).
+            if isTCP && open.increment() > Self.maxConnections {
+                open.decrement()
+                return channel.close().flatMapThrowing { throw ChannelError.ioOnClosedChannel }
+            }
+            if isTCP { channel.closeFuture.whenComplete { _ in open.decrement() } }
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                try channel.pipeline.syncOperations.addHandler(CloseOnReadIdle())
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                 try channel.pipeline.syncOperations.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 1 << 20))
                 return try Connection(wrappingChannelSynchronously: channel)
@@ -56,11 +82,22 @@ struct AdminServer: Sendable {
         }
     }
 
+    /// Compares without stopping at the first difference, so the time taken says nothing of
+    /// how much of a guessed token was right.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (Array(a.utf8), Array(b.utf8))
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+
     private func serveConnection(_ connection: Connection, token: String?) async {
         try? await connection.executeThenClose { inbound, outbound in
             for try await request in inbound {
                 let response: AdminAPI.Response
-                if let token, request.head.headers.first(name: "authorization") != "Bearer \(token)" {
+                if let token, !Self.constantTimeEqual(request.head.headers.first(name: "authorization") ?? "", "Bearer \(token)") {
                     response = .error(.unauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN")
                 } else {
                     response = await api.handle(method: request.head.method, uri: request.head.uri, body: request.body)
@@ -74,4 +111,38 @@ struct AdminServer: Sendable {
             }
         }
     }
+}
+
+/// Closes an admin connection that read nothing for the idle timeout while no request was being
+/// answered (a drain call legitimately waits a long time for its answer).
+private final class CloseOnReadIdle: ChannelDuplexHandler {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+    private var answering = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        answering = true
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        answering = false
+        context.write(data, promise: promise)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !answering {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
+
+/// A shared counter for a `Sendable` struct.
+final class AtomicCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    /// Adds one and returns the new count.
+    func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+    func decrement() { value.wrappingSubtract(1, ordering: .relaxed) }
 }

@@ -35,6 +35,8 @@ public final class BackendPool: Sendable {
         var ready: [Backend] = []
         var holds = HoldQueue<EventLoopPromise<Backend>>()
         var cursor = 0
+        /// Numbers the saved snapshots, so the store can drop one overtaken by a later one.
+        var snapshots: UInt64 = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -46,14 +48,14 @@ public final class BackendPool: Sendable {
     /// Backends as they are added, for the health checker.
     let addedBackends: AsyncStream<Backend>
     /// Called after every change worth persisting (membership, drain, ready).
-    private let onChange: @Sendable ([PersistedBackend]) -> Void
+    private let onChange: @Sendable ([PersistedBackend], UInt64) -> Void
 
     init(
         group: any EventLoopGroup,
         configuration: ProxyConfiguration,
         metrics: ProxyMetrics,
         logger: Logger,
-        onChange: @escaping @Sendable ([PersistedBackend]) -> Void = { _ in }
+        onChange: @escaping @Sendable ([PersistedBackend], UInt64) -> Void = { _, _ in }
     ) {
         self.group = group
         self.configuration = configuration
@@ -68,7 +70,7 @@ public final class BackendPool: Sendable {
     /// Adds a backend. It takes traffic once health checks pass `rise` times, unless it is
     /// restored as `ready` (proxy restart), when the checks only confirm it.
     @discardableResult
-    public func add(name: String, address: Endpoint, restoredAs restored: PersistedBackend.AdminState? = nil) throws -> BackendInfo {
+    public func add(name: String, address: Endpoint, restoredAs restored: PersistedBackend? = nil) throws -> BackendInfo {
         guard case .tcp(let host, let port) = address else {
             throw BatonError(.invalidArgument, "backend '\(name)': expected a host:port address, got \(address)")
         }
@@ -79,8 +81,8 @@ public final class BackendPool: Sendable {
         let machine = BackendStateMachine(
             rise: configuration.healthCheck.rise,
             fall: configuration.healthCheck.fall,
-            startHealthy: restored == .enabled,
-            startDrained: restored == .drained
+            startHealthy: restored?.state == .enabled && restored?.ready == true,
+            startDrained: restored?.state == .drained
         )
         let (info, released): (BackendInfo, [(EventLoopPromise<Backend>, Backend)]) = try state.withLockedValue { state in
             if state.entries[name] != nil {
@@ -162,12 +164,12 @@ public final class BackendPool: Sendable {
     // MARK: Health
 
     func healthCheckResult(_ backend: Backend, passed: Bool) {
-        _ = try? transition(backend.name, persist: false, expecting: backend) { _ = $0.healthCheck(passed: passed) }
+        _ = try? transition(backend.name, expecting: backend) { _ = $0.healthCheck(passed: passed) }
     }
 
     /// Passive health: a failed connect takes the backend out of rotation at once.
     func connectFailed(_ backend: Backend) {
-        _ = try? transition(backend.name, persist: false, expecting: backend) { _ = $0.connectFailed() }
+        _ = try? transition(backend.name, expecting: backend) { _ = $0.connectFailed() }
     }
 
     // MARK: Request path
@@ -288,18 +290,19 @@ public final class BackendPool: Sendable {
     }
 
     private func persist() {
-        let snapshot = state.withLockedValue { state in
-            state.order.compactMap { name -> PersistedBackend? in
+        let (snapshot, sequence) = state.withLockedValue { state in
+            state.snapshots += 1
+            return (state.order.compactMap { name -> PersistedBackend? in
                 guard let entry = state.entries[name] else { return nil }
                 let admin: PersistedBackend.AdminState =
                     switch entry.machine.state {
                     case .draining, .drained: .drained
                     default: .enabled
                     }
-                return PersistedBackend(name: name, address: entry.backend.address, state: admin)
-            }
+                return PersistedBackend(name: name, address: entry.backend.address, state: admin, ready: entry.machine.isHealthy)
+            }, state.snapshots)
         }
-        onChange(snapshot)
+        onChange(snapshot, sequence)
     }
 
     private static func info(_ entry: Entry) -> BackendInfo {

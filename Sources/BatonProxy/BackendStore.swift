@@ -1,5 +1,6 @@
 import BatonCore
 import Foundation
+import Synchronization
 
 /// One backend as saved on disk.
 public struct PersistedBackend: Codable, Sendable, Equatable {
@@ -12,19 +13,26 @@ public struct PersistedBackend: Codable, Sendable, Equatable {
     public var name: String
     public var address: String
     public var state: AdminState
+    /// Whether it was taking traffic (passing health checks). A backend saved while it had not
+    /// passed them yet (or by an older proxy, which did not say) must pass them again.
+    public var ready: Bool?
 
-    public init(name: String, address: String, state: AdminState) {
+    public init(name: String, address: String, state: AdminState, ready: Bool? = nil) {
         self.name = name
         self.address = address
         self.state = state
+        self.ready = ready
     }
 }
 
 /// Saves the backend list after every change so a restarted proxy comes back as it was.
-/// Writes go to a temporary file that is renamed over the old one, so a crash mid-write never
-/// leaves a torn file.
-public struct BackendStore: Sendable {
+/// Writes go to a temporary file that is fsynced and renamed over the old one (and the directory
+/// fsynced), so neither a crash nor a power cut leaves a torn file; saves are serialised and a
+/// snapshot older than the last one written is skipped, so concurrent admin calls cannot
+/// interleave or go back in time.
+public final class BackendStore: Sendable {
     public let path: String
+    private let lastSaved = Mutex<UInt64>(0)
 
     public init(path: String) {
         self.path = path
@@ -50,16 +58,38 @@ public struct BackendStore: Sendable {
         }
     }
 
-    public func save(_ backends: [PersistedBackend]) throws {
+    /// Saves snapshot number `sequence` unless a later one was saved already.
+    public func save(_ backends: [PersistedBackend], sequence: UInt64) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(File(backends: backends))
+        try lastSaved.withLock { last in
+            guard sequence > last else { return }
+            try write(data)
+            last = sequence
+        }
+    }
+
+    private func write(_ data: Data) throws {
         let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        try data.write(to: temporary)
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BatonError(.io, "\(temporary.path): cannot write the backend list (errno \(errno))") }
+        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == data.count, synced == 0 else {
+            throw BatonError(.io, "\(temporary.path): cannot write the backend list (errno \(errno))")
+        }
         if rename(temporary.path, url.path) != 0 {
             throw BatonError(.io, "\(path): cannot replace the saved backend list (errno \(errno))")
+        }
+        let directoryFD = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
         }
     }
 }

@@ -37,9 +37,9 @@ public final class ProxyServer: Service, Sendable {
         self.accessLog = try AccessLog(path: configuration.accessLog, logger: logger)
         let store = configuration.stateFile.map(BackendStore.init(path:))
         self.store = store
-        self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends in
+        self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends, sequence in
             do {
-                try store?.save(backends)
+                try store?.save(backends, sequence: sequence)
             } catch {
                 logger.error("could not save the backend list: \(error)")
             }
@@ -65,7 +65,7 @@ public final class ProxyServer: Service, Sendable {
 
     private func serve() async throws {
         for saved in try store?.load() ?? [] {
-            try pool.add(name: saved.name, address: try Endpoint(parsing: saved.address), restoredAs: saved.state)
+            try pool.add(name: saved.name, address: try Endpoint(parsing: saved.address), restoredAs: saved)
         }
 
         let quiesce = ServerQuiescingHelper(group: group)

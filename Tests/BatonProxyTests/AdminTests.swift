@@ -74,5 +74,87 @@ extension LiveProxyTests {
             try await proxy.shutdown()
             await web1.stop()
         }
+
+        @Test func restoredBackendThatWasNotReadyMustPassHealthChecksAgain() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let sick = try await TestBackend.start(name: "sick")
+            sick.setHealthy(false)
+            let directory = TemporaryDirectory.make(prefix: "baton-restore")
+            let first = try await startProxy(backends: [web1], directory: directory)
+            _ = try await first.admin.add(name: "sick", address: sick.address, wait: false)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await first.admin.backend("sick").state != .ready)
+            try await first.shutdown()
+
+            let second = try await LiveProxy.start(directory: directory)
+            #expect(try await second.admin.backend("web1").state == .ready)
+            #expect(try await second.admin.backend("sick").state != .ready)
+            for _ in 0..<20 { #expect(try await get("/", from: second.endpoint)[header: "x-baton-backend"] == "web1") }
+            #expect(sick.requestsServed == 0)
+            try await second.shutdown()
+            await web1.stop()
+            await sick.stop()
+        }
+
+        @Test func concurrentAdminCallsLeaveAWholeStateFile() async throws {
+            let directory = TemporaryDirectory.make(prefix: "baton-state")
+            let proxy = try await LiveProxy.start(directory: directory)
+            let admin = proxy.admin
+            // 200 calls at once: adds of 50 backends (never healthy: nothing listens there),
+            // drains and readies of them, in any order.
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        let name = "b\(index % 50)"
+                        switch index / 50 {
+                        case 0: _ = try? await admin.add(name: name, address: "127.0.0.1:\(1 + index % 50)", wait: false)
+                        case 1: _ = try? await admin.drain(name, timeout: .milliseconds(10))
+                        case 2: _ = try? await admin.raw(.POST, "/backends/\(name)/ready")
+                        default: _ = try? await admin.list()
+                        }
+                    }
+                }
+            }
+            let listed = try await admin.list()
+            try await proxy.shutdown()
+            let saved = try BackendStore(path: directory + "/backends.json").load()
+            #expect(saved.count == 50)
+            #expect(Set(saved.map(\.name)) == Set(listed.map(\.name)))
+            #expect(saved.allSatisfy { $0.ready == false }, "a backend that never passed a check was saved as ready")
+        }
+
+        /// Hostile admin input: nothing may crash or hang the proxy.
+        @Test func adminFuzz() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1])
+            var random = SystemRandomNumberGenerator()
+            let segments = ["backends", "web1", "drain", "ready", "metrics", "up", "..", "%", "%00", "?", "=", "&", "?=", "?timeout=",
+                "?timeout=1e300", "?timeout=-1", "?timeout=nan", "?timeout=99999999999h", "%C3%A9", "%FF%FE", String(repeating: "a", count: 5000), ""]
+            let bodies = ["", "{", "null", "[]", #"{"name":1}"#, #"{"name":"x","address":"127.0.0.1:99999"}"#,
+                #"{"name":"","address":":1"}"#, #"{"name":"web1","address":"127.0.0.1:1","timeout":"1e300"}"#,
+                #"{"name":"z","address":"[::1]:1","wait":false}"#, String(repeating: "[", count: 10000)]
+            let methods: [HTTPMethod] = [.GET, .POST, .DELETE, .PUT, .PATCH, .HEAD, .OPTIONS]
+            let start = ContinuousClock.now
+            var calls = 0
+            while calls < 400 && ContinuousClock.now - start < .seconds(20) {
+                let path = "/" + (0..<Int.random(in: 1...4, using: &random)).map { _ in segments.randomElement(using: &random)! }.joined(separator: "/")
+                let method = methods.randomElement(using: &random)!
+                let body = method == .POST ? bodies.randomElement(using: &random)! : ""
+                let response = try await proxy.admin.raw(method, path, body: .init(string: body))
+                #expect(response.status < 500 || response.status == 504, "\(method) \(path) \(body.prefix(40)) → \(response.status) \(response.bodyString.prefix(200))")
+                calls += 1
+                // Put web1 back when a call drained or removed it, so the data path stays checked.
+                if try await proxy.admin.list().first(where: { $0.name == "web1" }) == nil {
+                    _ = try await proxy.admin.add(name: "web1", address: web1.address)
+                } else if try await proxy.admin.backend("web1").state == .drained {
+                    _ = try await proxy.admin.raw(.POST, "/backends/web1/ready")
+                }
+            }
+            #expect(calls >= 100)
+            #expect(try await proxy.admin.raw(.GET, "/up").status == 200)
+            #expect(try await eventually { try await get("/", from: proxy.endpoint).status == 200 })
+            try await proxy.shutdown()
+            await web1.stop()
+        }
     }
 }

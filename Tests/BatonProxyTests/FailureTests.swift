@@ -35,9 +35,9 @@ extension LiveProxyTests {
             let dead = try await TestBackend.start(name: "dead")
             await dead.stop()
             try BackendStore(path: directory + "/backends.json").save([
-                PersistedBackend(name: "dead", address: dead.address, state: .enabled),
-                PersistedBackend(name: "live", address: live.address, state: .enabled),
-            ])
+                PersistedBackend(name: "dead", address: dead.address, state: .enabled, ready: true),
+                PersistedBackend(name: "live", address: live.address, state: .enabled, ready: true),
+            ], sequence: 1)
             let proxy = try await LiveProxy.start(directory: directory)
             for index in 0..<20 {
                 let response = try await HTTP1Client.send(HTTPRequest(.POST, "/upload", body: "n=\(index)"), to: proxy.endpoint)

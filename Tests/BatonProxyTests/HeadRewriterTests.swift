@@ -280,3 +280,13 @@ import Testing
         #expect([masked[6] ^ masked[2], masked[7] ^ masked[3]] == [0x03, 0xF4])
     }
 }
+
+@Suite struct AdminTokenTests {
+    @Test func tokensCompareWholly() {
+        #expect(AdminServer.constantTimeEqual("Bearer abc", "Bearer abc"))
+        #expect(!AdminServer.constantTimeEqual("Bearer abd", "Bearer abc"))
+        #expect(!AdminServer.constantTimeEqual("Bearer ab", "Bearer abc"))
+        #expect(!AdminServer.constantTimeEqual("", "Bearer abc"))
+        #expect(!AdminServer.constantTimeEqual("Bearer abc\u{0}", "Bearer abc"))
+    }
+}
