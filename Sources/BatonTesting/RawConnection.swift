@@ -9,10 +9,16 @@ public final class RawConnection: Sendable {
     private let channel: any Channel
     private let received: NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>
 
-    public static func connect(to endpoint: Endpoint) async throws -> RawConnection {
+    /// - Parameter reading: false for a client that never reads what it is sent (the kernel's
+    ///   buffers fill, then the server's writes stall).
+    public static func connect(to endpoint: Endpoint, reading: Bool = true) async throws -> RawConnection {
         guard case .tcp(let host, let port) = endpoint else { throw BatonError(.invalidArgument, "RawConnection needs TCP") }
         let received = NIOLockedValueBox<(bytes: [UInt8], closed: Bool)>(([], false))
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if !reading {
+            bootstrap = bootstrap.channelOption(.autoRead, value: false).channelOption(.socketOption(.so_rcvbuf), value: 4096)
+        }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Collector(received: received))
