@@ -15,8 +15,9 @@ public final class Backend: Sendable {
     /// Mirrors `BackendStateMachine.isRoutable`, read when a connection is returned.
     private let routableFlag = Atomic<Bool>(false)
     private let connectionPools: [ObjectIdentifier: BackendConnectionPool]
-    /// Open WebSocket tunnels, each bound to its event loop, so a drain can end them.
-    private let tunnels = Mutex<[ObjectIdentifier: NIOLoopBound<Tunnel>]>([:])
+    /// Open WebSocket tunnels and event streams, each bound to its event loop, so a drain can
+    /// end them.
+    private let longLived = Mutex<[ObjectIdentifier: NIOLoopBound<any DrainableExchange>]>([:])
 
     init(name: String, host: String, port: Int, group: any EventLoopGroup, configuration: ProxyConfiguration) {
         self.name = name
@@ -49,21 +50,21 @@ public final class Backend: Sendable {
         return pool
     }
 
-    func tunnelOpened(_ tunnel: NIOLoopBound<Tunnel>) {
-        tunnels.withLock { $0[ObjectIdentifier(tunnel.value)] = tunnel }
+    func exchangeOpened(_ exchange: any DrainableExchange, on eventLoop: any EventLoop) {
+        longLived.withLock { $0[ObjectIdentifier(exchange)] = NIOLoopBound(exchange, eventLoop: eventLoop) }
     }
 
-    func tunnelClosed(_ tunnel: Tunnel) {
-        _ = tunnels.withLock { $0.removeValue(forKey: ObjectIdentifier(tunnel)) }
+    func exchangeClosed(_ exchange: any DrainableExchange) {
+        _ = longLived.withLock { $0.removeValue(forKey: ObjectIdentifier(exchange)) }
     }
 
-    /// Ends every open tunnel with a close frame, one after another over `window`, so their
+    /// Asks every open tunnel and event stream to end, one after another over `window`, so their
     /// clients reconnect to other backends gradually rather than all at once.
-    func closeTunnels(over window: Duration) {
-        let open = tunnels.withLock { Array($0.values) }
-        for (index, tunnel) in open.enumerated() {
+    func endLongLivedExchanges(over window: Duration) {
+        let open = longLived.withLock { Array($0.values) }
+        for (index, exchange) in open.enumerated() {
             let delay = TimeAmount.nanoseconds(Int64(Double(TimeAmount(window).nanoseconds) * Double(index) / Double(open.count)))
-            tunnel.eventLoop.scheduleTask(in: delay) { tunnel.value.closeGracefully() }
+            exchange.eventLoop.scheduleTask(in: delay) { exchange.value.endGracefully() }
         }
     }
 

@@ -139,7 +139,7 @@ public final class BackendPool: Sendable {
         let start = ContinuousClock.now
         let backend = try transition(name) { _ = $0.drain() }
         backend.closeIdleConnections()
-        backend.closeTunnels(over: min(timeout / 2, configuration.tunnelCloseWindow))
+        backend.endLongLivedExchanges(over: min(timeout / 2, configuration.tunnelCloseWindow))
         while backend.inFlight > 0, ContinuousClock.now - start < timeout {
             guard info(name: name)?.state == .draining else { break }
             try await Task.sleep(for: .milliseconds(5))

@@ -47,7 +47,7 @@ struct HeadRewriter: Sendable {
 
         // Only a handshake that llhttp also reads as an upgrade (so its decoder stops after it)
         // may become a tunnel: the Connection list must be plain tokens and spaces.
-        let isWebSocket = client.method == .GET && client.version.minor >= 1
+        let isWebSocket = client.method == .GET && client.version.minor >= 1 && client.headers.contains(name: "upgrade")
             && Self.tokens(client.headers["upgrade"]).contains("websocket")
             && Self.plainTokens(client.headers["connection"]).contains("upgrade")
 
@@ -154,29 +154,33 @@ struct HeadRewriter: Sendable {
     static let protectedRequestFields: Set<String> = ["host"]
 
     /// Hop-by-hop fields (RFC 9110 §7.6.1) plus the framing fields, which the proxy writes itself.
-    static func isHopByHop(_ lowercasedName: String) -> Bool {
-        switch lowercasedName {
-        case "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding",
-            "content-length", "proxy-authenticate":
-            return true
-        default:
-            return false
+    /// Compared without allocating: this runs for every header of every message.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.equalsIgnoringASCIICase("te")
+        case 7: return name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade")
+        case 10: return name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
+        case 14: return name.equalsIgnoringASCIICase("content-length")
+        case 16: return name.equalsIgnoringASCIICase("proxy-connection")
+        case 17: return name.equalsIgnoringASCIICase("transfer-encoding")
+        case 18: return name.equalsIgnoringASCIICase("proxy-authenticate")
+        default: return false
         }
     }
 
     /// The headers without hop-by-hop fields and without the fields `Connection` names (except
-    /// the protected ones).
+    /// the protected ones). Most messages carry none, or only `Connection: keep-alive`: one pass
+    /// decides, and only then is a filtered copy made.
     static func endToEnd(_ headers: HTTPHeaders, protecting: Set<String>) -> HTTPHeaders {
-        var named = Set(tokens(headers["connection"]))
-        named.subtract(protecting)
-        named.subtract(["close", "keep-alive", "upgrade"])
-        var result = HTTPHeaders()
-        for header in headers {
-            let name = header.name.lowercased()
-            if isHopByHop(name) || named.contains(name) { continue }
-            result.add(name: header.name, value: header.value)
+        var named: Set<String> = []
+        for token in tokens(headers["connection"]) where token != "close" && token != "keep-alive" && token != "upgrade" && !protecting.contains(token) {
+            named.insert(token)
         }
-        return result
+        func dropped(_ name: String) -> Bool {
+            isHopByHop(name) || (!named.isEmpty && named.contains(name.lowercased()))
+        }
+        guard headers.contains(where: { dropped($0.name) }) else { return headers }
+        return HTTPHeaders(headers.filter { !dropped($0.name) })
     }
 
     /// Comma-separated tokens of a list header, lowercased.
@@ -240,5 +244,19 @@ struct AbsoluteTarget: Equatable {
         let path = rest[end...]
         self.authority = authority
         self.originForm = path.hasPrefix("/") ? String(path) : "/" + path
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive equality with a lowercase literal, without allocating.
+    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+        guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        var index = 0
+        for byte in utf8 {
+            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            guard folded == lowercase.utf8Start[index] else { return false }
+            index += 1
+        }
+        return true
     }
 }

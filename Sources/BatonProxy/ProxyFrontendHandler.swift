@@ -64,6 +64,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// from it and it closes after the response: the client's next request goes on a new one.
     private var upgradeRequested = false
     private var clientAddress = ""
+    /// Event boundaries of a `text/event-stream` response, which a drain may end between events.
+    private var eventStream: EventStreamCursor?
+    private var eventStreamBackend: Backend?
+    private var endAtEventBoundary = false
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
 
@@ -284,6 +288,11 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             )
             closeAfterResponse = close
             context.write(wrapOutboundOut(.head(head)), promise: nil)
+            if let backend, Self.isEndableEventStream(backendHead, method: requestMethod) {
+                eventStream = EventStreamCursor()
+                eventStreamBackend = backend
+                backend.exchangeOpened(self, on: context.eventLoop)
+            }
         case .forwardInformational(let backendHead):
             if let head = rewriter.informational(backendHead, clientVersion: clientVersion) {
                 context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
@@ -292,6 +301,20 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             startTunnel(backendHead, context: context)
             return
         case .forwardResponseBody(let part):
+            if var cursor = eventStream {
+                if endAtEventBoundary {
+                    // Up to the end of the event in progress, then the response ends there.
+                    let length = cursor.advance(over: part.readableBytesView, stoppingAtBoundary: true)
+                    eventStream = cursor
+                    if let head = part.getSlice(at: part.readerIndex, length: length) {
+                        context.write(wrapOutboundOut(.body(.byteBuffer(head))), promise: nil)
+                    }
+                    if cursor.atBoundary { perform(machine.responseCut()) }
+                    return
+                }
+                _ = cursor.advance(over: part.readableBytesView)
+                eventStream = cursor
+            }
             context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil)
         case .completeResponse(let reusable):
             // Everything is settled before the end is written: writing it may at once deliver
@@ -412,6 +435,12 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// (or closed, when the exchange did not end cleanly).
     private func releaseBackend(reusable: Bool) {
         cancelHold()
+        if let streamBackend = eventStreamBackend {
+            streamBackend.exchangeClosed(self)
+            eventStreamBackend = nil
+        }
+        eventStream = nil
+        endAtEventBoundary = false
         if let connection {
             connection.delegate = nil
             if let backend {
@@ -521,6 +550,19 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
     }
 
+    // MARK: Event streams
+
+    /// A server-sent event stream whose length is not fixed, so it can be ended between events.
+    static func isEndableEventStream(_ head: HTTPResponseHead, method: HTTPMethod) -> Bool {
+        guard let type = head.headers.first(name: "content-type"), type.utf8.count >= 17,
+            type.prefix(17).lowercased() == "text/event-stream"
+        else { return false }
+        switch MessageFraming.response(head, to: method) {
+        case .chunked, .untilClose: return true
+        case .none, .length: return false
+        }
+    }
+
     // MARK: Upgrades
 
     /// The backend accepted a WebSocket handshake: pass its 101 on, then replace the HTTP
@@ -549,13 +591,13 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 backendChannel?.close(promise: nil)
                 context.channel.close(promise: nil)
             }
-            // Parts queued here mean llhttp kept parsing past the handshake: they would reach
-            // the tunnel as HTTP, so the connection is given up instead.
             tunnel.onClose = { [weak tunnel] in
-                if let tunnel { backend.tunnelClosed(tunnel) }
+                if let tunnel { backend.exchangeClosed(tunnel) }
                 backend.requestFinished()
             }
-            backend.tunnelOpened(NIOLoopBound(tunnel, eventLoop: context.eventLoop))
+            backend.exchangeOpened(tunnel, on: context.eventLoop)
+            // Parts queued here mean llhttp kept parsing past the handshake: they would reach
+            // the tunnel as HTTP, so the connection is given up instead.
             guard context.channel.isActive, connection.isOpen, queued.isEmpty else { return giveUp() }
             let pipeline = context.pipeline.syncOperations
             do {
@@ -577,6 +619,18 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             } catch {
                 giveUp()
             }
+        }
+    }
+}
+
+extension ProxyFrontendHandler: DrainableExchange {
+    /// A drain asks the event stream to end: at once between two events, else after the current one.
+    func endGracefully() {
+        guard let cursor = eventStream, machine.state == .responding else { return }
+        if cursor.atBoundary {
+            perform(machine.responseCut())
+        } else {
+            endAtEventBoundary = true
         }
     }
 }

@@ -283,6 +283,14 @@ struct ProxyRequestStateMachine {
         return .forwardResponseBody(part)
     }
 
+    /// The response ends here though the backend would go on (an event stream ended by a drain
+    /// between two events): the client's response is completed, the backend connection dropped.
+    mutating func responseCut() -> Action {
+        guard state == .responding else { return .none }
+        state = requestEnded ? .idle : .discardingRequestBody
+        return .completeResponse(backendReusable: false)
+    }
+
     mutating func responseEnd() -> Action {
         guard state == .responding else { return .none }
         if requestEnded {

@@ -140,7 +140,7 @@ public final class ProxyServer: Service, Sendable {
                 if openConnections.wrappingAdd(1, ordering: .relaxed).newValue > configuration.maxConnections {
                     openConnections.wrappingSubtract(1, ordering: .relaxed)
                     logger.warning("connection refused: --max-connections reached", metadata: ["limit": "\(configuration.maxConnections)"])
-                    return channel.close()
+                    return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(CloseWhenActive()) }
                 }
                 channel.closeFuture.whenComplete { [self] _ in openConnections.wrappingSubtract(1, ordering: .relaxed) }
                 return channel.eventLoop.makeCompletedFuture {
@@ -166,5 +166,18 @@ public final class ProxyServer: Service, Sendable {
         } catch {
             throw BatonError(.io, "cannot listen on \(configuration.listen)", underlying: error)
         }
+    }
+}
+
+/// Closes a connection accepted over `--max-connections` as soon as it is active.
+private final class CloseWhenActive: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { context.close(promise: nil) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.close(promise: nil)
     }
 }

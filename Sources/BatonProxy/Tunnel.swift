@@ -4,7 +4,7 @@ import NIOCore
 /// on the client's connection and one on the backend's, on one event loop. It counts as one
 /// request in flight on its backend until either side closes, so a drain waits for it; a drain
 /// (or the proxy's shutdown) ends it with a close frame to each side, sent between frames.
-final class Tunnel {
+final class Tunnel: DrainableExchange {
     enum Side { case client, backend }
 
     /// How long each side gets to answer our close frame before the connections are cut.
@@ -68,7 +68,7 @@ final class Tunnel {
 
     /// Ends the WebSocket politely: a close frame (1001, going away) to each side at its next
     /// frame boundary, then both connections close after `closeGrace`.
-    func closeGracefully() {
+    func endGracefully() {
         guard !finished, !closeOwed.client, !closeOwed.backend else { return }
         closeOwed = (true, true)
         if toClient.atBoundary { sendClose(to: .client) }

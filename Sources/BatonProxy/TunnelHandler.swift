@@ -76,7 +76,7 @@ final class TunnelHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Graceful shutdown of the proxy: say goodbye with a close frame, as a drain does.
         if event is ChannelShouldQuiesceEvent {
-            tunnel?.closeGracefully()
+            tunnel?.endGracefully()
         } else {
             context.fireUserInboundEventTriggered(event)
         }

@@ -12,6 +12,7 @@ import Synchronization
 ///     ANY  /hang               never answers
 ///     ANY  /upload             reads and counts the body: "received N"
 ///     GET  /download?bytes=N   streams N bytes, chunked, with backpressure
+///     GET  /events?count=N&interval=MS   server-sent events "id: i / data: event i"
 ///     ANY  /echo               the request as JSON: method, uri, headers, body length, trailers
 ///     ANY  anything else       "hello from NAME"; `?sleep=MS` waits first
 ///
@@ -34,7 +35,9 @@ public final class TestBackend: Sendable {
     /// Responses begun (health checks excluded).
     public var requestsServed: Int { served.load(ordering: .relaxed) }
 
-    public static func start(name: String, port: Int = 0) async throws -> TestBackend {
+    /// - Parameter keepAliveTimeout: closes a connection idle this long, as gunicorn (2 s) and
+    ///   Node (5 s) do; nil keeps connections open.
+    public static func start(name: String, port: Int = 0, keepAliveTimeout: Duration? = nil) async throws -> TestBackend {
         let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -43,6 +46,10 @@ public final class TestBackend: Sendable {
                     let id = ObjectIdentifier(channel)
                     connections.withLockedValue { $0[id] = channel }
                     channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+                    if let keepAliveTimeout {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(keepAliveTimeout)))
+                        try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
@@ -156,6 +163,19 @@ public final class TestBackend: Sendable {
                 remaining -= size
             }
             try await outbound.write(.end(nil))
+        case "/events":
+            // Server-sent events, each written in two pieces so an event spans reads.
+            let count = query["count"].flatMap(Int.init) ?? 10
+            let interval = query["interval"].flatMap(Int.init) ?? 20
+            let headers = HTTPHeaders([("x-served-by", name), ("content-type", "text/event-stream"), ("transfer-encoding", "chunked")])
+            try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
+            for index in 0..<count {
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(string: "id: \(index)\ndata: ev"))))
+                try await Task.sleep(for: .milliseconds(interval / 2))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(string: "ent \(index)\n\n"))))
+                try await Task.sleep(for: .milliseconds(interval - interval / 2))
+            }
+            try await outbound.write(.end(nil))
         case "/echo":
             let echo: [String: String] = Dictionary(
                 head.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { "\($0), \($1)" }
@@ -178,5 +198,18 @@ public final class TestBackend: Sendable {
         try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
         try await outbound.write(.body(.byteBuffer(buffer)))
         try await outbound.write(.end(nil))
+    }
+}
+
+/// Closes the connection on the idle event (a backend's keep-alive timeout).
+private final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

@@ -290,3 +290,20 @@ import Testing
         #expect(!AdminServer.constantTimeEqual("Bearer abc\u{0}", "Bearer abc"))
     }
 }
+
+@Suite struct EventStreamCursorTests {
+    @Test func findsTheEndOfEachEventAcrossSplitsAndLineEndings() {
+        let stream = Array("id: 1\ndata: a\n\nid: 2\r\ndata: b\r\n\r\ndata: c\n\n".utf8)
+        let ends: Set<Int> = [15, 33, 42]
+        for split in [1, 2, 5, stream.count] {
+            var cursor = EventStreamCursor()
+            var offset = 0
+            var seen: Set<Int> = []
+            while offset < stream.count {
+                offset += cursor.advance(over: stream[offset..<min(offset + split, stream.count)], stoppingAtBoundary: true)
+                if cursor.atBoundary { seen.insert(offset) }
+            }
+            #expect(seen == ends, "split \(split)")
+        }
+    }
+}

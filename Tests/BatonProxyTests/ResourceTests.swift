@@ -1,7 +1,8 @@
 import BatonCore
-import BatonProxy
+@testable import BatonProxy
 import BatonTesting
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Synchronization
 import Testing
@@ -142,5 +143,75 @@ extension LiveProxyTests {
             try await proxy.shutdown()
             await web1.stop()
         }
+
+        @Test func pooledConnectionsRetireBeforeTheBackendsKeepAliveTimeout() async throws {
+            // Like gunicorn: the backend closes connections idle 400 ms. Requests spaced around
+            // that would race its close; retired at 200 ms, none goes out on a closing one.
+            let web1 = try await TestBackend.start(name: "web1", keepAliveTimeout: .milliseconds(400))
+            let proxy = try await startProxy(backends: [web1]) {
+                $0.backendIdleTimeout = .milliseconds(200)
+                $0.threads = 1
+            }
+            for index in 0..<12 {
+                // POST is not retried once sent: a request lost to a closing connection fails.
+                let response = try await HTTP1Client.send(HTTPRequest(.POST, "/upload", body: "n=\(index)"), to: proxy.endpoint)
+                #expect(response.status == 200, "request \(index): \(response.status) \(response[header: "x-baton-error"] ?? "")")
+                try await Task.sleep(for: .milliseconds(380 + 5 * (index % 5)))
+            }
+            #expect(!(try await proxy.admin.metrics()).contains("baton_proxy_retries_total 1"))
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+
+        @Test func connectionsToABackendAreCappedAndRequestsWaitForOne() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1]) {
+                $0.maxConnectionsPerBackend = 2
+                $0.threads = 1
+            }
+            let peak = Mutex(0)
+            let sampler = Task {
+                while !Task.isCancelled {
+                    let open = web1.openConnections
+                    peak.withLock { $0 = max($0, open) }
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            let statuses = await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 { group.addTask { (try? await get("/?sleep=100", from: proxy.endpoint).status) ?? 0 } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            sampler.cancel()
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            // Two for requests, plus the health checker's own short connections.
+            #expect(peak.withLock { $0 } <= 3, "the backend saw \(peak.withLock { $0 }) connections at once")
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+
+        @Test func clientConnectionsBeyondTheCapAreClosed() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1]) { $0.maxConnections = 3 }
+            var open: [RawConnection] = []
+            for _ in 0..<3 { open.append(try await RawConnection.connect(to: proxy.endpoint)) }
+            let extra = try await RawConnection.connect(to: proxy.endpoint)
+            await extra.waitForClose(timeout: .seconds(2))
+            #expect(extra.closedByPeer)
+            for connection in open { await connection.close() }
+            // Places free up again.
+            #expect(try await eventually { (try? await get("/", from: proxy.endpoint).status) == 200 })
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+    }
+}
+
+@Suite struct ConnectFailureTests {
+    @Test func onlyTheBackendsOwnFailuresCountAgainstIt() {
+        #expect(BackendConnectionPool.isBackendFault(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
+        #expect(!BackendConnectionPool.isBackendFault(IOError(errnoCode: EMFILE, reason: "socket")))
+        #expect(!BackendConnectionPool.isBackendFault(IOError(errnoCode: EADDRNOTAVAIL, reason: "connect")))
+        #expect(!BackendConnectionPool.isBackendFault(ConnectionLimitReached()))
+        #expect(BackendConnectionPool.isBackendFault(ChannelError.connectTimeout(.seconds(1))))
     }
 }

@@ -119,5 +119,51 @@ extension LiveProxyTests {
             try await proxy.shutdown()
             await web1.stop()
         }
+
+        /// The body of a chunked response in `text` (after its head), and whether its last chunk came.
+        static func dechunked(_ text: String) -> (body: String, complete: Bool) {
+            guard let headEnd = text.range(of: "\r\n\r\n") else { return ("", false) }
+            var rest = Substring(text[headEnd.upperBound...])
+            var body = ""
+            while let lineEnd = rest.range(of: "\r\n"), let size = Int(rest[..<lineEnd.lowerBound], radix: 16) {
+                let start = lineEnd.upperBound
+                guard size > 0 else { return (body, true) }
+                guard rest.utf8.count >= rest.distance(from: rest.startIndex, to: start) + size + 2 else { break }
+                let end = rest.utf8.index(start, offsetBy: size)
+                body += rest[start..<end]
+                rest = rest[rest.utf8.index(end, offsetBy: 2)...]
+            }
+            return (body, false)
+        }
+
+        @Test func eventStreamEndsBetweenEventsWhenItsBackendDrains() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let web2 = try await TestBackend.start(name: "web2")
+            let proxy = try await startProxy(backends: [web1, web2])
+            let client = try await RawConnection.connect(to: proxy.endpoint)
+            try await client.send("GET /events?count=100000&interval=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await eventually { Self.dechunked(client.text).body.contains("data: event 5") })
+            let name = client.text.lowercased().contains("x-baton-backend: web1") ? "web1" : "web2"
+            let start = ContinuousClock.now
+            let result = try await proxy.admin.drain(name, timeout: .seconds(10))
+            #expect(result.cut == 0)
+            #expect(ContinuousClock.now - start < .seconds(3), "the drain waited \(ContinuousClock.now - start) for the stream")
+            // The response ended properly (last chunk), right after a whole event.
+            #expect(await eventually { Self.dechunked(client.text).complete }, "\(client.text.suffix(200))")
+            let events = Self.dechunked(client.text).body.components(separatedBy: "\n\n")
+            #expect(events.last == "", "the stream did not end between events: \(events.suffix(2))")
+            let whole = events.dropLast()
+            #expect(whole.count > 5)
+            for (index, event) in whole.enumerated() {
+                #expect(event == "id: \(index)\ndata: event \(index)", "event \(index) was cut: \(event)")
+            }
+            // The client's connection stays usable for its next request.
+            try await client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(await eventually { client.text.contains("hello from web") })
+            await client.close()
+            try await proxy.shutdown()
+            await web1.stop()
+            await web2.stop()
+        }
     }
 }
