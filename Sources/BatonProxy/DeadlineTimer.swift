@@ -8,6 +8,12 @@ struct DeadlineTimer {
     private var scheduled: Scheduled<Void>?
     private var firesAt = NIODeadline.distantFuture
 
+    /// Whether `fire(by:)` would have to schedule: callers on a hot path ask first, so no
+    /// closure is made for the usual later deadline.
+    func needsArming(by deadline: NIODeadline) -> Bool {
+        scheduled == nil || deadline < firesAt
+    }
+
     /// Makes sure the timer fires no later than `deadline`; `fire` runs on `eventLoop`.
     mutating func fire(by deadline: NIODeadline, on eventLoop: any EventLoop, _ fire: @escaping () -> Void) {
         guard scheduled == nil || deadline < firesAt else { return }

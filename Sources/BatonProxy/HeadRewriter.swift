@@ -30,10 +30,14 @@ struct HeadRewriter: Sendable {
 
         // RFC 9112 §3.2: exactly one Host on HTTP/1.1; an absolute-form target's authority
         // replaces it; the backend gets the origin form.
-        let hosts = client.headers["host"]
-        if hosts.count > 1 { return .failure(.malformedRequest("more than one Host header")) }
-        if client.version.minor >= 1 && hosts.isEmpty { return .failure(.malformedRequest("HTTP/1.1 request without Host")) }
-        var host = hosts.first ?? ""
+        var hostCount = 0
+        var host = ""
+        for header in client.headers where header.name.equalsIgnoringASCIICase("host") {
+            hostCount += 1
+            host = header.value
+        }
+        if hostCount > 1 { return .failure(.malformedRequest("more than one Host header")) }
+        if client.version.minor >= 1 && hostCount == 0 { return .failure(.malformedRequest("HTTP/1.1 request without Host")) }
         var uri = client.uri
         if let absolute = AbsoluteTarget(uri) {
             host = absolute.authority
@@ -52,7 +56,13 @@ struct HeadRewriter: Sendable {
             && Self.plainTokens(client.headers["connection"]).contains("upgrade")
 
         var headers = Self.endToEnd(client.headers, protecting: Self.protectedRequestFields)
-        headers.replaceOrAdd(name: "host", value: host)
+        // Headers are replaced only where they may already be there: every scan and copy here is
+        // paid on every request.
+        if hostCount == 0 {
+            headers.add(name: "host", value: host)
+        } else if host != client.headers.first(name: "host") {
+            headers.replaceOrAdd(name: "host", value: host)
+        }
         switch framing {
         case .length(let length): headers.add(name: "content-length", value: String(length))
         case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
@@ -69,15 +79,15 @@ struct HeadRewriter: Sendable {
         let trusted = trustedProxies.contains(clientAddress)
         // The list is appended to (its last entry is the one this proxy vouches for); the host
         // and scheme are ours unless a trusted proxy in front of us said them.
-        let forwardedFor = headers["x-forwarded-for"]
-        headers.replaceOrAdd(name: "x-forwarded-for", value: (forwardedFor + [clientAddress]).joined(separator: ", "))
-        if !(trusted && headers.contains(name: "x-forwarded-proto")) {
-            headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        if headers.contains(name: "x-forwarded-for") {
+            let forwardedFor = headers["x-forwarded-for"]
+            headers.replaceOrAdd(name: "x-forwarded-for", value: (forwardedFor + [clientAddress]).joined(separator: ", "))
+        } else {
+            headers.add(name: "x-forwarded-for", value: clientAddress)
         }
-        if !(trusted && headers.contains(name: "x-forwarded-host")) {
-            headers.replaceOrAdd(name: "x-forwarded-host", value: host)
-        }
-        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        Self.set("x-forwarded-proto", to: "http", in: &headers, unlessKeptBy: trusted)
+        Self.set("x-forwarded-host", to: host, in: &headers, unlessKeptBy: trusted)
+        if headers.first(name: "x-request-id") != requestID { Self.set("x-request-id", to: requestID, in: &headers) }
 
         let head = HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: headers)
         return .success(Request(head: head, framing: framing, isWebSocket: isWebSocket))
@@ -126,7 +136,7 @@ struct HeadRewriter: Sendable {
             headers.remove(name: "x-baton-backend")
             headers.remove(name: "x-baton-release")
         }
-        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        if headers.first(name: "x-request-id") != requestID { Self.set("x-request-id", to: requestID, in: &headers) }
         return (HTTPResponseHead(version: clientVersion, status: backend.status, headers: headers), close)
     }
 
@@ -145,6 +155,15 @@ struct HeadRewriter: Sendable {
     }
 
     // MARK: Rules
+
+    /// Sets a header, replacing it only when it is there (unless `kept`: then a present one stays).
+    static func set(_ name: String, to value: String, in headers: inout HTTPHeaders, unlessKeptBy kept: Bool = false) {
+        if headers.contains(name: name) {
+            if !kept { headers.replaceOrAdd(name: name, value: value) }
+        } else {
+            headers.add(name: name, value: value)
+        }
+    }
 
     static let forbiddenTrailers: Set<String> = [
         "host", "content-type", "content-encoding", "content-range", "authorization", "cookie", "set-cookie", "expect",
@@ -185,7 +204,7 @@ struct HeadRewriter: Sendable {
 
     /// Comma-separated tokens of a list header, lowercased.
     static func tokens(_ values: [String]) -> [String] {
-        values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        values.flatMap { $0.split(separator: ",") }.map { $0.trimmingOWS().lowercased() }.filter { !$0.isEmpty }
     }
 
     /// The tokens of a list header when it is written plainly (tokens, commas, spaces), else none.
@@ -233,6 +252,8 @@ struct AbsoluteTarget: Equatable {
     var originForm: String
 
     init?(_ uri: String) {
+        // The usual origin form ("/…") is told apart without allocating.
+        guard let first = uri.utf8.first, first == UInt8(ascii: "h") || first == UInt8(ascii: "H") else { return nil }
         let lower = uri.prefix(8).lowercased()
         let schemeLength = lower.hasPrefix("http://") ? 7 : lower.hasPrefix("https://") ? 8 : 0
         guard schemeLength > 0 else { return nil }
@@ -250,13 +271,32 @@ struct AbsoluteTarget: Equatable {
 extension String {
     /// ASCII case-insensitive equality with a lowercase literal, without allocating.
     func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
-        guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        utf8.count == lowercase.utf8CodeUnitCount && hasPrefixIgnoringASCIICase(lowercase)
+    }
+
+    /// ASCII case-insensitive prefix test against a lowercase literal, without allocating.
+    func hasPrefixIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard utf8.count >= count else { return false }
         var index = 0
-        for byte in utf8 {
+        for byte in utf8.prefix(count) {
             let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
             guard folded == lowercase.utf8Start[index] else { return false }
             index += 1
         }
         return true
+    }
+}
+
+extension Substring {
+    /// Without RFC 9110's optional whitespace (spaces and tabs) at either end, without
+    /// allocating. Foundation's trimming goes through UTF-16 and character sets, far too slow for
+    /// every header value.
+    func trimmingOWS() -> Substring {
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
+        while end > start, utf8[utf8.index(before: end)] == 0x20 || utf8[utf8.index(before: end)] == 0x09 { end = utf8.index(before: end) }
+        return self[start..<end]
     }
 }

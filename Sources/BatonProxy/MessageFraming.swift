@@ -69,11 +69,13 @@ enum MessageFraming {
 
     /// The transfer codings named, lowercased, in order (empty when there is no header).
     static func transferCodings(_ headers: HTTPHeaders) -> [String] {
+        // Most messages have none: no array is built for them.
+        guard headers.contains(name: "transfer-encoding") else { return [] }
         var codings: [String] = []
         for value in headers["transfer-encoding"] {
             for token in value.split(separator: ",") {
                 let name = token.split(separator: ";", maxSplits: 1).first ?? ""
-                codings.append(name.trimmingCharacters(in: .whitespaces).lowercased())
+                codings.append(name.trimmingOWS().lowercased())
             }
         }
         return codings
@@ -83,10 +85,11 @@ enum MessageFraming {
 
     /// `Content-Length`, which may be repeated (or a list) only with one value (RFC 9110 §8.6).
     static func contentLength(_ headers: HTTPHeaders) -> ContentLength {
+        guard headers.contains(name: "content-length") else { return .absent }
         var result: Int?
         for value in headers["content-length"] {
             for item in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let digits = item.trimmingCharacters(in: .whitespaces)
+                let digits = item.trimmingOWS()
                 guard !digits.isEmpty, digits.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
                     let length = Int(digits), result == nil || result == length
                 else { return .invalid }

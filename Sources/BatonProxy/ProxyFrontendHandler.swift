@@ -525,7 +525,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func armRequestTimer(context: ChannelHandlerContext) {
-        guard let deadline = currentDeadline else { return }
+        guard let deadline = currentDeadline, requestTimer.needsArming(by: deadline) else { return }
         requestTimer.fire(by: deadline, on: context.eventLoop) { [self] in requestTimerFired() }
     }
 
@@ -554,9 +554,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// A server-sent event stream whose length is not fixed, so it can be ended between events.
     static func isEndableEventStream(_ head: HTTPResponseHead, method: HTTPMethod) -> Bool {
-        guard let type = head.headers.first(name: "content-type"), type.utf8.count >= 17,
-            type.prefix(17).lowercased() == "text/event-stream"
-        else { return false }
+        guard let type = head.headers.first(name: "content-type"), type.hasPrefixIgnoringASCIICase("text/event-stream") else { return false }
         switch MessageFraming.response(head, to: method) {
         case .chunked, .untilClose: return true
         case .none, .length: return false
