@@ -66,7 +66,7 @@ public enum HTTP1Client {
         group: any EventLoopGroup
     ) async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
         let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.milliseconds(connectTimeout.milliseconds))
+            .connectTimeout(TimeAmount(connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
             channel.eventLoop.makeCompletedFuture {

@@ -66,7 +66,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var clientAddress = ""
     /// Event boundaries of a `text/event-stream` response, which a drain may end between events.
     private var eventStream: EventStreamCursor?
-    private var eventStreamBackend: Backend?
     private var endAtEventBoundary = false
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
@@ -290,7 +289,6 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             if let backend, Self.isEndableEventStream(backendHead, method: requestMethod) {
                 eventStream = EventStreamCursor()
-                eventStreamBackend = backend
                 backend.exchangeOpened(self, on: context.eventLoop)
             }
         case .forwardInformational(let backendHead):
@@ -435,10 +433,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// (or closed, when the exchange did not end cleanly).
     private func releaseBackend(reusable: Bool) {
         cancelHold()
-        if let streamBackend = eventStreamBackend {
-            streamBackend.exchangeClosed(self)
-            eventStreamBackend = nil
-        }
+        if eventStream != nil { backend?.exchangeClosed(self) }
         eventStream = nil
         endAtEventBoundary = false
         if let connection {

@@ -114,12 +114,6 @@ public final class ProxyServer: Service, Sendable {
         logger.info("proxy stopped")
     }
 
-    /// The client side's request decoder. It hands on the bytes it holds when removed: to its
-    /// successor after a declined upgrade, or to the tunnel after a WebSocket handshake.
-    static func makeRequestDecoder() -> ByteToMessageHandler<HTTPRequestDecoder> {
-        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-    }
-
     private func bindProxy(quiesce: ServerQuiescingHelper) async throws -> any Channel {
         let pool = self.pool
         let configuration = self.configuration
@@ -152,7 +146,8 @@ public final class ProxyServer: Service, Sendable {
                     var encoder = HTTPResponseEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false
                     try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
-                    try sync.addHandler(Self.makeRequestDecoder())
+                    // When removed after a WebSocket handshake, it hands the bytes it holds to the tunnel.
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog))
                 }
             }
