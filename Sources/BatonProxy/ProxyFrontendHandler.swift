@@ -401,7 +401,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         backend = selected
         lastBackendName = selected.name
         let connections = selected.connectionPool(for: context.eventLoop)
-        if let idle = connections.takeIdle() {
+        if !machine.wantsFreshConnection, let idle = connections.takeIdle() {
             connected(idle)
             return
         }

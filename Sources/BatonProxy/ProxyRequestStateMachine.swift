@@ -64,6 +64,9 @@ struct ProxyRequestStateMachine {
     private var head: HTTPRequestHead?
     /// The request is a WebSocket handshake, so a 101 is expected and welcome.
     private var upgrade = false
+    /// The request is a WebSocket handshake: it needs a new backend connection, since many
+    /// servers (NIO's upgrader among them) upgrade only on a connection's first request.
+    var wantsFreshConnection: Bool { upgrade }
     private var trailers: HTTPHeaders?
     private(set) var requestEnded = false
     private(set) var attempts = 0

@@ -39,6 +39,21 @@ extension LiveProxyTests {
             for backend in backends { await backend.stop() }
         }
 
+        @Test func handshakeGoesOnAFreshBackendConnectionNotAPooledOne() async throws {
+            // NIO's upgrader (like Hummingbird's) upgrades only a connection's first request, so
+            // a handshake on a pooled keep-alive connection would be answered as a plain GET.
+            let (proxy, backends) = try await start(["ws1"])
+            for _ in 0..<3 { #expect(try await get("/", from: proxy.endpoint).bodyString == "hello from ws1\n") }
+            let client = try await WebSocketClient.connect(to: proxy.endpoint)
+            try await client.send("after plain requests")
+            #expect(await client.next()?.text == "after plain requests")
+            await client.close()
+            // The pooled connection still serves plain requests.
+            #expect(try await get("/", from: proxy.endpoint).status == 200)
+            try await proxy.shutdown()
+            for backend in backends { await backend.stop() }
+        }
+
         @Test func backendPushBeforeTheClientSpeaksIsNotLost() async throws {
             // Bytes right behind the 101 sit in the decoder's buffer when the tunnel takes over.
             let (proxy, backends) = try await start(["ws1"])
