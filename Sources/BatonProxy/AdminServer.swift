@@ -18,14 +18,14 @@ struct AdminServer: Sendable {
 
     /// TCP admin connections open at once (the Unix socket is only its owner's).
     static let maxConnections = 64
-    /// How long an admin connection may send nothing. A call waiting on a long drain sends
-    /// nothing either, so the timer only cuts connections with no request in progress.
-    static let idleTimeout = TimeAmount.seconds(10)
+    /// How long a connection has to send its next whole request (AdminRequestDeadlineHandler).
+    let requestTimeout: TimeAmount
 
-    init(api: AdminAPI, group: any EventLoopGroup, logger: Logger) {
+    init(api: AdminAPI, group: any EventLoopGroup, logger: Logger, requestTimeout: Duration) {
         self.api = api
         self.group = group
         self.logger = logger
+        self.requestTimeout = TimeAmount(requestTimeout)
     }
 
     /// Binds the listener and returns it with the address it got, for `serve`.
@@ -33,21 +33,21 @@ struct AdminServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         let open = self.openConnections
+        let requestTimeout = self.requestTimeout
         let isTCP: Bool
         if case .tcp = endpoint { isTCP = true } else { isTCP = false }
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
-            // A bounded number of admin connections; each must send a request within the
-            // admin timeout of connecting or of its last response (no slowloris on the admin API).
+            // A bounded number of admin connections; each must send a whole request within the
+            // request timeout of connecting or of its last response (no slowloris on the admin API).
             if isTCP && open.increment() > Self.maxConnections {
                 open.decrement()
                 return channel.close().flatMapThrowing { throw ChannelError.ioOnClosedChannel }
             }
             if isTCP { channel.closeFuture.whenComplete { _ in open.decrement() } }
             return channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
-                try channel.pipeline.syncOperations.addHandler(CloseOnReadIdle())
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                 try channel.pipeline.syncOperations.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 1 << 20))
+                try channel.pipeline.syncOperations.addHandler(AdminRequestDeadlineHandler(timeout: requestTimeout))
                 return try Connection(wrappingChannelSynchronously: channel)
             }
         }
@@ -97,7 +97,8 @@ struct AdminServer: Sendable {
         try? await connection.executeThenClose { inbound, outbound in
             for try await request in inbound {
                 let response: AdminAPI.Response
-                if let token, !Self.constantTimeEqual(request.head.headers.first(name: "authorization") ?? "", "Bearer \(token)") {
+                let refused = token.map { !Self.constantTimeEqual(request.head.headers.first(name: "authorization") ?? "", "Bearer \($0)") } ?? false
+                if refused {
                     response = .error(.unauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN")
                 } else {
                     response = await api.handle(method: request.head.method, uri: request.head.uri, body: request.body)
@@ -108,33 +109,10 @@ struct AdminServer: Sendable {
                 try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)))
                 try await outbound.write(.body(.byteBuffer(response.body)))
                 try await outbound.write(.end(nil))
+                // A caller without the token gets one answer per connection, so guessing costs
+                // a connection each time and holds no slot.
+                if refused { return }
             }
-        }
-    }
-}
-
-/// Closes an admin connection that read nothing for the idle timeout while no request was being
-/// answered (a drain call legitimately waits a long time for its answer).
-private final class CloseOnReadIdle: ChannelDuplexHandler {
-    typealias InboundIn = NIOAny
-    typealias OutboundIn = NIOAny
-    private var answering = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        answering = true
-        context.fireChannelRead(data)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        answering = false
-        context.write(data, promise: promise)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !answering {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
         }
     }
 }

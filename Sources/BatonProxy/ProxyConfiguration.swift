@@ -26,6 +26,8 @@ public let DefaultMaxConnectionsPerBackend = 1_000
 public let DefaultMaxHeld = 10_000
 /// Pipelined requests read ahead of the one in flight before the proxy stops reading a client.
 public let DefaultMaxQueuedRequests = 16
+/// How long an admin connection has to send its next whole request.
+public let DefaultAdminRequestTimeout = Duration.seconds(10)
 /// The longest a drain spreads the closing of a backend's WebSockets over.
 public let DefaultTunnelCloseWindow = Duration.seconds(5)
 
@@ -65,6 +67,7 @@ public struct ProxyConfiguration: Sendable {
     public var maxHeld = DefaultMaxHeld
     public var maxQueuedRequests = DefaultMaxQueuedRequests
     public var tunnelCloseWindow = DefaultTunnelCloseWindow
+    public var adminRequestTimeout = DefaultAdminRequestTimeout
     /// Peers whose X-Forwarded-Host/-Proto are kept.
     public var trustedProxies = TrustedProxies.none
     /// Access log: nil for none, "-" for stderr, else a file appended to.

@@ -71,7 +71,7 @@ public final class ProxyServer: Service, Sendable {
         let quiesce = ServerQuiescingHelper(group: group)
         let server = try await bindProxy(quiesce: quiesce)
         let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration)
-        let admin = AdminServer(api: api, group: group, logger: logger)
+        let admin = AdminServer(api: api, group: group, logger: logger, requestTimeout: configuration.adminRequestTimeout)
         var unixAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?
         if let path = configuration.adminSocket { unixAdmin = try await admin.bind(.unix(path: path)) }
         var tcpAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?

@@ -22,6 +22,43 @@ extension LiveProxyTests {
             try await proxy.shutdown()
         }
 
+        @Test func tcpAdminCutsSlowAndSilentConnectionsAndGuessersButNotLongCalls() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1]) {
+                $0.adminListen = .tcp(host: "127.0.0.1", port: 0)
+                $0.adminToken = "s3cret"
+                $0.adminRequestTimeout = .milliseconds(500)
+            }
+            let address = try await proxy.server.waitUntilRunning().adminTCP
+            let endpoint = Endpoint.tcp(host: "127.0.0.1", port: try #require(address?.port))
+            // Silent, and trickling a byte every 100 ms (each byte would reset an idle timer).
+            let silent = try await RawConnection.connect(to: endpoint)
+            let trickler = try await RawConnection.connect(to: endpoint)
+            let request = Array("GET /backends HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n".utf8)
+            let start = ContinuousClock.now
+            for byte in request.prefix(30) where !trickler.closedByPeer {
+                try? await trickler.send(bytes: [byte])
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(await eventually(timeout: .seconds(3)) { silent.closedByPeer && trickler.closedByPeer })
+            #expect(ContinuousClock.now - start < .seconds(3))
+            // A wrong token gets its 401 and the connection is closed after it.
+            let guesser = try await RawConnection.connect(to: endpoint)
+            try await guesser.send("GET /backends HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer guess\r\n\r\n")
+            let answer = await guesser.waitForClose(timeout: .seconds(2))
+            #expect(answer.hasPrefix("HTTP/1.1 401"))
+            #expect(guesser.closedByPeer)
+            // A call that is answered late (a drain waiting for a slow request) is not cut.
+            let slow = Task { try await get("/work?sleep=1500", from: proxy.endpoint) }
+            try await Task.sleep(for: .milliseconds(200))
+            let drain = try await AdminClient(endpoint: endpoint, token: "s3cret").drain("web1", timeout: .seconds(5))
+            #expect(drain.cut == 0)
+            #expect(try await slow.value.status == 200)
+            for connection in [silent, trickler, guesser] { await connection.close() }
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+
         @Test func tcpAdminWithoutATokenIsRejectedAtStart() {
             #expect(throws: BatonError.self) {
                 try ProxyServer(configuration: ProxyConfiguration(adminListen: .tcp(host: "127.0.0.1", port: 0)))
