@@ -45,6 +45,11 @@ public final class RawConnection: Sendable {
     public var text: String { String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self) }
     public var closedByPeer: Bool { received.withLockedValue { $0.closed } }
 
+    /// Reads what arrived so far without copying it (a long-lived connection's bytes add up).
+    public func withReceived<Result>(_ body: (_ bytes: [UInt8], _ closed: Bool) -> Result) -> Result {
+        received.withLockedValue { body($0.bytes, $0.closed) }
+    }
+
     /// Waits until the peer closes or `timeout` passes; returns everything received.
     @discardableResult
     public func waitForClose(timeout: Duration) async -> String {

@@ -61,14 +61,15 @@ public final class WebSocketClient: Sendable {
     public func next(timeout: Duration = .seconds(5)) async -> Frame? {
         let start = ContinuousClock.now
         while true {
-            let bytes = connection.bytes
-            let frame: Frame? = consumed.withLock { offset in
-                guard let (frame, length) = Self.parse(bytes[offset...]) else { return nil }
-                offset += length
-                return frame
+            let (frame, closed): (Frame?, Bool) = connection.withReceived { bytes, closed in
+                consumed.withLock { offset in
+                    guard let (frame, length) = Self.parse(bytes[offset...]) else { return (nil, closed) }
+                    offset += length
+                    return (frame, closed)
+                }
             }
             if let frame { return frame }
-            if connection.closedByPeer || ContinuousClock.now - start >= timeout { return nil }
+            if closed || ContinuousClock.now - start >= timeout { return nil }
             try? await Task.sleep(for: .milliseconds(5))
         }
     }

@@ -5,7 +5,8 @@ import PostgresNIO
 import Synchronization
 
 /// The demo's translation-management app. One codebase, two releases: `--release 5.3` or
-/// `--release 5.4` (5.4 shows translation progress per project, which 5.3 does not).
+/// `--release 5.4` (5.4 shows translation progress per project, which 5.3 does not). Both serve
+/// a WebSocket live channel on `/api/live` (LiveChannel).
 ///
 /// Faults for tests, from the environment variable TRANSLATE_FAULT:
 ///   health          /up answers 503 (the release never becomes healthy)
@@ -38,14 +39,14 @@ struct TranslateApp: AsyncParsableCommand {
         let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "TranslateApp/\(release)")
         guard let databaseURL else {
             let router = TranslateRouter(release: Release(rawValue: release)!, fault: fault, store: MemoryStore())
-            try await Application(router: router.build(), configuration: configuration).runService()
+            try await Application(router: router.build(), server: LiveChannel(release: router.release).server(), configuration: configuration).runService()
             return
         }
         let release = Release(rawValue: release)!
         let client = PostgresClient(configuration: try PostgresStore.configuration(url: databaseURL, release: release))
         let store = PostgresStore(client: client, release: release)
         let router = TranslateRouter(release: release, fault: fault, store: store)
-        var app = Application(router: router.build(), configuration: configuration, services: [client])
+        var app = Application(router: router.build(), server: LiveChannel(release: release).server(), configuration: configuration, services: [client])
         app.beforeServerStarts { try await store.prepare() }
         try await app.runService()
     }

@@ -15,13 +15,20 @@ import Testing
         #expect(fleet.proxyServesOnly("5.3"))
 
         let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 6, request: translateRequests)
+        let sockets = WebSocketLoad.start(against: fleet.proxy.endpoint, users: 4, path: "/api/live", interval: .milliseconds(100))
         let watcher = fleet.watchReadyCount()
         try await fleet.rollout().deploy(release: "5.4", resume: false)
         let fewestReady = await watcher.stop()
         let result = await load.stop()
+        let socketResult = await sockets.stop()
 
         #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
         #expect(result.total > 100)
+        // Every node was drained, so every first socket was ended with a 1001 and reconnected.
+        #expect(socketResult.failures.isEmpty, "\(socketResult.failures.prefix(5))")
+        #expect(socketResult.politeCloses >= 4, "\(socketResult)")
+        #expect(socketResult.sessions >= 4 + socketResult.politeCloses)
+        #expect(socketResult.acknowledged > 20)
         #expect(fleet.everyNodeRuns("5.4"))
         #expect(fleet.proxyServesOnly("5.4"))
         #expect(fewestReady >= 3, "more than max_unavailable (1) nodes were out of rotation")

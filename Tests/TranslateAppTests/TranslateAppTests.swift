@@ -13,9 +13,10 @@ import Testing
         let pid: pid_t
         let endpoint: Endpoint
 
-        init(release: String, port: Int, database: String, log: String) throws {
+        /// Without `database` the app keeps its data in memory.
+        init(release: String, port: Int, database: String?, log: String) throws {
             pid = try ChildProcess.spawn(
-                [try BuiltProducts.path("TranslateApp"), "--release", release, "--port", String(port), "--database-url", database],
+                [try BuiltProducts.path("TranslateApp"), "--release", release, "--port", String(port)] + (database.map { ["--database-url", $0] } ?? []),
                 output: log, detached: false
             )
             endpoint = .tcp(host: "127.0.0.1", port: port)
@@ -47,6 +48,25 @@ import Testing
     }
 
     func freePort() throws -> Int { try LocalPort.free() }
+
+    @Test func liveChannelAcknowledgesMessagesOverAWebSocket() async throws {
+        let directory = TemporaryDirectory.make(prefix: "baton-translate")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let app = try App(release: "5.4", port: try freePort(), database: nil, log: directory + "/app.log")
+        defer { app.stop() }
+        try await app.waitUp()
+        let client = try await WebSocketClient.connect(to: app.endpoint, path: "/api/live")
+        #expect(client.handshake.lowercased().contains("x-baton-release: 5.4"), "\(client.handshake)")
+        for index in 0..<20 {
+            try await client.send("edit \(index)")
+            #expect(await client.next()?.text == "edit \(index)")
+        }
+        try await client.sendClose(code: 1000)
+        #expect(await client.next()?.closeCode == 1000)
+        await client.close()
+        // Only the live channel upgrades: elsewhere the request is served as plain HTTP.
+        await #expect(throws: BatonError.self) { try await WebSocketClient.connect(to: app.endpoint, path: "/api/projects") }
+    }
 
     @Test func sessionsAndNotesAreSharedAndSurviveARestart() async throws {
         let directory = TemporaryDirectory.make(prefix: "baton-translate")
