@@ -4,7 +4,7 @@ import NIOHTTP1
 /// Closes an admin connection whose next request is not wholly read within the admin request
 /// timeout of connecting or of its last response. It sits behind the aggregator, so a client
 /// that trickles a byte at a time (slowloris) is cut as surely as one that sends nothing; while
-/// a call is being answered (a drain may take its whole timeout) no clock runs.
+/// a call is worked on (a drain may take its whole timeout) no clock runs.
 final class AdminRequestDeadlineHandler: ChannelDuplexHandler {
     typealias InboundIn = NIOHTTPServerRequestFull
     typealias InboundOut = NIOHTTPServerRequestFull
@@ -33,8 +33,13 @@ final class AdminRequestDeadlineHandler: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
+    /// The clock restarts when the answer begins (a caller that stops reading a large answer
+    /// is cut too, as the async writer would wait for it forever) and again when it ends.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { arm(context) }
+        switch unwrapOutboundIn(data) {
+        case .head, .end: if context.channel.isActive { arm(context) }
+        case .body: break
+        }
         context.write(data, promise: promise)
     }
 

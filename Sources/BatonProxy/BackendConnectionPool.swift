@@ -16,8 +16,9 @@ final class BackendConnectionPool: @unchecked Sendable {
     private var idle: [(connection: ProxyBackendHandler, since: NIODeadline)] = []
     private var open: [ObjectIdentifier: ProxyBackendHandler] = [:]
     private var connecting = 0
-    /// Borrowers waiting because `maxOpen` connections are open; served as connections come back.
-    private var waiters = CircularBuffer<EventLoopPromise<ProxyBackendHandler>>()
+    /// Borrowers waiting because `maxOpen` connections are open; served as connections come
+    /// back. A `fresh` one (a WebSocket handshake) is never handed a used connection.
+    private var waiters = CircularBuffer<(promise: EventLoopPromise<ProxyBackendHandler>, fresh: Bool)>()
 
     init(eventLoop: any EventLoop, host: String, port: Int, configuration: ProxyConfiguration) {
         self.eventLoop = eventLoop
@@ -42,18 +43,30 @@ final class BackendConnectionPool: @unchecked Sendable {
     }
 
     /// A new connection, or, at the limit of open connections, the next one given back (failing
-    /// with `ConnectionLimitReached` after the connect timeout).
-    func connect() -> EventLoopFuture<ProxyBackendHandler> {
+    /// with `ConnectionLimitReached` after the connect timeout). A `fresh` borrower never gets a
+    /// used connection: at the limit an idle one is closed to make room, else it waits for a
+    /// place.
+    func connect(fresh: Bool = false) -> EventLoopFuture<ProxyBackendHandler> {
         eventLoop.preconditionInEventLoop()
         guard open.count + connecting >= maxOpen else { return openConnection() }
+        if fresh, let (spare, _) = idle.popLast() {
+            retire(spare)
+            return openConnection()
+        }
         let promise = eventLoop.makePromise(of: ProxyBackendHandler.self)
-        waiters.append(promise)
+        waiters.append((promise, fresh))
         eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(connectTimeout)) { [self] in
-            if let index = waiters.firstIndex(where: { $0.futureResult === promise.futureResult }) {
-                waiters.remove(at: index).fail(ConnectionLimitReached())
+            if let index = waiters.firstIndex(where: { $0.promise.futureResult === promise.futureResult }) {
+                waiters.remove(at: index).promise.fail(ConnectionLimitReached())
             }
         }
         return promise.futureResult
+    }
+
+    /// Closes a connection and frees its place at once (its `forget` then finds nothing to do).
+    private func retire(_ connection: ProxyBackendHandler) {
+        open.removeValue(forKey: ObjectIdentifier(connection))
+        connection.close()
     }
 
     private func openConnection() -> EventLoopFuture<ProxyBackendHandler> {
@@ -86,7 +99,7 @@ final class BackendConnectionPool: @unchecked Sendable {
             .always { result in
                 pool.connecting -= 1
                 // A failed connect frees its place too: the next waiter tries its own.
-                if case .failure = result, let waiter = pool.waiters.popFirst() { pool.openConnection().cascade(to: waiter) }
+                if case .failure = result, let waiter = pool.waiters.popFirst() { pool.openConnection().cascade(to: waiter.promise) }
             }
     }
 
@@ -99,7 +112,9 @@ final class BackendConnectionPool: @unchecked Sendable {
             return
         }
         if let waiter = waiters.popFirst() {
-            waiter.succeed(connection)
+            guard waiter.fresh else { return waiter.promise.succeed(connection) }
+            retire(connection)
+            openConnection().cascade(to: waiter.promise)
         } else if idle.count < maxIdle {
             idle.append((connection, .now()))
         } else {
@@ -112,7 +127,7 @@ final class BackendConnectionPool: @unchecked Sendable {
         idle.removeAll { $0.connection === connection }
         guard open.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         // A place opened up: the longest waiter gets a new connection.
-        if let waiter = waiters.popFirst() { openConnection().cascade(to: waiter) }
+        if let waiter = waiters.popFirst() { openConnection().cascade(to: waiter.promise) }
     }
 
     func closeIdle() {

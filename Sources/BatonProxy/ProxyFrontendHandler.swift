@@ -406,7 +406,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             return
         }
         let generation = self.generation
-        connections.connect().assumeIsolated().whenComplete { result in
+        connections.connect(fresh: machine.wantsFreshConnection).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let connection):
                 guard generation == self.generation, self.machine.state == .awaitingBackend else {

@@ -75,11 +75,17 @@ public final class FaultServer: Sendable {
     /// Faults not yet used up (all zero when every planned fault happened).
     public var remaining: Faults { state.withLockedValue { $0.faults } }
 
+    /// Closes the listener; the accept loop then ends by itself after handing over what was
+    /// accepted (see TestBackend.stopServing), cancelled only if it hangs.
     public func stop() async {
         try? await server.channel.close()
         let running = task.withLockedValue { $0 }
-        running?.cancel()
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(5))
+            running?.cancel()
+        }
         await running?.value
+        watchdog.cancel()
     }
 
     private func accept() async {

@@ -90,10 +90,17 @@ public final class TestBackend: Sendable {
         await stopServing()
     }
 
+    /// The listener is closed already: the accept loop ends by itself once its stream has
+    /// handed over every connection accepted before (cancelling it would drop those, and NIO
+    /// traps on a dropped NIOAsyncChannel in debug builds); it is cancelled only if it hangs.
     private func stopServing() async {
         let task = serving.withLockedValue { $0 }
-        task?.cancel()
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(5))
+            task?.cancel()
+        }
         await task?.value
+        watchdog.cancel()
     }
 
     private func acceptLoop() async {

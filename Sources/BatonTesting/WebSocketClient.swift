@@ -57,20 +57,31 @@ public final class WebSocketClient: Sendable {
         try await connection.send(bytes: Self.maskedFrame(opcode: 0x8, payload: [UInt8(code >> 8), UInt8(code & 0xFF)]))
     }
 
-    /// The next frame from the server, or nil when the connection closed or `timeout` passed.
+    /// The next data or close frame from the server, or nil when the connection closed or
+    /// `timeout` passed. Pings are answered with a pong and skipped, as a browser would.
     public func next(timeout: Duration = .seconds(5)) async -> Frame? {
-        let start = ContinuousClock.now
+        let deadline = ContinuousClock.now + timeout
         while true {
-            let (frame, closed): (Frame?, Bool) = connection.withReceived { bytes, closed in
+            let (frame, closed, seen): (Frame?, Bool, Int) = connection.withReceived { bytes, closed in
                 consumed.withLock { offset in
-                    guard let (frame, length) = Self.parse(bytes[offset...]) else { return (nil, closed) }
+                    guard let (frame, length) = Self.parse(bytes[offset...]) else { return (nil, closed, bytes.count) }
                     offset += length
-                    return (frame, closed)
+                    return (frame, closed, bytes.count)
                 }
             }
-            if let frame { return frame }
-            if closed || ContinuousClock.now - start >= timeout { return nil }
-            try? await Task.sleep(for: .milliseconds(5))
+            switch frame?.opcode {
+            case 0x9?:
+                try? await connection.send(bytes: Self.maskedFrame(opcode: 0xA, payload: frame!.payload))
+                continue
+            case 0xA?:
+                continue
+            case .some:
+                return frame
+            case nil:
+                let left = deadline - ContinuousClock.now
+                if closed || left <= .zero { return nil }
+                await connection.waitForMore(than: seen, timeout: left)
+            }
         }
     }
 

@@ -6,8 +6,9 @@ import Synchronization
 /// WebSocket users beside a `RateLoad`: each keeps one socket open, sends a text message every
 /// `interval` and waits for the backend to send it back (its acknowledgement).
 ///
-/// A close frame with 1001 (going away) or 1012 (service restart) is how a draining proxy ends a
-/// socket: the user replies, reconnects and re-sends the message that was not acknowledged. A
+/// A bare close frame with 1001 (going away) or 1012 (service restart) is how a draining proxy
+/// ends a socket: the user replies, reconnects and re-sends the message that was not
+/// acknowledged. Pings are answered (WebSocketClient). A
 /// refused or failed handshake, a connection that ends without a close frame, any other close
 /// code, a wrong echo, or an echo that does not come within `timeout` is a failure.
 public final class WebSocketLoad: Sendable {
@@ -87,7 +88,12 @@ public final class WebSocketLoad: Sendable {
                 do {
                     try await client.send(message)
                 } catch {
-                    fail(path, "send: \(error)")
+                    // The proxy's close frame and its FIN may both have come since the check.
+                    if let frame = await client.next(timeout: .zero) {
+                        await ended(client, by: frame, path: path)
+                    } else {
+                        fail(path, "send: \(error)")
+                    }
                     break session
                 }
                 guard let frame = await client.next(timeout: timeout) else {
@@ -109,7 +115,9 @@ public final class WebSocketLoad: Sendable {
 
     /// A frame other than the awaited echo ended the session: politely (1001/1012, answered) or not.
     private func ended(_ client: WebSocketClient, by frame: WebSocketClient.Frame, path: String, expecting message: String? = nil) async {
-        if let code = frame.closeCode, code == 1001 || code == 1012 {
+        // The proxy's own close frames carry a bare code; a backend's 1001 with a reason (a ping
+        // timeout, its shutdown) is not the drain's doing.
+        if let code = frame.closeCode, code == 1001 || code == 1012, frame.payload.count == 2 {
             update { $0.politeCloses += 1 }
             try? await client.sendClose(code: code)
         } else if frame.opcode == 0x8 {

@@ -11,7 +11,8 @@ import NIOCore
 /// acknowledged.
 struct LiveChannel: Sendable {
     static let path = "/api/live"
-    /// Larger messages end the socket (1009, message too big).
+    /// Larger messages end the socket (1009, message too big); frames are at most 16 KiB
+    /// (the library's default).
     static let maxMessageSize = 64 * 1024
 
     let release: Release

@@ -50,16 +50,16 @@ struct RolloutBench: AsyncParsableCommand {
         }
         print("")
         print("\(nodes) nodes, \(rate) req/s open-model load and \(webSocketUsers) WebSocket users through baton proxy, observe 0s, max_unavailable 1\(rows.count > 1 ? " / max_surge 1" : "")")
-        print("mode        deploys  wall s  node steps s  wall/steps  steady p99 ms  rollout p99 ms  p99 ratio  requests  ws msgs  ws reconnects  failed")
+        print("mode        deploys  wall s  node steps s  wall/steps  steady p99 ms  rollout p99 ms  p99 ratio  requests  ws sockets  ws msgs  ws 1001s  failed")
         for row in rows {
             print(row.mode.padding(toLength: 10, withPad: " ", startingAt: 0) + String(
-                format: " %7d %7.2f %13.2f %10.2fx %14.1f %15.1f %9.2fx %9d %8d %14d %7d",
+                format: " %7d %7.2f %13.2f %10.2fx %14.1f %15.1f %9.2fx %9d %11d %8d %9d %7d",
                 row.deploys, row.wall, row.unavoidable, row.wall / max(row.unavoidable, 0.001),
                 row.steadyP99 * 1000, row.rolloutP99 * 1000, row.rolloutP99 / max(row.steadyP99, 0.000001), row.requests,
-                row.sockets.acknowledged, row.sockets.politeCloses, row.failed
+                row.sockets.sessions, row.sockets.acknowledged, row.sockets.politeCloses, row.failed
             ))
         }
-        print("(wall s, node steps s and p99s are per deploy, the median over the deploys; requests, ws msgs (acknowledged), ws reconnects (after the proxy's 1001) and failed (requests and WebSockets) are totals)")
+        print("(wall s, node steps s and p99s are per deploy, the median over the deploys; requests, ws sockets (opened, reconnects included), ws msgs (acknowledged), ws 1001s (sockets the proxy closed for a drain) and failed (requests and WebSockets) are totals)")
     }
 
     /// GET, POST and PUT with bodies, on new and keep-alive connections.
@@ -82,10 +82,14 @@ struct RolloutBench: AsyncParsableCommand {
     func measure(surge: Bool) async throws -> Row {
         let policy = surge ? "max_unavailable: 1\n  max_surge: 1\n  canary: 1\n  observe: 0s" : "max_unavailable: 1\n  canary: 1\n  observe: 0s"
         let fleet = try await TestFleet.make(nodes: nodes, rollout: policy, health: "interval: 100ms\n  timeout: 1s\n  rise: 2\n  min_ready: 500ms")
+        var load: RateLoad?
+        var sockets: WebSocketLoad?
         do {
             try await fleet.rollout().deploy(release: "5.3", resume: false)
-            let load = RateLoad.start(against: fleet.proxy.endpoint, perSecond: rate, request: Self.mixedRequest)
-            let sockets = WebSocketLoad.start(against: fleet.proxy.endpoint, users: webSocketUsers, path: "/api/live", since: load.start)
+            load = RateLoad.start(against: fleet.proxy.endpoint, perSecond: rate, request: Self.mixedRequest)
+            let load = load!
+            sockets = WebSocketLoad.start(against: fleet.proxy.endpoint, users: webSocketUsers, path: "/api/live", since: load.start)
+            let sockets = sockets!
             try await Task.sleep(for: .milliseconds(Int(steady * 1000)))
             var windows: [(start: Double, end: Double)] = []
             for round in 0..<`repeat` {
@@ -117,6 +121,8 @@ struct RolloutBench: AsyncParsableCommand {
             await fleet.cleanup()
             return row
         } catch {
+            _ = await load?.stop()
+            _ = await sockets?.stop()
             await fleet.cleanup()
             throw error
         }
