@@ -15,7 +15,9 @@ public struct BatonConfig: Sendable, Equatable {
         public var port: Int
     }
 
-    public struct Release: Sendable, Equatable {
+    /// How a release is run. A deployment records it with `health`, so a later rollback to
+    /// that release runs it as it was deployed, whatever baton.yml says by then.
+    public struct Release: Sendable, Equatable, Codable {
         /// Command template; `{release}`, `{port}`, `{node}` and `{dir}` are filled in.
         public var start: String
         public var environment: [String: String]
@@ -25,11 +27,9 @@ public struct BatonConfig: Sendable, Equatable {
         public var keep: Int
     }
 
-    public struct Health: Sendable, Equatable {
-        public var path: String
-        public var interval: Duration
-        public var timeout: Duration
-        public var rise: Int
+    public struct Health: Sendable, Equatable, Codable {
+        /// What the warm-up checks and what every proxy is told to check.
+        public var check: HealthCheck
         /// How long a started release may take to pass `rise` checks.
         public var startupGrace: Duration
         /// How long it must stay healthy before it is admitted.
@@ -148,14 +148,17 @@ public struct BatonConfig: Sendable, Equatable {
         )
 
         let healthReader = try root.child("health")
-        try healthReader?.allowKeys(["path", "interval", "timeout", "rise", "startup_grace", "min_ready"])
-        let healthPath = try healthReader?.string("path") ?? "/up"
+        try healthReader?.allowKeys(["path", "interval", "timeout", "rise", "fall", "startup_grace", "min_ready"])
+        let healthPath = try healthReader?.string("path") ?? DefaultHealthCheckPath
         guard healthPath.hasPrefix("/") else { throw healthReader!.error("path", "expected a path starting with '/', got '\(healthPath)'") }
         let health = Health(
-            path: healthPath,
-            interval: try healthReader?.duration("interval") ?? .milliseconds(500),
-            timeout: try healthReader?.duration("timeout") ?? .seconds(2),
-            rise: try healthReader?.int("rise", min: 1) ?? 2,
+            check: HealthCheck(
+                path: healthPath,
+                interval: try healthReader?.duration("interval") ?? DefaultHealthCheckInterval,
+                timeout: try healthReader?.duration("timeout") ?? DefaultHealthCheckTimeout,
+                rise: try healthReader?.int("rise", min: 1) ?? DefaultHealthRise,
+                fall: try healthReader?.int("fall", min: 1) ?? DefaultHealthFall
+            ),
             startupGrace: try healthReader?.duration("startup_grace") ?? .seconds(60),
             minReady: try healthReader?.duration("min_ready") ?? .seconds(1)
         )
@@ -219,11 +222,14 @@ public struct BatonConfig: Sendable, Equatable {
           stop_grace: 10s
           keep: 5                        # release directories kept by `baton release add`
 
+        # One health check for the deploy's warm-up and every proxy (each admitted backend
+        # carries it), so the two cannot disagree.
         health:
           path: /up
           interval: 500ms
           timeout: 2s
           rise: 2                        # passing checks before a node is healthy
+          fall: 3                        # failing checks before a proxy takes it out
           startup_grace: 60s             # how long a release may take to become healthy
           min_ready: 1s                  # healthy this long before it takes traffic
 

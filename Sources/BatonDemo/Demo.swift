@@ -95,7 +95,7 @@ public struct Demo: Sendable {
             listen: .tcp(host: "127.0.0.1", port: proxyPort),
             adminSocket: directory + "/proxy.sock",
             stateFile: directory + "/proxy-backends.json",
-            healthCheck: HealthCheckConfiguration(interval: .milliseconds(200), timeout: .seconds(1), rise: 2, fall: 2),
+            healthCheck: HealthCheck(interval: .milliseconds(200), timeout: .seconds(1), rise: 2, fall: 2),
             threads: 2
         ), logger: logger)
         let group = ServiceGroup(configuration: .init(services: [proxy], logger: logger))

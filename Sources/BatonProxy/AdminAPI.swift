@@ -6,7 +6,8 @@ import NIOHTTP1
 /// The admin API's routes, independent of the socket it is served on:
 ///
 ///     GET    /backends                      list
-///     POST   /backends                      add {"name","address","wait":true,"timeout":"30s"}
+///     POST   /backends                      add {"name","address","wait":true,"timeout":"30s",
+///                                               "health":{"path","interval","timeout","rise","fall"}}
 ///     GET    /backends/NAME                 one
 ///     POST   /backends/NAME/drain?timeout=  drain, blocking until done or timed out
 ///     POST   /backends/NAME/ready           back into rotation
@@ -25,6 +26,8 @@ public struct AdminAPI: Sendable {
         var address: String
         var wait: Bool?
         var timeout: String?
+        /// The backend's own health check; the proxy's default when absent.
+        var health: HealthCheck?
     }
 
     let pool: BackendPool
@@ -78,7 +81,8 @@ public struct AdminAPI: Sendable {
         }
         let address = try Endpoint(parsing: request.address)
         let timeout = try request.timeout.map { try Self.duration($0, field: "timeout") } ?? DefaultMaxHold
-        var info = try pool.add(name: request.name, address: address)
+        let health = request.health ?? configuration.healthCheck
+        var info = try pool.add(name: request.name, address: address, health: health)
         guard request.wait ?? true else { return try .json(info, status: .accepted) }
         let start = ContinuousClock.now
         while info.state != .ready {
@@ -86,7 +90,7 @@ public struct AdminAPI: Sendable {
                 try? pool.remove(name: request.name)
                 throw BatonError(
                     .timeout,
-                    "backend '\(request.name)' at \(address) did not pass \(configuration.healthCheck.rise) health check(s) on \(configuration.healthCheck.path) within \(timeout.shortDescription); it was not added"
+                    "backend '\(request.name)' at \(address) did not pass \(health.rise) health check(s) on \(health.path) within \(timeout.shortDescription)\(info.lastFailure.map { " (last: \($0))" } ?? ""); it was not added"
                 )
             }
             try await Task.sleep(for: .milliseconds(10))

@@ -25,10 +25,17 @@ public struct AdminClient: Sendable {
     }
 
     /// Adds a backend; with `wait` returns once it passed its health checks.
-    public func add(name: String, address: String, wait: Bool = true, timeout: Duration = DefaultMaxHold) async throws -> BackendInfo {
-        let body = try JSONSerialization.data(withJSONObject: [
-            "name": name, "address": address, "wait": wait, "timeout": timeout.shortDescription,
-        ])
+    /// Adds a backend checked by `health` (the proxy's default when nil); with `wait`, returns
+    /// once it passed its checks.
+    public func add(name: String, address: String, health: HealthCheck? = nil, wait: Bool = true, timeout: Duration = DefaultMaxHold) async throws -> BackendInfo {
+        struct Body: Encodable {
+            var name: String
+            var address: String
+            var wait: Bool
+            var timeout: String
+            var health: HealthCheck?
+        }
+        let body = try JSONEncoder().encode(Body(name: name, address: address, wait: wait, timeout: timeout.shortDescription, health: health))
         return try await call(.POST, "/backends", body: ByteBuffer(bytes: body), as: BackendInfo.self)
     }
 

@@ -9,20 +9,25 @@ public final class Backend: Sendable {
     public let name: String
     public let host: String
     public let port: Int
+    /// How this backend is checked: what the deploy that added it sent, else the proxy's default.
+    public let healthCheck: HealthCheck
 
     /// Requests selected for this backend that have not finished yet.
     private let inFlightCount = Atomic<Int>(0)
     /// Mirrors `BackendStateMachine.isRoutable`, read when a connection is returned.
     private let routableFlag = Atomic<Bool>(false)
+    /// Set while the backend drains, so exchanges opened meanwhile end too.
+    private let drainingFlag = Atomic<Bool>(false)
     private let connectionPools: [ObjectIdentifier: BackendConnectionPool]
     /// Open WebSocket tunnels and event streams, each bound to its event loop, so a drain can
     /// end them.
     private let longLived = Mutex<[ObjectIdentifier: NIOLoopBound<any DrainableExchange>]>([:])
 
-    init(name: String, host: String, port: Int, group: any EventLoopGroup, configuration: ProxyConfiguration) {
+    init(name: String, host: String, port: Int, healthCheck: HealthCheck, group: any EventLoopGroup, configuration: ProxyConfiguration) {
         self.name = name
         self.host = host
         self.port = port
+        self.healthCheck = healthCheck
         var pools: [ObjectIdentifier: BackendConnectionPool] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = BackendConnectionPool(eventLoop: loop, host: host, port: port, configuration: configuration)
@@ -38,6 +43,10 @@ public final class Backend: Sendable {
 
     func setRoutable(_ routable: Bool) { routableFlag.store(routable, ordering: .relaxed) }
 
+    var isDraining: Bool { drainingFlag.load(ordering: .relaxed) }
+
+    func setDraining(_ draining: Bool) { drainingFlag.store(draining, ordering: .relaxed) }
+
     func requestStarted() { inFlightCount.wrappingAdd(1, ordering: .relaxed) }
 
     func requestFinished() { inFlightCount.wrappingSubtract(1, ordering: .relaxed) }
@@ -50,8 +59,15 @@ public final class Backend: Sendable {
         return pool
     }
 
+    /// Registers a tunnel or event stream. One that opens while the backend drains (its
+    /// request was sent before the drain began) is asked to end at once, or the drain would wait
+    /// for it until its timeout.
     func exchangeOpened(_ exchange: any DrainableExchange, on eventLoop: any EventLoop) {
         longLived.withLock { $0[ObjectIdentifier(exchange)] = NIOLoopBound(exchange, eventLoop: eventLoop) }
+        if isDraining {
+            let bound = NIOLoopBound(exchange, eventLoop: eventLoop)
+            eventLoop.execute { bound.value.endGracefully() }
+        }
     }
 
     func exchangeClosed(_ exchange: any DrainableExchange) {

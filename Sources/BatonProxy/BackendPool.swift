@@ -10,6 +10,10 @@ public struct BackendInfo: Codable, Sendable, Equatable {
     public var state: BackendStateMachine.State
     public var healthy: Bool
     public var inFlight: Int
+    public var health: HealthCheck?
+    /// Why the last failed health check failed ("GET /up answered 404", "connection refused"),
+    /// until one passes.
+    public var lastFailure: String?
 }
 
 /// How a drain ended.
@@ -27,6 +31,7 @@ public final class BackendPool: Sendable {
     private struct Entry: Sendable {
         let backend: Backend
         var machine: BackendStateMachine
+        var lastFailure: String?
     }
 
     private struct State: Sendable {
@@ -67,20 +72,23 @@ public final class BackendPool: Sendable {
 
     // MARK: Membership
 
-    /// Adds a backend. It takes traffic once health checks pass `rise` times, unless it is
-    /// restored as `ready` (proxy restart), when the checks only confirm it.
+    /// Adds a backend, checked by `health` (else what it was saved with, else the proxy's
+    /// default). It takes traffic once health checks pass `rise` times, unless it is restored as
+    /// `ready` (proxy restart), when the checks only confirm it.
     @discardableResult
-    public func add(name: String, address: Endpoint, restoredAs restored: PersistedBackend? = nil) throws -> BackendInfo {
+    public func add(name: String, address: Endpoint, health: HealthCheck? = nil, restoredAs restored: PersistedBackend? = nil) throws -> BackendInfo {
         guard case .tcp(let host, let port) = address else {
             throw BatonError(.invalidArgument, "backend '\(name)': expected a host:port address, got \(address)")
         }
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
             throw BatonError(.invalidArgument, "backend name '\(name)': expected letters, digits, '-', '_', '.' or ':'")
         }
-        let backend = Backend(name: name, host: host, port: port, group: group, configuration: configuration)
+        let check = health ?? restored?.health ?? configuration.healthCheck
+        try check.validate()
+        let backend = Backend(name: name, host: host, port: port, healthCheck: check, group: group, configuration: configuration)
         let machine = BackendStateMachine(
-            rise: configuration.healthCheck.rise,
-            fall: configuration.healthCheck.fall,
+            rise: check.rise,
+            fall: check.fall,
             startHealthy: restored?.state == .enabled && restored?.ready == true,
             startDrained: restored?.state == .drained
         )
@@ -98,7 +106,7 @@ public final class BackendPool: Sendable {
         }
         complete(released)
         metrics.backendState(name, info.state)
-        logger.info("backend added", metadata: ["backend": "\(name)", "address": "\(address)", "state": "\(info.state)"])
+        logger.info("backend added", metadata: ["backend": "\(name)", "address": "\(address)", "state": "\(info.state)", "health": "GET \(check.path) every \(check.interval.shortDescription)"])
         added.yield(backend)
         persist()
         return info
@@ -137,7 +145,8 @@ public final class BackendPool: Sendable {
     /// its in-flight requests are done, or closes their connections at `timeout`.
     public func drain(name: String, timeout: Duration) async throws -> DrainResult {
         let start = ContinuousClock.now
-        let backend = try transition(name) { _ = $0.drain() }
+        let backend = try transition(name) { _ = $0.machine.drain() }
+        backend.setDraining(true)
         backend.closeIdleConnections()
         backend.endLongLivedExchanges(over: min(timeout / 2, configuration.tunnelCloseWindow))
         while backend.inFlight > 0, ContinuousClock.now - start < timeout {
@@ -149,7 +158,7 @@ public final class BackendPool: Sendable {
             logger.warning("drain timed out; closing in-flight connections", metadata: ["backend": "\(name)", "cut": "\(cut)"])
             await backend.closeAllConnections()
         }
-        _ = try? transition(name) { _ = $0.drainFinished() }
+        _ = try? transition(name) { _ = $0.machine.drainFinished() }
         let elapsed = ContinuousClock.now - start
         logger.info("backend drained", metadata: ["backend": "\(name)", "cut": "\(cut)", "elapsed": "\(elapsed.shortDescription)"])
         return DrainResult(name: name, cut: cut, elapsedMilliseconds: elapsed.milliseconds)
@@ -157,19 +166,30 @@ public final class BackendPool: Sendable {
 
     /// Puts a drained backend back into rotation (it must still pass health checks).
     public func markReady(name: String) throws -> BackendInfo {
-        try transition(name) { _ = $0.markReady() }
+        try transition(name) { _ = $0.machine.markReady() }.setDraining(false)
         return info(name: name) ?? BackendInfo(name: name, address: "", state: .removed, healthy: false, inFlight: 0)
     }
 
     // MARK: Health
 
-    func healthCheckResult(_ backend: Backend, passed: Bool) {
-        _ = try? transition(backend.name, expecting: backend) { _ = $0.healthCheck(passed: passed) }
+    /// A check's outcome: nil passed, else why it failed (kept for the admin API, and logged
+    /// when it takes the backend out or keeps it from coming in).
+    func healthCheckResult(_ backend: Backend, failure: String?) {
+        var newReason = false
+        _ = try? transition(backend.name, expecting: backend, reason: failure) { entry in
+            _ = entry.machine.healthCheck(passed: failure == nil)
+            newReason = failure != nil && failure != entry.lastFailure
+            entry.lastFailure = failure
+        }
+        // Once per new reason, not every interval: a backend that never passes says why.
+        if newReason, let failure {
+            logger.warning("health check failed", metadata: ["backend": "\(backend.name)", "reason": "\(failure)"])
+        }
     }
 
     /// Passive health: a failed connect takes the backend out of rotation at once.
     func connectFailed(_ backend: Backend) {
-        _ = try? transition(backend.name, expecting: backend) { _ = $0.connectFailed() }
+        _ = try? transition(backend.name, expecting: backend, reason: "connect failed") { _ = $0.machine.connectFailed() }
     }
 
     // MARK: Request path
@@ -245,14 +265,15 @@ public final class BackendPool: Sendable {
         _ name: String,
         persist shouldPersist: Bool = true,
         expecting expected: Backend? = nil,
-        _ change: (inout BackendStateMachine) -> Void
+        reason: String? = nil,
+        _ change: (inout Entry) -> Void
     ) throws -> Backend {
         let (backend, before, after, released) = try state.withLockedValue { state in
             guard var entry = state.entries[name], expected == nil || entry.backend === expected else {
                 throw Self.notFound(name)
             }
             let before = entry.machine
-            change(&entry.machine)
+            change(&entry)
             state.entries[name] = entry
             if before.isRoutable != entry.machine.isRoutable {
                 Self.routingChanged(&state, backend: entry.backend, routable: entry.machine.isRoutable)
@@ -262,7 +283,9 @@ public final class BackendPool: Sendable {
         complete(released)
         if before.state != after.state {
             metrics.backendState(name, after.state)
-            logger.info("backend \(after.state)", metadata: ["backend": "\(name)", "was": "\(before.state)"])
+            var metadata: Logger.Metadata = ["backend": "\(name)", "was": "\(before.state)"]
+            if let reason { metadata["reason"] = "\(reason)" }
+            logger.info("backend \(after.state)", metadata: metadata)
         }
         if before.isRoutable && !after.isRoutable { backend.closeIdleConnections() }
         if shouldPersist && before.state != after.state { persist() }
@@ -299,7 +322,7 @@ public final class BackendPool: Sendable {
                     case .draining, .drained: .drained
                     default: .enabled
                     }
-                return PersistedBackend(name: name, address: entry.backend.address, state: admin, ready: entry.machine.isHealthy)
+                return PersistedBackend(name: name, address: entry.backend.address, state: admin, ready: entry.machine.isHealthy, health: entry.backend.healthCheck)
             }, state.snapshots)
         }
         onChange(snapshot, sequence)
@@ -311,7 +334,9 @@ public final class BackendPool: Sendable {
             address: entry.backend.address,
             state: entry.machine.state,
             healthy: entry.machine.isHealthy,
-            inFlight: entry.backend.inFlight
+            inFlight: entry.backend.inFlight,
+            health: entry.backend.healthCheck,
+            lastFailure: entry.lastFailure
         )
     }
 

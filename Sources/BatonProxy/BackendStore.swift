@@ -16,12 +16,15 @@ public struct PersistedBackend: Codable, Sendable, Equatable {
     /// Whether it was taking traffic (passing health checks). A backend saved while it had not
     /// passed them yet (or by an older proxy, which did not say) must pass them again.
     public var ready: Bool?
+    /// Its own health check (nil when saved by an older proxy: the proxy's default applies).
+    public var health: HealthCheck?
 
-    public init(name: String, address: String, state: AdminState, ready: Bool? = nil) {
+    public init(name: String, address: String, state: AdminState, ready: Bool? = nil, health: HealthCheck? = nil) {
         self.name = name
         self.address = address
         self.state = state
         self.ready = ready
+        self.health = health
     }
 }
 

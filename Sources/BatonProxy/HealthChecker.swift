@@ -1,12 +1,11 @@
 import BatonCore
 import NIOCore
-import NIOHTTP1
 
-/// Active health checks: a GET on the configured path of every backend, every interval, with a
-/// timeout. A 2xx or 3xx passes. Results feed each backend's state machine through the pool.
+/// Active health checks: every backend is checked by its own `HealthCheck` (what the deploy
+/// that added it sent, else the proxy's default) until it leaves the pool. Results feed each
+/// backend's state machine through the pool, with the reason of each failure.
 struct HealthChecker: Sendable {
     let pool: BackendPool
-    let configuration: HealthCheckConfiguration
     let group: any EventLoopGroup
 
     /// Checks every backend the pool has or gets until cancelled.
@@ -20,21 +19,12 @@ struct HealthChecker: Sendable {
 
     private func check(_ backend: Backend) async {
         let endpoint = Endpoint.tcp(host: backend.host, port: backend.port)
-        let request = HTTPRequest(.GET, configuration.path, headers: ["connection": "close", "user-agent": "baton-health"])
         while !Task.isCancelled && pool.isMember(backend) {
-            let passed: Bool
-            do {
-                let response = try await withTimeout(configuration.timeout, operation: "health check of \(backend.name)") {
-                    try await HTTP1Client.withConnection(to: endpoint, connectTimeout: configuration.timeout, group: group) {
-                        try await $0.send(request)
-                    }
-                }
-                passed = (200..<400).contains(response.status)
-            } catch {
-                passed = false
-            }
-            pool.healthCheckResult(backend, passed: passed)
-            try? await Task.sleep(for: configuration.interval)
+            let failure = await backend.healthCheck.check(endpoint, userAgent: "baton-health", group: group)
+            // A check cut short by the proxy's shutdown says nothing about the backend.
+            if Task.isCancelled { return }
+            pool.healthCheckResult(backend, failure: failure)
+            try? await Task.sleep(for: backend.healthCheck.interval)
         }
     }
 }

@@ -1,11 +1,6 @@
 import BatonCore
 import NIOCore
 
-public let DefaultHealthCheckPath = "/up"
-public let DefaultHealthCheckInterval = Duration.seconds(1)
-public let DefaultHealthCheckTimeout = Duration.seconds(2)
-public let DefaultHealthRise = 2
-public let DefaultHealthFall = 3
 public let DefaultDrainTimeout = Duration.seconds(30)
 public let DefaultMaxHold = Duration.seconds(30)
 public let DefaultResponseTimeout = Duration.seconds(30)
@@ -41,7 +36,8 @@ public struct ProxyConfiguration: Sendable {
     /// Where the backend list is persisted; nil keeps it in memory only.
     public var stateFile: String?
 
-    public var healthCheck: HealthCheckConfiguration
+    /// For backends added without a health check of their own (a deploy always sends one).
+    public var healthCheck: HealthCheck
     public var drainTimeout: Duration
     public var maxHold: Duration
     public var responseTimeout: Duration
@@ -81,7 +77,7 @@ public struct ProxyConfiguration: Sendable {
         adminListen: Endpoint? = nil,
         adminToken: String? = nil,
         stateFile: String? = nil,
-        healthCheck: HealthCheckConfiguration = .init(),
+        healthCheck: HealthCheck = .init(),
         drainTimeout: Duration = DefaultDrainTimeout,
         maxHold: Duration = DefaultMaxHold,
         responseTimeout: Duration = DefaultResponseTimeout,
@@ -124,27 +120,5 @@ public struct ProxyConfiguration: Sendable {
         for (option, value) in [("--max-connections", maxConnections), ("--max-connections-per-backend", maxConnectionsPerBackend), ("--max-held", maxHeld), ("--max-queued-requests", maxQueuedRequests)] where value < 1 {
             throw BatonError(.invalidConfiguration, "\(option): expected 1 or more, got \(value)")
         }
-    }
-}
-
-public struct HealthCheckConfiguration: Sendable {
-    public var path: String
-    public var interval: Duration
-    public var timeout: Duration
-    public var rise: Int
-    public var fall: Int
-
-    public init(
-        path: String = DefaultHealthCheckPath,
-        interval: Duration = DefaultHealthCheckInterval,
-        timeout: Duration = DefaultHealthCheckTimeout,
-        rise: Int = DefaultHealthRise,
-        fall: Int = DefaultHealthFall
-    ) {
-        self.path = path
-        self.interval = interval
-        self.timeout = timeout
-        self.rise = rise
-        self.fall = fall
     }
 }

@@ -87,7 +87,7 @@ public final class ProxyServer: Service, Sendable {
         running.succeed(addresses)
 
         try await withThrowingDiscardingTaskGroup { tasks in
-            tasks.addTask { await HealthChecker(pool: self.pool, configuration: self.configuration.healthCheck, group: self.group).run() }
+            tasks.addTask { await HealthChecker(pool: self.pool, group: self.group).run() }
             if let unixAdmin { tasks.addTask { await admin.serve(unixAdmin.0, token: nil) } }
             if let tcpAdmin { tasks.addTask { await admin.serve(tcpAdmin.0, token: self.configuration.adminToken) } }
 

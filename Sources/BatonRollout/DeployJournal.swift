@@ -14,6 +14,8 @@ public final class DeployJournal: Sendable {
         public var nodes: [String]
         public var isRollback: Bool
         public var events: [RolloutEvent]
+        /// How its target is run (nil in journals written before settings were recorded).
+        public var settings: ReleaseSettings? { events.first?.settings }
 
         public var finished: Bool { events.contains { $0.kind == .finished } }
         public var failed: Bool { events.contains { $0.kind == .failed } }
@@ -81,6 +83,13 @@ public final class DeployJournal: Sendable {
     /// The release the fleet runs according to the last deployment that ended.
     public func currentRelease() throws -> String? {
         try deployments().reversed().lazy.compactMap(\.outcome).first
+    }
+
+    /// How `release` was run when it was last deployed (a finished deployment preferred), or
+    /// nil when the journal has no record of it.
+    public func settings(of release: String) throws -> ReleaseSettings? {
+        let deployments = try deployments().filter { $0.target == release && $0.settings != nil }
+        return (deployments.last(where: \.finished) ?? deployments.last)?.settings
     }
 
     public func interrupted() throws -> Deployment? {

@@ -12,11 +12,19 @@ public struct FleetStatus: Codable, Sendable {
         public var healthy: Bool
         /// Backend state on each proxy (by the proxy's address).
         public var proxies: [String: String]
+        /// Restarts by the supervisor after the release exited by itself.
+        public var restarts: Int
+        /// Set when the instance is alive but its port is held by another process (which
+        /// then answers in its name), or by nobody.
+        public var portMismatch: String?
     }
 
     public struct Node: Codable, Sendable {
         public var name: String
+        public var port: Int
         public var instances: [Instance]
+        /// A process holding the node's port that none of its instances is.
+        public var foreignListener: String?
     }
 
     public var service: String
@@ -29,25 +37,35 @@ public struct FleetStatus: Codable, Sendable {
         var nodes: [Node] = []
         for node in rollout.config.nodes {
             var instances: [Instance] = []
-            for instance in rollout.driver.instances(node: node.name) {
+            let recorded = rollout.driver.instances(node: node.name)
+            var foreign: String?
+            if let listener = try await rollout.driver.listener(node: node.name, port: node.port),
+                !recorded.contains(where: { $0.alive && listener.isOwned(by: $0) }) {
+                foreign = "port \(node.port) is held by \(listener.holder), which Baton did not start"
+            }
+            for instance in recorded {
                 let name = Rollout.backendName(node: node.name, release: instance.release)
                 var states: [String: String] = [:]
                 for (proxy, list) in backends { states[proxy] = list.first { $0.name == name }?.state.rawValue ?? "absent" }
                 var healthy = false
+                var mismatch: String?
                 if instance.alive {
-                    let response = try? await HTTP1Client.send(
-                        HTTPRequest(.GET, rollout.config.health.path, headers: ["connection": "close"]),
-                        to: .tcp(host: "127.0.0.1", port: instance.port),
-                        timeout: rollout.config.health.timeout
-                    )
-                    healthy = response.map { (200..<400).contains($0.status) } ?? false
+                    let listener = try await rollout.driver.listener(node: node.name, port: instance.port)
+                    if let listener, !listener.isOwned(by: instance) {
+                        mismatch = "port \(instance.port) is held by \(listener.holder), not by this instance"
+                    } else if listener == nil {
+                        mismatch = "nothing listens on port \(instance.port)"
+                    }
+                    let check = try rollout.settings(of: instance.release).health.check
+                    healthy = await check.check(.tcp(host: "127.0.0.1", port: instance.port), userAgent: "baton-status") == nil
                 }
                 instances.append(Instance(
                     release: instance.release, pid: instance.pid, port: instance.port,
-                    process: instance.alive ? "running" : "dead", healthy: healthy, proxies: states
+                    process: instance.alive ? "running" : "dead", healthy: healthy, proxies: states,
+                    restarts: instance.restarts, portMismatch: mismatch
                 ))
             }
-            nodes.append(Node(name: node.name, instances: instances))
+            nodes.append(Node(name: node.name, port: node.port, instances: instances, foreignListener: foreign))
         }
         let interrupted = try rollout.journal.interrupted()
         return FleetStatus(
@@ -63,15 +81,19 @@ public struct FleetStatus: Codable, Sendable {
         var lines = ["\(service): \(release.map { "release \($0)" } ?? "never deployed")"]
         if let interrupted { lines.append("INTERRUPTED deployment \(interrupted): run `baton deploy --resume` or `baton rollback`") }
         for node in nodes {
+            let name = node.name.padding(toLength: 10, withPad: " ", startingAt: 0)
             if node.instances.isEmpty {
-                lines.append("  \(node.name.padding(toLength: 10, withPad: " ", startingAt: 0)) not running")
+                lines.append("  \(name) not running")
             }
             for instance in node.instances {
                 let proxies = instance.proxies.values.sorted().joined(separator: ",")
+                let restarts = instance.restarts > 0 ? "  restarted \(instance.restarts)x" : ""
                 lines.append(
-                    "  \(node.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(instance.release.padding(toLength: 8, withPad: " ", startingAt: 0)) pid \(String(instance.pid).padding(toLength: 8, withPad: " ", startingAt: 0)) :\(instance.port)  \(instance.process)  \(instance.healthy ? "healthy" : "UNHEALTHY")  proxy: \(proxies.isEmpty ? "-" : proxies)"
+                    "  \(name) \(instance.release.padding(toLength: 8, withPad: " ", startingAt: 0)) pid \(String(instance.pid).padding(toLength: 8, withPad: " ", startingAt: 0)) :\(instance.port)  \(instance.process)  \(instance.healthy ? "healthy" : "UNHEALTHY")  proxy: \(proxies.isEmpty ? "-" : proxies)\(restarts)"
                 )
+                if let mismatch = instance.portMismatch { lines.append("  \(name) MISMATCH: \(mismatch)") }
             }
+            if let foreign = node.foreignListener { lines.append("  \(name) MISMATCH: \(foreign)") }
         }
         return lines.joined(separator: "\n")
     }

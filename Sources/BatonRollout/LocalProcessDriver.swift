@@ -4,10 +4,11 @@ import Foundation
 import Glibc
 #endif
 
-/// Runs releases as processes on this machine, detached from the orchestrator (their own
-/// session), so they outlive `baton deploy`. The process records its own pid and port in
-/// `run/NODE@RELEASE.pid` before it execs the app, so a killed orchestrator never leaves an
-/// instance nobody knows about. Output goes to `logs/NODE-RELEASE.log`.
+/// Runs releases as processes on this machine under `Supervisor`, detached from the
+/// orchestrator (their own session), so they outlive `baton deploy`. The supervisor records its
+/// pid, port and restarts in `run/NODE@RELEASE.pid` before it starts the app, so a killed
+/// orchestrator never leaves an instance nobody knows about. Output goes to
+/// `logs/NODE-RELEASE.log`.
 public struct LocalProcessDriver: NodeDriver {
     public let stateDirectory: String
 
@@ -21,17 +22,17 @@ public struct LocalProcessDriver: NodeDriver {
     public func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance {
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let supervisor = try Supervisor.install(into: runDirectory)
         let pidFile = "\(runDirectory)/\(node)@\(release).pid"
         let logFile = "\(logDirectory)/\(node)-\(release).log"
         unlink(pidFile)
-        let script = "echo \"$$ \(port)\" > '\(pidFile).tmp' && mv '\(pidFile).tmp' '\(pidFile)' && exec \(command)"
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         env["BATON_NODE"] = node
         env["BATON_RELEASE"] = release
         env["BATON_PORT"] = String(port)
-        let pid = try ChildProcess.spawn(["/bin/sh", "-c", script], environment: env, output: logFile, detached: true)
-        // The shell writes the pid file before it execs; wait for it (or for the shell to die).
+        let pid = try ChildProcess.spawn(["/bin/sh", supervisor, pidFile, String(port), command], environment: env, output: logFile, detached: true)
+        // The supervisor writes its state file first; wait for it (or for it to die).
         let start = ContinuousClock.now
         while ContinuousClock.now - start < .seconds(5) {
             if let instance = read(pidFile: pidFile, node: node, release: release) { return instance }
@@ -50,22 +51,22 @@ public struct LocalProcessDriver: NodeDriver {
         }
     }
 
+    /// Signals the instance's process group (the supervisor and the release), so the release
+    /// gets `signal` itself and the supervisor does not restart it; kills the group after `grace`.
     public func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws {
         if Self.isAlive(instance.pid) {
-            kill(instance.pid, signal)
+            kill(-instance.pid, signal)
             let start = ContinuousClock.now
             while Self.isAlive(instance.pid) && ContinuousClock.now - start < grace {
                 try await Task.sleep(for: .milliseconds(10))
             }
-            if Self.isAlive(instance.pid) {
-                kill(instance.pid, SIGKILL)
-                let killed = ContinuousClock.now
-                while Self.isAlive(instance.pid) {
-                    guard ContinuousClock.now - killed < .seconds(10) else {
-                        throw BatonError(.unavailable, "\(instance.node): pid \(instance.pid) (release \(instance.release)) survived SIGKILL for 10s")
-                    }
-                    try await Task.sleep(for: .milliseconds(5))
+            kill(-instance.pid, SIGKILL)
+            let killed = ContinuousClock.now
+            while Self.isAlive(instance.pid) {
+                guard ContinuousClock.now - killed < .seconds(10) else {
+                    throw BatonError(.unavailable, "\(instance.node): pid \(instance.pid) (release \(instance.release)) survived SIGKILL for 10s")
                 }
+                try await Task.sleep(for: .milliseconds(5))
             }
         }
         unlink("\(runDirectory)/\(instance.node)@\(instance.release).pid")
@@ -75,11 +76,19 @@ public struct LocalProcessDriver: NodeDriver {
         try LocalPort.free()
     }
 
+    public func listener(node: String, port: Int) async throws -> PortListener? {
+        PortListener.local(port: port)
+    }
+
+    /// "PID PORT RESTARTS LAST_EXIT" from the supervisor (older files hold "PID PORT").
     private func read(pidFile: String, node: String, release: String) -> NodeInstance? {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8) else { return nil }
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard fields.count == 2, let pid = Int32(fields[0]), let port = Int(fields[1]) else { return nil }
-        return NodeInstance(node: node, release: release, pid: pid, port: port, alive: Self.isAlive(pid))
+        guard fields.count >= 2, let pid = Int32(fields[0]), let port = Int(fields[1]) else { return nil }
+        return NodeInstance(
+            node: node, release: release, pid: pid, port: port, alive: Self.isAlive(pid),
+            restarts: fields.count > 2 ? Int(fields[2]) ?? 0 : 0, lastExit: fields.count > 3 ? Int32(fields[3]) : nil
+        )
     }
 
     /// Alive and not a zombie: a child of ours that exited is reaped here; one that is someone

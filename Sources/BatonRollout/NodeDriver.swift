@@ -4,13 +4,18 @@ import BatonCore
 public struct NodeInstance: Sendable, Equatable, Codable {
     public var node: String
     public var release: String
+    /// The supervisor's pid, which is also its session and process group.
     public var pid: Int32
     public var port: Int
     public var alive: Bool
+    /// Times the supervisor restarted the release after it exited by itself.
+    public var restarts: Int = 0
+    /// The exit status of the last run that ended, when one did.
+    public var lastExit: Int32?
 }
 
 /// How releases are started and stopped on a node. Small on purpose, so an SSH driver can
-/// follow the local one.
+/// follow the local one. Instances run under `Supervisor`, which restarts a crashed release.
 public protocol NodeDriver: Sendable {
     /// Starts `command` for `release` on `node`, listening on `port`; returns once it is spawned.
     func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance
@@ -20,4 +25,6 @@ public protocol NodeDriver: Sendable {
     func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws
     /// A port on the node nobody listens on (for a surge instance).
     func freePort(node: String) throws -> Int
+    /// Who listens on `port` on the node right now; nil when nobody does.
+    func listener(node: String, port: Int) async throws -> PortListener?
 }

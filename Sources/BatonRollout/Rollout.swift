@@ -6,7 +6,14 @@ import Foundation
 /// Why a deployment stopped; the message is the one line the CLI prints.
 public struct RolloutFailure: Error, CustomStringConvertible, Sendable {
     public var message: String
+    /// The reporter has shown it already (a `failed` event), so the CLI prints nothing more.
+    public var reported = false
     public var description: String { message }
+
+    public init(message: String, reported: Bool = false) {
+        self.message = message
+        self.reported = reported
+    }
 }
 
 /// The orchestrator: drains, upgrades, health-checks and re-admits nodes in the order
@@ -54,7 +61,8 @@ public struct Rollout: Sendable {
             if let requested, requested != interrupted.target, !interrupted.isRollback {
                 throw RolloutFailure(message: "--resume: the interrupted deployment targets \(interrupted.target), not \(requested)")
             }
-            emit(RolloutEvent(deployment: interrupted.id, kind: .message, detail: "resuming \(interrupted.id) to \(interrupted.target)"))
+            try await checkPorts(interrupted.nodes)
+            emit(RolloutEvent(deployment: interrupted.id, kind: .message, detail: Self.resumeSummary(interrupted)))
             try await run(interrupted)
             return
         }
@@ -64,6 +72,7 @@ public struct Rollout: Sendable {
             throw RolloutFailure(message: "release \(release) is not in \(releases.directory); add it with `baton release add DIR --id \(release)`")
         }
         try checkCompatibility(to: release, force: force)
+        try await checkPorts(config.nodes.map(\.name))
         if let hook = config.hooks.preDeploy { try await runHook(hook, name: "pre_deploy", environment: ["BATON_RELEASE": release]) }
         let deployment = try begin(target: release, isRollback: false)
         try await run(deployment)
@@ -95,6 +104,35 @@ public struct Rollout: Sendable {
         say("deploying anyway (--force): \(summary)")
     }
 
+    /// What `--resume` is about to finish, said before it does: the deployment, or its rollback.
+    static func resumeSummary(_ deployment: DeployJournal.Deployment) -> String {
+        if deployment.isRollback { return "resuming \(deployment.id): the rollback to \(deployment.target)" }
+        if deployment.rollingBack {
+            let reason = deployment.events.last { $0.kind == .rollbackStarted }?.detail ?? "it failed"
+            return "resuming \(deployment.id): the rollback to \(deployment.previous ?? "?") of the deployment to \(deployment.target) (\(reason))"
+        }
+        return "resuming \(deployment.id): the deployment to \(deployment.target)"
+    }
+
+    /// Every node's port is free or held by one of the node's own instances: a stray server
+    /// there would answer the health checks in the new release's name. Checked before anything
+    /// changes.
+    private func checkPorts(_ nodes: [String]) async throws {
+        for problem in try await portProblems(nodes) { throw RolloutFailure(message: problem) }
+    }
+
+    /// One line for each node whose port is held by a process that is none of its instances.
+    func portProblems(_ nodes: [String]) async throws -> [String] {
+        var problems: [String] = []
+        for node in config.nodes where nodes.contains(node.name) {
+            guard let listener = try await driver.listener(node: node.name, port: node.port) else { continue }
+            let own = driver.instances(node: node.name).filter(\.alive)
+            guard !own.contains(where: listener.isOwned) else { continue }
+            problems.append("\(node.name): port \(node.port) is in use by \(listener.holder), which Baton did not start; stop it or give \(node.name) another port in \(config.file)")
+        }
+        return problems
+    }
+
     /// Returns every node to `release` (default: the release before the current or interrupted
     /// deployment), without canary or observe windows.
     public func rollback(to requested: String?) async throws {
@@ -116,6 +154,7 @@ public struct Rollout: Sendable {
             throw RolloutFailure(message: "nothing to roll back to: no earlier release in the journal; name one: baton rollback RELEASE")
         }
         guard releases.exists(target) else { throw RolloutFailure(message: "release \(target) is not in \(releases.directory)") }
+        try await checkPorts(interrupted?.nodes ?? config.nodes.map(\.name))
         if let interrupted {
             try journal.append(RolloutEvent(deployment: interrupted.id, kind: .failed, detail: "abandoned for a rollback to \(target)"))
         }
@@ -123,8 +162,39 @@ public struct Rollout: Sendable {
         try await run(deployment)
     }
 
+    /// Takes a node out of the fleet: every instance of it is drained on every proxy, stopped
+    /// and removed, and any backend of it left on a proxy is removed too. Returns what it did,
+    /// a line each. The node must also leave baton.yml, or the next deploy starts it again.
+    public func removeNode(_ name: String) async throws -> [String] {
+        let lock = try DeployLock.acquire(stateDirectory: config.stateDirectory)
+        defer { withExtendedLifetime(lock) {} }
+        if let interrupted = try journal.interrupted() {
+            throw RolloutFailure(message: "deployment \(interrupted.id) was interrupted; finish it (`baton deploy --resume`) or roll it back before removing a node")
+        }
+        let instances = driver.instances(node: name)
+        let backends = try await backends(of: name)
+        guard !instances.isEmpty || !backends.isEmpty else {
+            throw RolloutFailure(message: "node \(name): no instance and no backend of it anywhere; nothing to remove")
+        }
+        let id = "remove-" + String(Int(Date().timeIntervalSince1970 * 1000), radix: 36)
+        try record(RolloutEvent(deployment: id, kind: .message, node: name, detail: "removing node \(name)"))
+        var done: [String] = []
+        for instance in instances {
+            try await retire(instance, deployment: id)
+            done.append("stopped \(name) \(instance.release) (pid \(instance.pid)) after draining it")
+        }
+        for backend in try await self.backends(of: name) {
+            try await retireBackend(backend, node: name, deployment: id)
+            done.append("removed backend \(backend) from the proxies")
+        }
+        if config.nodes.contains(where: { $0.name == name }) {
+            done.append("\(name) is still in \(config.file): remove it there, or the next deploy starts it again")
+        }
+        return done
+    }
+
     /// What `deploy` would do, in order, without doing it.
-    public func plan(release: String) throws -> [String] {
+    public func plan(release: String) async throws -> [String] {
         let surge = config.rollout.maxSurge > 0
         var machine = RolloutStateMachine(
             nodes: config.nodes.map(\.name), batchSize: surge ? config.rollout.maxSurge : config.rollout.maxUnavailable,
@@ -132,6 +202,8 @@ public struct Rollout: Sendable {
         )
         let current = try journal.currentRelease() ?? "nothing"
         var lines = ["deploy \(release) (fleet runs \(current)); \(surge ? "surge \(config.rollout.maxSurge)" : "max_unavailable \(config.rollout.maxUnavailable)"), canary \(config.rollout.canary)"]
+        let problems = try await portProblems(config.nodes.map(\.name))
+        if !problems.isEmpty { return lines + problems.map { "REFUSED: \($0)" } }
         if let hook = config.hooks.preDeploy { lines.append("run pre_deploy: \(hook)") }
         var action = machine.start()
         while true {
@@ -140,8 +212,8 @@ public struct Rollout: Sendable {
                 for name in nodes {
                     let node = config.nodes.first { $0.name == name }!
                     let steps = surge
-                        ? "start \(release) on a spare port, health (rise \(config.health.rise), min ready \(config.health.minReady.shortDescription)), admit, drain old (≤ \(config.rollout.drainTimeout.shortDescription)), stop old"
-                        : "drain (≤ \(config.rollout.drainTimeout.shortDescription)), stop (\(config.release.stopGrace.shortDescription) grace), start \(release) on :\(node.port), health (rise \(config.health.rise), min ready \(config.health.minReady.shortDescription)), admit"
+                        ? "start \(release) on a spare port, health (GET \(config.health.check.path), rise \(config.health.check.rise), min ready \(config.health.minReady.shortDescription)), admit, drain old (≤ \(config.rollout.drainTimeout.shortDescription)), stop old"
+                        : "drain (≤ \(config.rollout.drainTimeout.shortDescription)), stop (\(config.release.stopGrace.shortDescription) grace), start \(release) on :\(node.port), health (GET \(config.health.check.path), rise \(config.health.check.rise), min ready \(config.health.minReady.shortDescription)), admit"
                     lines.append("  \(name): \(steps)")
                 }
                 action = machine.batchSucceeded()
@@ -166,13 +238,20 @@ public struct Rollout: Sendable {
         let id = "d-" + String(Int(Date().timeIntervalSince1970 * 1000), radix: 36)
         let event = RolloutEvent(
             deployment: id, kind: .deployStarted, target: target, previous: try journal.currentRelease(),
-            nodes: config.nodes.map(\.name), isRollback: isRollback
+            nodes: config.nodes.map(\.name), isRollback: isRollback,
+            settings: isRollback ? try settings(of: target) : ReleaseSettings(config)
         )
         try record(event)
         return DeployJournal.Deployment(id: id, target: target, previous: event.previous, nodes: event.nodes ?? [], isRollback: isRollback, events: [event])
     }
 
+    /// How `release` is run: as it was last deployed, else as baton.yml says now.
+    func settings(of release: String) throws -> ReleaseSettings {
+        try journal.settings(of: release) ?? ReleaseSettings(config)
+    }
+
     private func run(_ deployment: DeployJournal.Deployment) async throws {
+        let settings = deployment.settings ?? ReleaseSettings(config)
         let surge = config.rollout.maxSurge > 0 && !deployment.isRollback
         var machine = RolloutStateMachine(
             nodes: deployment.nodes,
@@ -190,7 +269,7 @@ public struct Rollout: Sendable {
             switch action {
             case .upgrade(let nodes):
                 do {
-                    let results = try await upgrade(nodes, to: deployment.target, deployment: deployment.id, surge: surge)
+                    let results = try await upgrade(nodes, to: deployment.target, settings: settings, deployment: deployment.id, surge: surge)
                     changed.merge(results) { $1 }
                     action = machine.batchSucceeded()
                 } catch {
@@ -214,18 +293,31 @@ public struct Rollout: Sendable {
             case .rollback(let nodes, let reason):
                 guard let previous = deployment.isRollback ? nil : deployment.previous else {
                     try record(RolloutEvent(deployment: deployment.id, kind: .failed, detail: "\(reason); no earlier release to roll back to"))
-                    throw RolloutFailure(message: "\(reason); no earlier release to roll back to")
+                    throw RolloutFailure(message: "\(reason); no earlier release to roll back to", reported: true)
                 }
                 if !deployment.rollingBack || machine.phase != .notStarted {
                     try record(RolloutEvent(deployment: deployment.id, kind: .rollbackStarted, release: previous, nodes: nodes, detail: reason))
                 }
+                // The previous release runs as it was deployed; every node is tried, and one that
+                // cannot be rolled back is named with what (if anything) still serves there.
+                let previousSettings = try self.settings(of: previous)
+                var stranded: [String] = []
                 for batch in stride(from: 0, to: nodes.count, by: config.rollout.maxUnavailable) {
                     let slice = Array(nodes[batch..<min(batch + config.rollout.maxUnavailable, nodes.count)])
-                    _ = try await upgrade(slice, to: previous, deployment: deployment.id, surge: false)
+                    do {
+                        _ = try await upgrade(slice, to: previous, settings: previousSettings, deployment: deployment.id, surge: false)
+                    } catch {
+                        for node in slice { stranded.append("\(node): \(try await servingSummary(node)) (rollback: \(error))") }
+                    }
                 }
                 action = machine.rollbackFinished()
+                guard stranded.isEmpty else {
+                    let detail = "rollback to \(previous) incomplete after: \(reason); " + stranded.joined(separator: "; ")
+                    try record(RolloutEvent(deployment: deployment.id, kind: .failed, release: previous, detail: detail))
+                    throw RolloutFailure(message: "deploy of \(deployment.target) failed (\(reason)) and the rollback to \(previous) did not finish: " + stranded.joined(separator: "; "), reported: true)
+                }
                 try record(RolloutEvent(deployment: deployment.id, kind: .failed, release: previous, detail: "rolled back to \(previous): \(reason)"))
-                throw RolloutFailure(message: "deploy of \(deployment.target) failed and was rolled back to \(previous): \(reason)")
+                throw RolloutFailure(message: "deploy of \(deployment.target) failed and was rolled back to \(previous): \(reason)", reported: true)
             case .finished:
                 try record(RolloutEvent(deployment: deployment.id, kind: .finished, release: deployment.target, detail: "every node runs \(deployment.target)"))
                 if let hook = config.hooks.postDeploy, !deployment.isRollback {
@@ -238,14 +330,21 @@ public struct Rollout: Sendable {
         }
     }
 
+    /// What serves on a node now, for a report: "serves 5.3 on every proxy" or "serves nothing".
+    private func servingSummary(_ node: String) async throws -> String {
+        let all = try await traffic.backends()
+        let ready = Set(all.values.flatMap { $0.filter { $0.state == .ready && $0.name.hasPrefix("\(node)-") }.map(\.name) })
+        return ready.isEmpty ? "serves nothing (out of rotation on every proxy)" : "still serves \(ready.sorted().joined(separator: ", "))"
+    }
+
     /// Upgrades a batch of nodes at once; returns which of them actually changed.
-    private func upgrade(_ nodes: [String], to release: String, deployment: String, surge: Bool) async throws -> [String: Bool] {
+    private func upgrade(_ nodes: [String], to release: String, settings: ReleaseSettings, deployment: String, surge: Bool) async throws -> [String: Bool] {
         try await withThrowingTaskGroup(of: (String, Bool).self) { group in
             for name in nodes {
                 guard let node = config.nodes.first(where: { $0.name == name }) else {
                     throw RolloutFailure(message: "node \(name) is in the deployment but not in \(config.file)")
                 }
-                group.addTask { (name, try await upgrade(node, to: release, deployment: deployment, surge: surge)) }
+                group.addTask { (name, try await upgrade(node, to: release, settings: settings, deployment: deployment, surge: surge)) }
             }
             var changed: [String: Bool] = [:]
             for try await (name, didChange) in group { changed[name] = didChange }
@@ -256,7 +355,7 @@ public struct Rollout: Sendable {
     // MARK: One node
 
     /// Brings one node to `release`, whatever state it is in; returns false when it already was.
-    func upgrade(_ node: BatonConfig.Node, to release: String, deployment: String, surge: Bool) async throws -> Bool {
+    func upgrade(_ node: BatonConfig.Node, to release: String, settings: ReleaseSettings, deployment: String, surge: Bool) async throws -> Bool {
         let backend = Self.backendName(node: node.name, release: release)
         let instances = driver.instances(node: node.name)
         let current = instances.first { $0.release == release && $0.alive }
@@ -273,8 +372,8 @@ public struct Rollout: Sendable {
         if surge {
             let busy = Set(instances.filter(\.alive).map(\.port))
             let port = try current?.port ?? (busy.contains(node.port) ? driver.freePort(node: node.name) : node.port)
-            let instance = try await startAndWarm(node, release: release, port: port, existing: current, deployment: deployment)
-            try await admit(node, instance, deployment: deployment)
+            let instance = try await startAndWarm(node, release: release, settings: settings, port: port, existing: current, deployment: deployment)
+            try await admit(node, instance, health: settings.health, deployment: deployment)
             for old in others { try await retire(old, deployment: deployment) }
             for stray in strayBackends where !others.contains(where: { Self.backendName(node: $0.node, release: $0.release) == stray }) {
                 try await retireBackend(stray, node: node.name, deployment: deployment)
@@ -284,8 +383,8 @@ public struct Rollout: Sendable {
             for stray in strayBackends where !others.contains(where: { Self.backendName(node: $0.node, release: $0.release) == stray }) {
                 try await retireBackend(stray, node: node.name, deployment: deployment)
             }
-            let instance = try await startAndWarm(node, release: release, port: current?.port ?? node.port, existing: current, deployment: deployment)
-            try await admit(node, instance, deployment: deployment)
+            let instance = try await startAndWarm(node, release: release, settings: settings, port: current?.port ?? node.port, existing: current, deployment: deployment)
+            try await admit(node, instance, health: settings.health, deployment: deployment)
         }
         if let hook = config.hooks.afterNode { try await runHook(hook, name: "after_node", environment: env) }
         try step(deployment, node, .done, release)
@@ -300,7 +399,8 @@ public struct Rollout: Sendable {
         let cut = results.reduce(0) { $0 + $1.cut }
         try step(deployment, instance.node, .drained, instance.release, cut > 0 ? "\(cut) request(s) cut at the drain timeout" : nil)
         try step(deployment, instance.node, .stopping, instance.release, "pid \(instance.pid)")
-        try await driver.stop(instance, signal: config.release.stopSignal, grace: config.release.stopGrace)
+        let stopping = try settings(of: instance.release).release
+        try await driver.stop(instance, signal: stopping.stopSignal, grace: stopping.stopGrace)
         try await traffic.remove(backend: backend)
         try step(deployment, instance.node, .stopped, instance.release)
     }
@@ -314,30 +414,35 @@ public struct Rollout: Sendable {
     }
 
     private func startAndWarm(
-        _ node: BatonConfig.Node, release: String, port: Int, existing: NodeInstance?, deployment: String
+        _ node: BatonConfig.Node, release: String, settings: ReleaseSettings, port: Int, existing: NodeInstance?, deployment: String
     ) async throws -> NodeInstance {
         let instance: NodeInstance
         if let existing {
             instance = existing
         } else {
+            if let listener = try await driver.listener(node: node.name, port: port) {
+                throw RolloutFailure(message: "\(node.name): cannot start \(release): port \(port) is in use by \(listener.holder)")
+            }
             try step(deployment, node, .starting, release, "port \(port)")
-            let command = config.release.start
+            let command = settings.release.start
                 .replacingOccurrences(of: "{release}", with: release)
                 .replacingOccurrences(of: "{port}", with: String(port))
                 .replacingOccurrences(of: "{node}", with: node.name)
                 .replacingOccurrences(of: "{dir}", with: releases.path(of: release))
-            instance = try await driver.start(node: node.name, release: release, port: port, command: command, environment: config.release.environment)
+            instance = try await driver.start(node: node.name, release: release, port: port, command: command, environment: settings.release.environment)
         }
         try step(deployment, node, .warming, release, "pid \(instance.pid) on :\(instance.port)")
-        try await waitHealthy(instance)
+        try await waitHealthy(instance, health: settings.health)
         return instance
     }
 
-    private func admit(_ node: BatonConfig.Node, _ instance: NodeInstance, deployment: String) async throws {
+    /// Adds the instance on every proxy with the release's health check, so the proxies check
+    /// exactly what the warm-up checked.
+    private func admit(_ node: BatonConfig.Node, _ instance: NodeInstance, health: BatonConfig.Health, deployment: String) async throws {
         let backend = Self.backendName(node: node.name, release: instance.release)
         try step(deployment, node, .admitting, instance.release, backend)
         do {
-            try await traffic.admit(backend: backend, address: "127.0.0.1:\(instance.port)", timeout: config.health.startupGrace)
+            try await traffic.admit(backend: backend, address: "127.0.0.1:\(instance.port)", health: health.check, timeout: health.startupGrace)
         } catch {
             throw RolloutFailure(message: "\(node.name): the proxy did not admit \(backend): \(error)")
         }
@@ -345,40 +450,49 @@ public struct Rollout: Sendable {
     }
 
     /// Rise consecutive passing checks within the startup grace, then healthy for min_ready.
-    private func waitHealthy(_ instance: NodeInstance) async throws {
+    private func waitHealthy(_ instance: NodeInstance, health: BatonConfig.Health) async throws {
         let endpoint = Endpoint.tcp(host: "127.0.0.1", port: instance.port)
-        let request = HTTPRequest(.GET, config.health.path, headers: ["connection": "close", "user-agent": "baton-deploy"])
+        let check = health.check
         let start = ContinuousClock.now
         var passes = 0
         var healthySince: ContinuousClock.Instant?
         var lastProblem = "no answer yet"
-        while ContinuousClock.now - start < config.health.startupGrace {
-            guard driver.instances(node: instance.node).contains(where: { $0.pid == instance.pid && $0.alive }) else {
-                throw RolloutFailure(message: "\(instance.node): release \(instance.release) exited while starting; see \(config.stateDirectory)/logs/\(instance.node)-\(instance.release).log")
+        let log = "\(config.stateDirectory)/logs/\(instance.node)-\(instance.release).log"
+        while ContinuousClock.now - start < health.startupGrace {
+            guard let now = driver.instances(node: instance.node).first(where: { $0.pid == instance.pid }), now.alive, now.restarts == instance.restarts else {
+                let status = driver.instances(node: instance.node).first { $0.pid == instance.pid }?.lastExit.map { " with status \($0)" } ?? ""
+                throw RolloutFailure(message: "\(instance.node): release \(instance.release) exited while starting\(status); see \(log)")
             }
-            do {
-                let response = try await HTTP1Client.send(request, to: endpoint, timeout: config.health.timeout)
-                if (200..<400).contains(response.status) {
-                    passes += 1
-                } else {
-                    passes = 0
-                    lastProblem = "\(config.health.path) answered \(response.status)"
-                }
-            } catch {
+            if let failure = await check.check(endpoint, userAgent: "baton-deploy") {
                 passes = 0
-                lastProblem = "\(error)"
+                lastProblem = failure
+            } else {
+                passes += 1
             }
-            if passes >= config.health.rise {
+            if passes >= check.rise {
                 healthySince = healthySince ?? .now
-                if ContinuousClock.now - healthySince! >= config.health.minReady { return }
+                if ContinuousClock.now - healthySince! >= health.minReady {
+                    try await confirmListener(instance)
+                    return
+                }
             } else {
                 healthySince = nil
             }
-            try await Task.sleep(for: config.health.interval)
+            try await Task.sleep(for: check.interval)
         }
         throw RolloutFailure(
-            message: "\(instance.node): release \(instance.release) did not become healthy within \(config.health.startupGrace.shortDescription) (\(lastProblem))"
+            message: "\(instance.node): release \(instance.release) did not become healthy within \(health.startupGrace.shortDescription) (\(lastProblem))"
         )
+    }
+
+    /// The checks passed; they count only if they reached the instance just started, not a
+    /// stale server on its port (whose answers would be admitted in the new release's name).
+    private func confirmListener(_ instance: NodeInstance) async throws {
+        let listener = try await driver.listener(node: instance.node, port: instance.port)
+        guard let listener, listener.isOwned(by: instance) else {
+            let who = listener.map { "\($0.holder) answers there" } ?? "nothing listens there"
+            throw RolloutFailure(message: "\(instance.node): release \(instance.release) (pid \(instance.pid)) does not own port \(instance.port): \(who)")
+        }
     }
 
     // MARK: Observe

@@ -23,12 +23,14 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
     public var previous: String?
     public var nodes: [String]?
     public var isRollback: Bool?
+    /// deployStarted: how the target release is run and checked (see ReleaseSettings).
+    public var settings: ReleaseSettings?
     public var detail: String?
 
     public init(
         deployment: String, kind: Kind, node: String? = nil, step: Step? = nil, release: String? = nil,
         target: String? = nil, previous: String? = nil, nodes: [String]? = nil, isRollback: Bool? = nil,
-        detail: String? = nil, time: Date = Date()
+        settings: ReleaseSettings? = nil, detail: String? = nil, time: Date = Date()
     ) {
         self.time = time
         self.deployment = deployment
@@ -40,6 +42,7 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
         self.previous = previous
         self.nodes = nodes
         self.isRollback = isRollback
+        self.settings = settings
         self.detail = detail
     }
 }

@@ -24,7 +24,7 @@ public final class LiveProxy: Sendable {
             listen: .tcp(host: "127.0.0.1", port: 0),
             adminSocket: directory + "/admin.sock",
             stateFile: directory + "/backends.json",
-            healthCheck: HealthCheckConfiguration(interval: .milliseconds(100), timeout: .milliseconds(500), rise: 2, fall: 2),
+            healthCheck: HealthCheck(interval: .milliseconds(100), timeout: .milliseconds(500), rise: 2, fall: 2),
             drainTimeout: .seconds(10),
             maxHold: .seconds(5),
             responseTimeout: .seconds(10),

@@ -22,11 +22,13 @@ public final class TestFleet: Sendable {
         startupGrace: String = "10s",
         health: String = "interval: 50ms\n  timeout: 1s\n  rise: 2\n  min_ready: 100ms",
         extra: String = "",
-        openapi: [String: String] = [:]
+        openapi: [String: String] = [:],
+        proxyHealthPath: String = DefaultHealthCheckPath
     ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
+        // The proxy's own check is only for backends added by hand: a deploy sends baton.yml's.
         let proxy = try await LiveProxy.start(directory: directory + "/proxy") {
-            $0.healthCheck = HealthCheckConfiguration(interval: .milliseconds(50), timeout: .milliseconds(500), rise: 1, fall: 2)
+            $0.healthCheck = HealthCheck(path: proxyHealthPath, interval: .milliseconds(50), timeout: .milliseconds(500), rise: 1, fall: 2)
         }
         let app = try BuiltProducts.path("TranslateApp")
         for release in ["5.3", "5.4"] {

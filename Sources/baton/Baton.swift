@@ -16,12 +16,13 @@ struct Baton: AsyncParsableCommand {
               baton plan 5.4 && baton deploy 5.4
               baton status
               baton rollback
+              baton node remove web3
               baton migrate start migrations/02_rename.json
               baton compat openapi releases/5.3/openapi.yaml releases/5.4/openapi.yaml
             """,
         subcommands: [
             InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self,
-            PlanCommand.self, MigrateCommand.self, CompatCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
+            PlanCommand.self, NodeCommand.self, MigrateCommand.self, CompatCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
         ]
     )
 }
@@ -32,6 +33,9 @@ func failing<T>(_ body: () async throws -> T) async throws -> T {
         return try await body()
     } catch let error as BatonError {
         throw ValidationErrorLine(message: error.description)
+    } catch let error as RolloutFailure where error.reported {
+        // Its FAILED line is out already: only the exit status is left to say.
+        throw ExitCode.failure
     } catch let error as RolloutFailure {
         throw ValidationErrorLine(message: error.message)
     }

@@ -5,30 +5,27 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
+/// `baton proxy [options]` runs the proxy (so `--help` lists its options);
+/// `baton proxy backends …` talks to a running one.
 struct ProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
-        abstract: "Run the reverse proxy, or manage a running proxy's backends.",
-        subcommands: [ProxyRunCommand.self, ProxyBackendsCommand.self],
-        defaultSubcommand: ProxyRunCommand.self
-    )
-}
-
-struct ProxyRunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Run the reverse proxy in front of the app servers.",
+        abstract: "Run the reverse proxy in front of the app servers, or manage a running proxy's backends.",
         discussion: """
             Requests go to the ready backend with the fewest requests in flight. A request that fails before any response byte is retried on another backend when that is safe; while no backend is ready, requests wait up to --max-hold. SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish (up to --shutdown-timeout), and exits.
 
             Facing the internet: framing headers are written by the proxy from what it parsed (no request smuggling); CONNECT and transfer codings other than chunked are refused; WebSockets pass through and are closed with a close frame when their backend drains; X-Forwarded-Host/-Proto say what the proxy saw unless the peer is a --trusted-proxy; clients, pipelined requests, held requests and backend connections are bounded; every request state has a timeout.
 
+            Backends are added by `baton deploy` (named NODE-RELEASE, e.g. web1-5.4, each with baton.yml's health check) or by hand with `baton proxy backends add`; --backend adds some at start, and a backend the saved state file already has (by name or address) is kept as it was. The --health-* options are the check for backends added without one.
+
             Examples:
-              baton proxy --listen 127.0.0.1:8080 --backend web1=127.0.0.1:3001 --backend web2=127.0.0.1:3002
+              baton proxy --listen 127.0.0.1:8080
+              baton proxy --listen 127.0.0.1:8080 --backend app1=127.0.0.1:3001 --backend app2=127.0.0.1:3002
               baton proxy --listen :8080 --admin-socket /run/baton/proxy.sock --health-path /healthz
               baton proxy --listen :80 --trusted-proxy 10.0.0.0/8 --hide-backend-headers --access-log /var/log/baton/access.log
               BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
-            """
+            """,
+        subcommands: [ProxyBackendsCommand.self]
     )
 
     @Option(help: "Address to serve on (host:port).")
@@ -90,7 +87,7 @@ struct ProxyRunCommand: AsyncParsableCommand {
                 adminListen: adminListen,
                 adminToken: token,
                 stateFile: stateFile,
-                healthCheck: HealthCheckConfiguration(path: healthPath, interval: healthInterval, timeout: healthTimeout, rise: healthRise, fall: healthFall),
+                healthCheck: HealthCheck(path: healthPath, interval: healthInterval, timeout: healthTimeout, rise: healthRise, fall: healthFall),
                 drainTimeout: drainTimeout,
                 maxHold: maxHold,
                 responseTimeout: responseTimeout,
@@ -130,7 +127,14 @@ struct ProxyRunCommand: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 _ = try await server.waitUntilRunning()
-                for (name, address) in initial where server.pool.info(name: name) == nil {
+                // The saved state wins: a restart with the same command line must not fail on
+                // a backend it restored (or that a deploy re-added under its own name).
+                let restored = server.pool.list()
+                for (name, address) in initial {
+                    if let same = restored.first(where: { $0.name == name || $0.address == address.description }) {
+                        logger.notice("--backend \(name)=\(address): kept as restored from the state file (\(same.name) at \(same.address))")
+                        continue
+                    }
                     try server.pool.add(name: name, address: address)
                 }
                 try await tasks.waitForAll()

@@ -162,7 +162,36 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            for line in try Rollout(config: try options.load()).plan(release: release) { print(line) }
+            for line in try await Rollout(config: try options.load()).plan(release: release) { print(line) }
+        }
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Change the fleet's nodes.",
+        discussion: """
+            A node is added by adding it to baton.yml's nodes and deploying: the deploy starts the current release on it. A node leaves with `baton node remove`, and then from baton.yml.
+
+            Examples:
+              baton node remove web3
+            """,
+        subcommands: [Remove.self]
+    )
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drain a node on every proxy, stop its instances and forget them.",
+            discussion: "Example: baton node remove web3"
+        )
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The node's name.") var name: String
+
+        func run() async throws {
+            try await failing {
+                for line in try await Rollout(config: try options.load()).removeNode(name) { print(line) }
+            }
         }
     }
 }

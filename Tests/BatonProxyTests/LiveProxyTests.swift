@@ -9,16 +9,6 @@ import Testing
 /// happens under load, and two at once on two cores would only test the scheduler.
 @Suite(.serialized) struct LiveProxyTests {}
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let start = ContinuousClock.now
-    while ContinuousClock.now - start < timeout {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
 /// A proxy with the given test backends added and ready.
 func startProxy(
     backends: [TestBackend],

@@ -42,7 +42,8 @@ extension LiveProxyTests {
         @Test func handshakeGoesOnAFreshBackendConnectionNotAPooledOne() async throws {
             // NIO's upgrader (like Hummingbird's) upgrades only a connection's first request, so
             // a handshake on a pooled keep-alive connection would be answered as a plain GET.
-            let (proxy, backends) = try await start(["ws1"])
+            // With one connection allowed, the idle one is closed to make room.
+            let (proxy, backends) = try await start(["ws1"]) { $0.maxConnectionsPerBackend = 1 }
             for _ in 0..<3 { #expect(try await get("/", from: proxy.endpoint).bodyString == "hello from ws1\n") }
             let client = try await WebSocketClient.connect(to: proxy.endpoint)
             try await client.send("after plain requests")

@@ -26,8 +26,8 @@ import Testing
         #expect(config.release.stopGrace == .seconds(5))
         #expect(config.rollout.maxUnavailable == 2)
         #expect(config.rollout.maxP99 == .milliseconds(300))
-        #expect(config.health.path == "/up")
-        #expect(config.health.rise == 2)
+        #expect(config.health.check.path == "/up")
+        #expect(config.health.check.rise == 2)
     }
 
     @Test func theExampleParses() throws {

@@ -6,13 +6,13 @@ import Testing
 
 /// The orchestrator as a real process, SIGKILLed right after it announced each kind of step.
 @Suite(.serialized) struct CrashResumeTests {
-    /// Runs `baton ARGS --config … --json`; with `killAfter`, SIGKILLs it as soon as it
-    /// reports that step. Returns the exit status and the output.
+    /// Runs `baton ARGS --config …` (with `--json` unless told otherwise); with `killAfter`,
+    /// SIGKILLs it as soon as it reports that step. Returns the exit status and the output.
     @discardableResult
-    func baton(_ fleet: TestFleet, _ arguments: [String], killAfter step: RolloutEvent.Step? = nil) throws -> (status: Int32, output: String) {
+    func baton(_ fleet: TestFleet, _ arguments: [String], json: Bool = true, killAfter step: RolloutEvent.Step? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
-        process.arguments = arguments + ["--config", fleet.configPath, "--json"]
+        process.arguments = arguments + ["--config", fleet.configPath] + (json ? ["--json"] : [])
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
