@@ -45,11 +45,13 @@ public struct AdminAPI: Sendable {
             case (.GET, 1, "metrics"):
                 return .text(metrics.render(), contentType: "text/plain; version=0.0.4")
             case (.GET, 1, "backends"):
-                return try .json(["backends": pool.list()])
+                return try .json(["backends": await pool.listWithStats()])
             case (.POST, 1, "backends"):
                 return try await add(body)
             case (.GET, 2, "backends"):
-                guard let info = pool.info(name: segments[1]) else { throw BatonError(.notFound, "no backend named '\(segments[1])'") }
+                guard let info = await pool.listWithStats().first(where: { $0.name == segments[1] }) else {
+                    throw BatonError(.notFound, "no backend named '\(segments[1])'")
+                }
                 return try .json(info)
             case (.DELETE, 2, "backends"):
                 try pool.remove(name: segments[1])

@@ -51,6 +51,15 @@ public final class Backend: Sendable {
 
     func requestFinished() { inFlightCount.wrappingSubtract(1, ordering: .relaxed) }
 
+    /// What it served, added up over every event loop.
+    func stats() async -> BackendStats {
+        var total = BackendStats()
+        for pool in connectionPools.values {
+            if let part = try? await pool.eventLoop.submit({ pool.stats }).get() { total.add(part) }
+        }
+        return total
+    }
+
     /// The connection pool for the event loop the caller runs on.
     func connectionPool(for eventLoop: any EventLoop) -> BackendConnectionPool {
         guard let pool = connectionPools[ObjectIdentifier(eventLoop)] else {

@@ -16,6 +16,8 @@ final class BackendConnectionPool: @unchecked Sendable {
     private var idle: [(connection: ProxyBackendHandler, since: NIODeadline)] = []
     private var open: [ObjectIdentifier: ProxyBackendHandler] = [:]
     private var connecting = 0
+    /// What this loop's clients were served by the backend (summed by `Backend.stats()`).
+    var stats = BackendStats()
     /// Borrowers waiting because `maxOpen` connections are open; served as connections come
     /// back. A `fresh` one (a WebSocket handshake) is never handed a used connection.
     private var waiters = CircularBuffer<(promise: EventLoopPromise<ProxyBackendHandler>, fresh: Bool)>()

@@ -11,6 +11,8 @@ public struct BackendInfo: Codable, Sendable, Equatable {
     public var healthy: Bool
     public var inFlight: Int
     public var health: HealthCheck?
+    /// What it served since it was added (filled in by the admin API).
+    public var stats: BackendStats?
     /// Why the last failed health check failed ("GET /up answered 404", "connection refused"),
     /// until one passes.
     public var lastFailure: String?
@@ -129,6 +131,18 @@ public final class BackendPool: Sendable {
 
     public func list() -> [BackendInfo] {
         state.withLockedValue { state in state.order.compactMap { state.entries[$0].map(Self.info) } }
+    }
+
+    /// `list()` with what each backend served.
+    public func listWithStats() async -> [BackendInfo] {
+        let entries = state.withLockedValue { state in state.order.compactMap { state.entries[$0] }.map { (Self.info($0), $0.backend) } }
+        var result: [BackendInfo] = []
+        for (info, backend) in entries {
+            var info = info
+            info.stats = await backend.stats()
+            result.append(info)
+        }
+        return result
     }
 
     public func info(name: String) -> BackendInfo? {

@@ -317,8 +317,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .completeResponse(let reusable):
             // Everything is settled before the end is written: writing it may at once deliver
             // the next pipelined request to this handler.
+            let served = backend
             releaseBackend(reusable: reusable && backendKeepAlive)
-            finishRequest(status: responseStatus, backendName: lastBackendName)
+            finishRequest(status: responseStatus, backendName: lastBackendName, served: served)
             if machine.requestEnded {
                 context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
             }
@@ -339,8 +340,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 context.close(promise: nil)
             }
         case .abort:
+            let served = backend
             releaseBackend(reusable: false)
-            finishRequest(status: responseStatus, backendName: lastBackendName)
+            finishRequest(status: responseStatus, backendName: lastBackendName, served: served)
             context.close(promise: nil)
         case .closeClient:
             closing = true
@@ -457,7 +459,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         countedInFlight = false
     }
 
-    private func finishRequest(status: Int, backendName: String) {
+    /// Counts the finished request: metrics, the access log, and the stats of the backend that
+    /// served it (on this loop's pool, without a lock), which the rollout's analysis reads.
+    private func finishRequest(status: Int, backendName: String, served: Backend? = nil) {
         endInFlight()
         if accessLog.wants(status: status, attempts: machine.attempts) {
             accessLog.record(AccessLog.Entry(
@@ -468,7 +472,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             ))
         }
         requestCounters.counter(backend: backendName, status: status, metrics: metrics).increment()
-        requestCounters.latency(backend: backendName, metrics: metrics).recordNanoseconds((NIODeadline.now() - requestStart).nanoseconds)
+        let elapsed = (NIODeadline.now() - requestStart).nanoseconds
+        requestCounters.latency(backend: backendName, metrics: metrics).recordNanoseconds(elapsed)
+        if let served, let loop = context?.eventLoop { served.connectionPool(for: loop).stats.record(status: status, nanoseconds: elapsed) }
     }
 
     private func respond(with error: ProxyError, close: Bool, context: ChannelHandlerContext) {
@@ -569,7 +575,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             backendName: backend.name, requestID: requestID
         )
         context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
-        finishRequest(status: 101, backendName: backend.name)
+        finishRequest(status: 101, backendName: backend.name, served: backend)
         requestTimer.cancel()
         self.connection = nil
         self.backend = nil

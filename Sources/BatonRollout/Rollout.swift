@@ -500,18 +500,18 @@ public struct Rollout: Sendable {
     /// Watches the batch's new backends for the observe window; returns a breach, or nil.
     private func observe(_ nodes: [String], release: String, deployment: String) async throws -> String? {
         let backends = nodes.map { Self.backendName(node: $0, release: release) }
-        let before = try await traffic.metrics()
+        let before = try await traffic.stats()
         let start = ContinuousClock.now
         while ContinuousClock.now - start < config.rollout.observe {
             let left = config.rollout.observe - (ContinuousClock.now - start)
             reporter.tick("observing \(nodes.joined(separator: ", ")): \(left.shortDescription) left")
             try await Task.sleep(for: min(left, .milliseconds(500)))
         }
-        let after = try await traffic.metrics()
+        let after = try await traffic.stats()
         for backend in backends {
             let verdict = RolloutAnalysis.judge(
-                before: RolloutAnalysis.sample(backend: backend, from: before),
-                after: RolloutAnalysis.sample(backend: backend, from: after),
+                before: before[backend] ?? BackendStats(),
+                after: after[backend] ?? BackendStats(),
                 maxErrorRate: config.rollout.maxErrorRate,
                 maxP99: config.rollout.maxP99
             )

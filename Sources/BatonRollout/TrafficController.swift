@@ -11,8 +11,8 @@ public protocol TrafficController: Sendable {
     func remove(backend: String) async throws
     /// Each proxy's backends, keyed by the proxy's description.
     func backends() async throws -> [String: [BackendInfo]]
-    /// Each proxy's Prometheus text.
-    func metrics() async throws -> [String]
+    /// What each backend served so far, summed over every load balancer, by backend name.
+    func stats() async throws -> [String: BackendStats]
 }
 
 /// Drives one or more `baton proxy` instances through their admin API.
@@ -75,9 +75,11 @@ public struct BatonProxyController: TrafficController {
         return result
     }
 
-    public func metrics() async throws -> [String] {
-        var result: [String] = []
-        for proxy in proxies { result.append(try await proxy.metrics()) }
+    public func stats() async throws -> [String: BackendStats] {
+        var result: [String: BackendStats] = [:]
+        for proxy in proxies {
+            for backend in try await proxy.list() { result[backend.name, default: BackendStats()].add(backend.stats ?? BackendStats()) }
+        }
         return result
     }
 

@@ -59,6 +59,27 @@ extension LiveProxyTests {
             await web1.stop()
         }
 
+        @Test func backendStatsGiveTheP99ThatClientsSaw() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await startProxy(backends: [web1])
+            var latencies: [Double] = []
+            for index in 0..<200 {
+                let start = ContinuousClock.now
+                let response = try await get("/work?sleep=\(index % 33 == 0 ? 200 : 5)", from: proxy.endpoint)
+                #expect(response.status == 200)
+                latencies.append((ContinuousClock.now - start).seconds)
+            }
+            latencies.sort()
+            let clients = latencies[Int((Double(latencies.count) * 0.99).rounded(.up)) - 1]
+            let stats = try #require(try await proxy.admin.list().first?.stats)
+            #expect(stats.requests == 200)
+            #expect(stats.serverErrors == 0)
+            let p99 = try #require(stats.percentile(0.99)).seconds
+            #expect(abs(p99 - clients) / clients < 0.10, "proxy p99 \(p99), clients' \(clients)")
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+
         @Test func tcpAdminWithoutATokenIsRejectedAtStart() {
             #expect(throws: BatonError.self) {
                 try ProxyServer(configuration: ProxyConfiguration(adminListen: .tcp(host: "127.0.0.1", port: 0)))
