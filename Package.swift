@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonDemoTests",
-            dependencies: ["BatonCore", "BatonProbe"]
+            dependencies: ["BatonCore", "BatonProbe", "BatonDemo", "BatonRollout"]
         ),
         .testTarget(
             name: "TranslateAppTests",

@@ -58,7 +58,8 @@ public struct Probe: Sendable {
             lostWrites: lost,
             acknowledgedWrites: audit.writes.count,
             p50: recorder.percentile(50),
-            p99: recorder.percentile(99)
+            p99: recorder.percentile(99),
+            releaseHeader: scenario.releaseHeader
         )
     }
 
@@ -99,6 +100,7 @@ public struct Probe: Sendable {
         var status: Int
         var headers: HTTPHeaders
         var error: String?
+        var request = ""
     }
 
     private func send(_ step: Scenario.Step, as user: VirtualUser, token: String?) async -> Sent? {
@@ -113,9 +115,12 @@ public struct Probe: Sendable {
         let request = HTTPRequest(step.method, fill(step.path), headers: headers, body: step.body.map { ByteBuffer(string: fill($0)) })
         do {
             let response = try await HTTP1Client.send(request, to: scenario.baseURL, timeout: options.timeout)
-            return Sent(status: response.status, headers: response.headers)
+            // Why a 5xx failed: the proxy's reason, else the first line the app answered.
+            let reason = response.headers.first(name: "x-baton-error")
+                ?? (response.status >= 500 ? String(response.bodyString.split(separator: "\n").first?.prefix(120) ?? "") : nil)
+            return Sent(status: response.status, headers: response.headers, error: reason, request: "\(step.method) \(request.path)")
         } catch {
-            return Sent(status: 0, headers: [:], error: "\(error)")
+            return Sent(status: 0, headers: [:], error: "\(error)", request: "\(step.method) \(request.path)")
         }
     }
 
@@ -133,9 +138,10 @@ public struct Probe: Sendable {
             latency: (ContinuousClock.now - due).seconds,
             status: status,
             outcome: outcome,
-            release: sent?.headers.first(name: "x-baton-release"),
+            release: sent?.headers.first(name: scenario.releaseHeader),
             backend: sent?.headers.first(name: "x-baton-backend"),
-            error: sent?.error
+            error: outcome == .ok ? nil : sent?.error,
+            request: outcome == .ok ? nil : sent?.request
         ))
         return outcome
     }

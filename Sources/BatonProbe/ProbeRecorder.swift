@@ -20,7 +20,10 @@ public struct ProbeRecord: Codable, Sendable, Equatable {
     public var outcome: Outcome
     public var release: String?
     public var backend: String?
+    /// Why it failed: the transport error, or the proxy's `X-Baton-Error` on a 5xx.
     public var error: String?
+    /// "GET /api/items", for failures.
+    public var request: String?
 }
 
 /// Collects records from every virtual user, and the latency histogram.

@@ -10,7 +10,17 @@ public struct ProbeResult: Codable, Sendable {
     public var p50: Double
     public var p99: Double
 
+    /// The response header that named releases (from the scenario).
+    public var releaseHeader = Scenario.defaultReleaseHeader
+
     public var total: Int { records.count }
+    /// Failed requests and logouts, in time order, with status, reason and request.
+    public var problems: [ProbeRecord] { records.filter { $0.outcome != .ok }.sorted { $0.at < $1.at } }
+    /// Said when no response named its release, so the by-release chart would be empty.
+    public var releaseNote: String? {
+        records.contains { $0.release != nil } ? nil
+            : "no response carried \(releaseHeader), so requests are not split by release; set release_header in the scenario to the header your app sends"
+    }
     public var failed: Int { records.filter { $0.outcome == .failed }.count }
     public var logouts: Int { records.filter { $0.outcome == .logout }.count }
 

@@ -27,6 +27,9 @@ public struct ReportWriter: Sendable {
             var acknowledgedWrites: Int
             var p50Milliseconds: Double
             var p99Milliseconds: Double
+            /// Each failed request and logout: time, status, reason, request.
+            var failures: [ProbeRecord]
+            var releaseNote: String?
             var seconds: [ProbeResult.Second]
             var markers: [Marker]
         }
@@ -35,7 +38,8 @@ public struct ReportWriter: Sendable {
         return try encoder.encode(Report(
             summary: result.summary, total: result.total, failed: result.failed, logouts: result.logouts,
             lostWrites: result.lostWrites, acknowledgedWrites: result.acknowledgedWrites,
-            p50Milliseconds: result.p50 * 1000, p99Milliseconds: result.p99 * 1000, seconds: result.seconds, markers: markers
+            p50Milliseconds: result.p50 * 1000, p99Milliseconds: result.p99 * 1000, failures: result.problems,
+            releaseNote: result.releaseNote, seconds: result.seconds, markers: markers
         ))
     }
 
@@ -58,18 +62,29 @@ public struct ReportWriter: Sendable {
         ]
         let verdictColor = result.failed == 0 && result.logouts == 0 && result.lostWrites.isEmpty ? "#16a34a" : "#dc2626"
         let events = markers.map { "<li>\(String(format: "%.1f", $0.at)) s — \(escape($0.label))</li>" }.joined()
+        let problems = result.problems.prefix(500).map { record in
+            "<tr><td>\(String(format: "%.3f", record.at)) s</td><td>\(record.outcome.rawValue)</td><td>\(escape(record.request ?? "-"))</td>"
+                + "<td>\(record.status == 0 ? "no response" : String(record.status))</td><td>\(escape(record.error ?? "-"))</td><td>\(escape(record.backend ?? "-"))</td></tr>"
+        }.joined()
+        let failureTable = problems.isEmpty
+            ? "<p id=\"failures-list\">none</p>"
+            : "<table id=\"failures-list\"><tr><th>time</th><th>what</th><th>request</th><th>status</th><th>reason</th><th>backend</th></tr>\(problems)</table>"
+        let note = result.releaseNote.map { "<p class=\"note\" id=\"release-note\">\(escape($0))</p>" } ?? ""
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"/><title>\(escape(title))</title>
             <style>
             body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 980px; color: #111; }
             h1 { font-size: 1.4em; } .summary { font-size: 1.1em; padding: .6em 1em; border-left: 6px solid \(verdictColor); background: #f8fafc; }
-            svg { background: #fff; border: 1px solid #e5e7eb; margin: .5em 0 1.5em; } .legend span { margin-right: 1.2em; }
+            table { border-collapse: collapse; font-size: .9em; } td, th { border: 1px solid #e5e7eb; padding: .2em .5em; text-align: left; }
+            .note { color: #92400e; } svg { background: #fff; border: 1px solid #e5e7eb; margin: .5em 0 1.5em; } .legend span { margin-right: 1.2em; }
             </style></head>
             <body>
             <h1>\(escape(title))</h1>
             <p class="summary" id="summary">\(escape(result.summary))</p>
+            \(note)
             \(charts.joined(separator: "\n"))
+            <h2>Failed requests and logouts</h2>\(failureTable)
             <h2>Deploy events</h2><ul id="events">\(events.isEmpty ? "<li>none recorded</li>" : events)</ul>
             </body></html>
             """

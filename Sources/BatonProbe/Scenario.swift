@@ -30,13 +30,21 @@ public struct Scenario: Sendable, Equatable {
     /// A redirect whose Location contains this also means logged out.
     public var loggedOutLocation: String?
     public var steps: [Step]
+    /// The response header that names the release that answered (for requests by release).
+    public var releaseHeader: String
 
-    public init(baseURL: Endpoint, login: Step?, loggedOutStatuses: [Int] = [401], loggedOutLocation: String? = "/login", steps: [Step]) {
+    public static let defaultReleaseHeader = "X-Baton-Release"
+
+    public init(
+        baseURL: Endpoint, login: Step?, loggedOutStatuses: [Int] = [401], loggedOutLocation: String? = "/login", steps: [Step],
+        releaseHeader: String = Scenario.defaultReleaseHeader
+    ) {
         self.baseURL = baseURL
         self.login = login
         self.loggedOutStatuses = loggedOutStatuses
         self.loggedOutLocation = loggedOutLocation
         self.steps = steps
+        self.releaseHeader = releaseHeader
     }
 
     public static func load(path: String) throws -> Scenario {
@@ -48,7 +56,7 @@ public struct Scenario: Sendable, Equatable {
 
     public static func parse(_ text: String, file: String) throws -> Scenario {
         let root = try YAMLReader.root(text: text, file: file)
-        try root.allowKeys(["base_url", "login", "logged_out", "requests"])
+        try root.allowKeys(["base_url", "login", "logged_out", "requests", "release_header"])
         let base = try root.requiredString("base_url", example: "http://127.0.0.1:8080")
         guard let baseURL = try? Endpoint(parsing: base.replacingOccurrences(of: "http://", with: "")) else {
             throw root.error("base_url", "expected http://HOST:PORT, got '\(base)'")
@@ -82,10 +90,15 @@ public struct Scenario: Sendable, Equatable {
         guard let requests = try root.list("requests"), !requests.isEmpty else {
             throw root.error(nil, "missing 'requests': a list of {method, path, weight}")
         }
+        let releaseHeader = try root.string("release_header") ?? defaultReleaseHeader
+        guard !releaseHeader.isEmpty, releaseHeader.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+            throw root.error("release_header", "expected a header name such as X-App-Version, got '\(releaseHeader)'")
+        }
         return Scenario(
             baseURL: baseURL, login: login, loggedOutStatuses: statuses,
             loggedOutLocation: try loggedOut?.string("location") ?? "/login",
-            steps: try requests.map { try step($0, write: true) }
+            steps: try requests.map { try step($0, write: true) },
+            releaseHeader: releaseHeader
         )
     }
 

@@ -18,7 +18,7 @@ struct ProbeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Scenario YAML (base_url, login, logged_out, requests).") var scenario: String?
+    @Option(help: "Scenario YAML (base_url, login, logged_out, requests, release_header; see docs/probe-scenario.md).") var scenario: String?
     @Option(help: "Use the built-in TranslateApp scenario against HOST:PORT.") var translate: Endpoint?
     @Option(help: "Virtual users.") var users = 20
     @Option(help: "Requests per second, all users together.") var rate = 50
@@ -54,6 +54,11 @@ struct ProbeCommand: AsyncParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print(result.summary)
+                if let note = result.releaseNote { print("note: \(note)") }
+                for problem in result.problems.prefix(20) {
+                    print(String(format: "  %.3fs %@ %@ → %@ %@", problem.at, problem.outcome.rawValue, problem.request ?? "-",
+                                 problem.status == 0 ? "no response" : String(problem.status), problem.error ?? ""))
+                }
                 print("report: \(report)/report.html")
             }
             let broken = result.violations(of: .init(maxFailed: maxFailed, maxLogouts: maxLogouts, maxLostWrites: maxLostWrites, maxP99: maxP99))

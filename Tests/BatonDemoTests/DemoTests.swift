@@ -1,5 +1,7 @@
 import BatonCore
+import BatonDemo
 import BatonProbe
+import BatonRollout
 import Foundation
 import Testing
 
@@ -83,5 +85,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: run.directory + "/.baton/demo"))
         #expect(processes(mentioning: run.directory + "/.baton/demo").isEmpty, "\(processes(mentioning: run.directory))")
         #expect(processes(mentioning: "--database-url postgres://baton@127.0.0.1").isEmpty, "TranslateApp nodes were left running")
+    }
+}
+
+@Suite struct DeployMarkerTests {
+    @Test func aRollbackIsCalledOneFromStartToEnd() {
+        let start = Date()
+        let events = [
+            RolloutEvent(deployment: "d-1", kind: .deployStarted, target: "5.4", previous: "5.3", nodes: ["web1"], isRollback: false, time: start + 1),
+            RolloutEvent(deployment: "d-1", kind: .finished, release: "5.4", time: start + 2),
+            RolloutEvent(deployment: "d-2", kind: .deployStarted, target: "5.3", previous: "5.4", nodes: ["web1"], isRollback: true, time: start + 3),
+            RolloutEvent(deployment: "d-2", kind: .finished, release: "5.3", time: start + 4),
+        ]
+        #expect(deployMarkers(events, since: start).map(\.label) == ["deploy 5.4", "deploy finished", "rollback to 5.3", "rollback finished"])
     }
 }

@@ -31,6 +31,17 @@ import Testing
         #expect(result.acknowledgedWrites > 10)
         #expect(result.total > 300)
         #expect(result.violations(of: .init(maxFailed: 0, maxLogouts: 0, maxLostWrites: 0)).count == 3)
+        // Each failure is listed with its time, request, status and reason.
+        let problems = result.problems
+        #expect(problems.count == 9)
+        #expect(problems.filter { $0.status == 503 && $0.error == "injected 503" && $0.request?.contains("/items") == true }.count == 3, "\(problems)")
+        #expect(problems.filter { $0.status == 0 && $0.error?.isEmpty == false }.count == 2, "\(problems)")
+        #expect(problems.filter { $0.outcome == .logout && $0.status == 401 }.count == 4)
+        #expect(zip(problems, problems.dropFirst()).allSatisfy { $0.at <= $1.at })
+        let json = try JSONSerialization.jsonObject(with: ReportWriter().json(result, markers: [])) as? [String: Any]
+        #expect((json?["failures"] as? [[String: Any]])?.count == 9)
+        // FaultServer names no release: the report says so instead of an empty chart.
+        #expect(result.releaseNote?.contains("X-Baton-Release") == true)
         await server.stop()
     }
 
@@ -67,6 +78,8 @@ import Testing
         #expect(html.contains("data-series=\"failed\""))
         #expect(html.contains("web1 draining 5.3"))
         #expect(html.contains(result.summary))
+        #expect(html.contains("<table id=\"failures-list\">"))
+        #expect(html.contains("injected 503"))
         let json = try JSONSerialization.jsonObject(with: writer.json(result, markers: markers)) as? [String: Any]
         #expect(json?["failed"] as? Int == 1)
         #expect((json?["seconds"] as? [Any])?.isEmpty == false)
@@ -85,6 +98,9 @@ import Testing
         #expect(scenario.steps.count == 2)
         #expect(scenario.steps[0].weight == 3)
         #expect(throws: BatonError.self) { try Scenario.parse(good.replacingOccurrences(of: "GET", with: "FETCH"), file: "probe.yml") }
+        #expect(scenario.releaseHeader == "X-Baton-Release")
+        #expect(try Scenario.parse(good + "\nrelease_header: X-App-Version", file: "probe.yml").releaseHeader == "X-App-Version")
+        #expect(throws: BatonError.self) { try Scenario.parse(good + "\nrelease_header: 'Bad: name'", file: "probe.yml") }
         do {
             _ = try Scenario.parse(good.replacingOccurrences(of: "'/api/notes/{token}'", with: "/api/notes/x"), file: "probe.yml")
             Issue.record("read_back without {token} must be refused")
