@@ -194,7 +194,7 @@ public struct Rollout: Sendable {
     }
 
     /// What `deploy` would do, in order, without doing it.
-    public func plan(release: String) async throws -> [String] {
+    public func plan(release: String) async throws -> DeployPlan {
         let surge = config.rollout.maxSurge > 0
         var machine = RolloutStateMachine(
             nodes: config.nodes.map(\.name), batchSize: surge ? config.rollout.maxSurge : config.rollout.maxUnavailable,
@@ -203,7 +203,7 @@ public struct Rollout: Sendable {
         let current = try journal.currentRelease() ?? "nothing"
         var lines = ["deploy \(release) (fleet runs \(current)); \(surge ? "surge \(config.rollout.maxSurge)" : "max_unavailable \(config.rollout.maxUnavailable)"), canary \(config.rollout.canary)"]
         let problems = try await portProblems(config.nodes.map(\.name))
-        if !problems.isEmpty { return lines + problems.map { "REFUSED: \($0)" } }
+        if !problems.isEmpty { return DeployPlan(steps: lines, refusals: problems) }
         if let hook = config.hooks.preDeploy { lines.append("run pre_deploy: \(hook)") }
         var action = machine.start()
         while true {
@@ -225,9 +225,9 @@ public struct Rollout: Sendable {
                 action = machine.pauseElapsed()
             case .finished:
                 if let hook = config.hooks.postDeploy { lines.append("run post_deploy: \(hook)") }
-                return lines
+                return DeployPlan(steps: lines, refusals: [])
             case .rollback, .failed:
-                return lines
+                return DeployPlan(steps: lines, refusals: [])
             }
         }
     }

@@ -31,14 +31,10 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Address to serve on (host:port).")
     var listen: Endpoint = .tcp(host: "127.0.0.1", port: 8080)
 
-    @Option(help: "Unix socket for the admin API.")
-    var adminSocket: String = ".baton/proxy.sock"
+    @OptionGroup var admin: AdminOptions
 
     @Option(help: "Also serve the admin API on TCP (needs --admin-token or BATON_ADMIN_TOKEN).")
     var adminListen: Endpoint?
-
-    @Option(help: "Bearer token for the TCP admin API.")
-    var adminToken: String?
 
     @Option(help: "File the backend list is saved in, restored on restart.")
     var stateFile: String = ".baton/proxy-backends.json"
@@ -46,11 +42,7 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("backend"), help: "NAME=HOST:PORT to add at start (repeatable).")
     var backends: [String] = []
 
-    @Option(help: "Health check path.") var healthPath = DefaultHealthCheckPath
-    @Option(help: "Time between health checks (e.g. 1s, 500ms).") var healthInterval = DefaultHealthCheckInterval
-    @Option(help: "Health check timeout.") var healthTimeout = DefaultHealthCheckTimeout
-    @Option(help: "Passing checks before a backend takes traffic.") var healthRise = DefaultHealthRise
-    @Option(help: "Failing checks before a ready backend is taken out.") var healthFall = DefaultHealthFall
+    @OptionGroup var health: HealthOptions
     @Option(help: "Default drain timeout (e.g. 30s).") var drainTimeout = DefaultDrainTimeout
     @Option(help: "How long a request waits while no backend is ready (e.g. 30s).") var maxHold = DefaultMaxHold
     @Option(help: "How long the backend may stay silent before a 504.") var responseTimeout = DefaultResponseTimeout
@@ -80,14 +72,13 @@ struct ProxyCommand: AsyncParsableCommand {
             guard let bufferLimit = ByteSize.parse(retryBuffer) else {
                 throw BatonError(.invalidArgument, "--retry-buffer '\(retryBuffer)': expected a size such as 64KiB or 65536")
             }
-            let token = adminToken ?? ProcessInfo.processInfo.environment["BATON_ADMIN_TOKEN"]
             var configuration = ProxyConfiguration(
                 listen: listen,
-                adminSocket: adminSocket,
+                adminSocket: admin.adminSocket,
                 adminListen: adminListen,
-                adminToken: token,
+                adminToken: admin.token,
                 stateFile: stateFile,
-                healthCheck: HealthCheck(path: healthPath, interval: healthInterval, timeout: healthTimeout, rise: healthRise, fall: healthFall),
+                healthCheck: health.check,
                 drainTimeout: drainTimeout,
                 maxHold: maxHold,
                 responseTimeout: responseTimeout,
@@ -159,20 +150,14 @@ struct ProxyBackendsCommand: AsyncParsableCommand {
     )
 
     struct Connection: ParsableArguments {
-        @Option(help: "The proxy's admin socket.")
-        var adminSocket: String = ".baton/proxy.sock"
+        @OptionGroup var shared: AdminOptions
         @Option(help: "The proxy's TCP admin address instead of the socket (with --admin-token).")
         var admin: Endpoint?
-        @Option(help: "Bearer token for the TCP admin API (or BATON_ADMIN_TOKEN).")
-        var adminToken: String?
         @Flag(help: "Print JSON.")
         var json = false
 
         var client: AdminClient {
-            AdminClient(
-                endpoint: admin ?? .unix(path: adminSocket),
-                token: adminToken ?? ProcessInfo.processInfo.environment["BATON_ADMIN_TOKEN"]
-            )
+            AdminClient(endpoint: admin ?? .unix(path: shared.adminSocket), token: shared.token)
         }
 
         func print<T: Encodable>(_ value: T, text: () -> String) throws {
@@ -202,16 +187,25 @@ struct ProxyBackendsCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a backend; it takes traffic once its health checks pass.",
-            discussion: "Example: baton proxy backends add web3 127.0.0.1:3003 --timeout 60s"
+            discussion: """
+                The --health-* options give this backend its own check; without them it gets the
+                proxy's defaults (its own --health-* flags).
+
+                Examples:
+                  baton proxy backends add web3 127.0.0.1:3003 --timeout 60s
+                  baton proxy backends add api1 10.0.0.7:8000 --health-path /healthz --health-fall 5
+                """
         )
         @OptionGroup var connection: Connection
         @Argument(help: "Backend name.") var name: String
         @Argument(help: "HOST:PORT.") var address: String
         @Option(help: "How long to wait for it to become healthy.") var timeout = DefaultMaxHold
         @Flag(help: "Return at once instead of waiting for health checks.") var noWait = false
+        @OptionGroup var health: HealthOptions
+
         func run() async throws {
             try await failing {
-                let info = try await connection.client.add(name: name, address: address, wait: !noWait, timeout: timeout)
+                let info = try await connection.client.add(name: name, address: address, health: health.given, wait: !noWait, timeout: timeout)
                 try connection.print(info) { "\(info.name) \(info.address): \(info.state.rawValue)" }
             }
         }
@@ -264,5 +258,46 @@ struct ProxyBackendsCommand: AsyncParsableCommand {
                 try connection.print(["removed": name]) { "\(name) removed" }
             }
         }
+    }
+}
+
+// `baton proxy` runs the proxy and is also the parent of `baton proxy backends …`, and
+// ArgumentParser gives an option that parent and child both name to the parent. So the options
+// both sides mean the same way by (the admin socket and token, the health check) are one
+// group each, declared by both: every command in the path reads the same values.
+
+/// Where the proxy's admin API is and the token for its TCP side.
+struct AdminOptions: ParsableArguments {
+    @Option(help: "The proxy's admin Unix socket.")
+    var adminSocket: String = ".baton/proxy.sock"
+    @Option(help: "Bearer token for the TCP admin API (or BATON_ADMIN_TOKEN).")
+    var adminToken: String?
+
+    var token: String? { adminToken ?? ProcessInfo.processInfo.environment["BATON_ADMIN_TOKEN"] }
+}
+
+/// A health check given on the command line: the proxy's default for backends added without
+/// one, or one backend's own check in `backends add`.
+struct HealthOptions: ParsableArguments {
+    @Option(help: "Health check path (default \(DefaultHealthCheckPath)).") var healthPath: String?
+    @Option(help: "Time between health checks (default \(DefaultHealthCheckInterval.shortDescription)).") var healthInterval: Duration?
+    @Option(help: "Health check timeout (default \(DefaultHealthCheckTimeout.shortDescription)).") var healthTimeout: Duration?
+    @Option(help: "Passing checks before a backend takes traffic (default \(DefaultHealthRise)).") var healthRise: Int?
+    @Option(help: "Failing checks before a ready backend is taken out (default \(DefaultHealthFall)).") var healthFall: Int?
+
+    /// The check, with the defaults for what is not given.
+    var check: HealthCheck {
+        HealthCheck(
+            path: healthPath ?? DefaultHealthCheckPath,
+            interval: healthInterval ?? DefaultHealthCheckInterval,
+            timeout: healthTimeout ?? DefaultHealthCheckTimeout,
+            rise: healthRise ?? DefaultHealthRise,
+            fall: healthFall ?? DefaultHealthFall
+        )
+    }
+
+    /// The check when any --health-* option is given, else nil (the proxy's own default).
+    var given: HealthCheck? {
+        healthPath == nil && healthInterval == nil && healthTimeout == nil && healthRise == nil && healthFall == nil ? nil : check
     }
 }

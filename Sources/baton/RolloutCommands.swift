@@ -155,14 +155,17 @@ struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show what `baton deploy RELEASE` would do, in order, without doing it.",
-        discussion: "Example: baton plan 5.4"
+        discussion: "Exits 1 when the deploy would be refused (REFUSED: lines say why).\n\nExample: baton plan 5.4"
     )
     @OptionGroup var options: ConfigOptions
     @Argument(help: "The release.") var release: String
 
     func run() async throws {
         try await failing {
-            for line in try await Rollout(config: try options.load()).plan(release: release) { print(line) }
+            let plan = try await Rollout(config: try options.load()).plan(release: release)
+            for line in plan.lines { print(line) }
+            // A refused plan fails, so a CI step can run `baton plan` before `baton deploy`.
+            if plan.isRefused { throw ExitCode.failure }
         }
     }
 }

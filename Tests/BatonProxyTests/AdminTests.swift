@@ -7,6 +7,28 @@ import Testing
 
 extension LiveProxyTests {
     @Suite struct AdminTests {
+        /// `baton proxy backends …` is a child of the run command, which has options of the
+        /// same names: the child must still get them (the parent used to swallow them).
+        @Test func backendsCommandsUseTheirAdminSocketAndHealthOptions() async throws {
+            let web1 = try await TestBackend.start(name: "web1")
+            let proxy = try await LiveProxy.start()
+            let socket = proxy.directory + "/admin.sock"
+            func baton(_ arguments: [String]) throws -> (status: Int32, output: String) {
+                try ChildProcess.run([try BuiltProducts.path("baton"), "proxy", "backends"] + arguments)
+            }
+            let added = try baton(["add", "web1", web1.address, "--health-path", "/echo", "--health-fall", "5", "--admin-socket", socket])
+            #expect(added.status == 0, "\(added.output)")
+            let info = try #require(proxy.server.pool.list().first)
+            #expect(info.health == HealthCheck(path: "/echo", fall: 5))
+            let listed = try baton(["list", "--admin-socket", socket])
+            #expect(listed.output.contains("web1"), "\(listed.output)")
+            let elsewhere = try baton(["list", "--admin-socket", proxy.directory + "/none.sock"])
+            #expect(elsewhere.status != 0)
+            #expect(elsewhere.output.contains("none.sock"), "\(elsewhere.output)")
+            try await proxy.shutdown()
+            await web1.stop()
+        }
+
         @Test func tcpAdminRefusesCallsWithoutTheToken() async throws {
             let proxy = try await LiveProxy.start {
                 $0.adminListen = .tcp(host: "127.0.0.1", port: 0)

@@ -36,7 +36,13 @@ import Testing
         #expect(fleet.releases().values.allSatisfy { $0.isEmpty })
         #expect(try fleet.journalEvents().isEmpty)
         #expect(fleet.proxy.server.pool.list().isEmpty)
-        #expect(try await fleet.rollout().plan(release: "5.3").contains { $0.hasPrefix("REFUSED: web2: port \(port)") })
+        let plan = try await fleet.rollout().plan(release: "5.3")
+        #expect(plan.isRefused)
+        #expect(plan.lines.contains { $0.hasPrefix("REFUSED: web2: port \(port)") })
+        // `baton plan` fails too, so CI can run it before deploying.
+        let cli = try CrashResumeTests().baton(fleet, ["plan", "5.3"], json: false)
+        #expect(cli.status == 1, "\(cli.output)")
+        #expect(cli.output.contains("REFUSED: web2: port \(port)"), "\(cli.output)")
         await fleet.cleanup()
     }
 
