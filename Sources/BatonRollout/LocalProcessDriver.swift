@@ -43,10 +43,16 @@ public struct LocalProcessDriver: NodeDriver {
     }
 
     public func instances(node: String) -> [NodeInstance] {
+        allInstances().filter { $0.node == node }
+    }
+
+    /// Every instance with a pid file, whichever node it is (also nodes baton.yml no longer has).
+    public func allInstances() -> [NodeInstance] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
         return files.sorted().compactMap { file -> NodeInstance? in
-            guard file.hasPrefix("\(node)@"), file.hasSuffix(".pid") else { return nil }
-            let release = String(file.dropFirst(node.count + 1).dropLast(4))
+            guard file.hasSuffix(".pid"), let at = file.firstIndex(of: "@") else { return nil }
+            let node = String(file[..<at])
+            let release = String(file[file.index(after: at)...].dropLast(4))
             return read(pidFile: "\(runDirectory)/\(file)", node: node, release: release)
         }
     }

@@ -108,10 +108,9 @@ public final class TestFleet: Sendable {
     public func watchReadyCount() -> ReadyWatcher { ReadyWatcher(pool: proxy.server.pool) }
 
     public func cleanup() async {
-        for node in config.nodes {
-            for instance in driver.instances(node: node.name) {
-                try? await driver.stop(instance, signal: SIGKILL, grace: .zero)
-            }
+        // Every pid file, not only the nodes the fleet began with: a test may add one.
+        for instance in driver.allInstances() {
+            try? await driver.stop(instance, signal: SIGKILL, grace: .zero)
         }
         try? await proxy.shutdown()
         try? FileManager.default.removeItem(atPath: directory)
