@@ -36,13 +36,15 @@ public struct HealthCheck: Sendable, Equatable, Codable {
     /// The one rule for a healthy answer.
     public static func passes(status: Int) -> Bool { (200..<400).contains(status) }
 
-    /// Names the first field that is out of range, as `field: expected …, got …`.
-    public func validate() throws {
-        guard path.hasPrefix("/") else { throw BatonError(.invalidArgument, "health.path: expected a path starting with '/', got '\(path)'") }
-        guard rise >= 1 else { throw BatonError(.invalidArgument, "health.rise: expected 1 or more, got \(rise)") }
-        guard fall >= 1 else { throw BatonError(.invalidArgument, "health.fall: expected 1 or more, got \(fall)") }
-        guard interval > .zero else { throw BatonError(.invalidArgument, "health.interval: expected more than 0, got \(interval.shortDescription)") }
-        guard timeout > .zero else { throw BatonError(.invalidArgument, "health.timeout: expected more than 0, got \(timeout.shortDescription)") }
+    /// Names the first field that is out of range, as `field: expected …, got …`; `name` spells
+    /// the field as the input did (`health.rise` in baton.yml and the admin API, `--health-rise`
+    /// on the command line).
+    public func validate(naming name: (String) -> String = { "health.\($0)" }) throws {
+        guard path.hasPrefix("/") else { throw BatonError(.invalidArgument, "\(name("path")): expected a path starting with '/', got '\(path)'") }
+        guard rise >= 1 else { throw BatonError(.invalidArgument, "\(name("rise")): expected 1 or more, got \(rise)") }
+        guard fall >= 1 else { throw BatonError(.invalidArgument, "\(name("fall")): expected 1 or more, got \(fall)") }
+        guard interval > .zero else { throw BatonError(.invalidArgument, "\(name("interval")): expected more than 0, got \(interval.shortDescription)") }
+        guard timeout > .zero else { throw BatonError(.invalidArgument, "\(name("timeout")): expected more than 0, got \(timeout.shortDescription)") }
     }
 
     /// One check of `endpoint`: nil when it passed, else why not, in words ("GET /up answered

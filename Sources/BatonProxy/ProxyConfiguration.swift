@@ -110,11 +110,8 @@ public struct ProxyConfiguration: Sendable {
         if adminListen != nil && (adminToken ?? "").isEmpty {
             throw BatonError(.invalidConfiguration, "--admin-listen: the admin API on TCP needs --admin-token (or BATON_ADMIN_TOKEN)")
         }
-        if healthCheck.rise < 1 { throw BatonError(.invalidConfiguration, "--health-rise: expected 1 or more, got \(healthCheck.rise)") }
-        if healthCheck.fall < 1 { throw BatonError(.invalidConfiguration, "--health-fall: expected 1 or more, got \(healthCheck.fall)") }
-        if !healthCheck.path.hasPrefix("/") {
-            throw BatonError(.invalidConfiguration, "--health-path: expected a path starting with '/', got '\(healthCheck.path)'")
-        }
+        // The same rules as every backend's own check, named as the options that set it.
+        try healthCheck.validate { "--health-\($0)" }
         if retry.maxAttempts < 1 { throw BatonError(.invalidConfiguration, "--max-attempts: expected 1 or more, got \(retry.maxAttempts)") }
         if threads < 1 { throw BatonError(.invalidConfiguration, "--threads: expected 1 or more, got \(threads)") }
         for (option, value) in [("--max-connections", maxConnections), ("--max-connections-per-backend", maxConnectionsPerBackend), ("--max-held", maxHeld), ("--max-queued-requests", maxQueuedRequests)] where value < 1 {
