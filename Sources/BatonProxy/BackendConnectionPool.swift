@@ -13,7 +13,11 @@ final class BackendConnectionPool: @unchecked Sendable {
     private let maxIdle: Int
     private let maxOpen: Int
     private let idleTimeout: TimeAmount
-    private var idle: [(connection: ProxyBackendHandler, since: NIODeadline)] = []
+    /// Oldest first. A connection is reused oldest first: the one given back last may still have
+    /// its server-side worker busy with the previous response (a threaded server reads the next
+    /// request only once the handler returned, which can be after the last byte went out), while
+    /// one idle for longer surely is ready.
+    private var idle = CircularBuffer<(connection: ProxyBackendHandler, since: NIODeadline)>()
     private var open: [ObjectIdentifier: ProxyBackendHandler] = [:]
     private var connecting = 0
     /// What this loop's clients were served by the backend (summed by `Backend.stats()`).
@@ -37,7 +41,7 @@ final class BackendConnectionPool: @unchecked Sendable {
     func takeIdle() -> ProxyBackendHandler? {
         eventLoop.preconditionInEventLoop()
         let now = NIODeadline.now()
-        while let (connection, since) = idle.popLast() {
+        while let (connection, since) = idle.popFirst() {
             if connection.isOpen && now - since < idleTimeout { return connection }
             connection.close()
         }
@@ -51,7 +55,7 @@ final class BackendConnectionPool: @unchecked Sendable {
     func connect(fresh: Bool = false) -> EventLoopFuture<ProxyBackendHandler> {
         eventLoop.preconditionInEventLoop()
         guard open.count + connecting >= maxOpen else { return openConnection() }
-        if fresh, let (spare, _) = idle.popLast() {
+        if fresh, let (spare, _) = idle.popFirst() {
             retire(spare)
             return openConnection()
         }

@@ -24,6 +24,9 @@ final class ProxyBackendHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readsPaused = false
     private var readPending = false
     weak var delegate: (any ProxyBackendHandlerDelegate)?
+    /// Set while the connection waits for the backend to close it (`awaitBackendClose`).
+    private var onBackendClosed: (() -> Void)?
+    private var closeDeadline: Scheduled<Void>?
 
     init(pool: BackendConnectionPool) {
         self.pool = pool
@@ -63,6 +66,20 @@ final class ProxyBackendHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func close() {
         delegate = nil
         context?.close(promise: nil)
+    }
+
+    /// The backend said it closes the connection after a response that has now ended. A
+    /// server that says so (a pre-fork worker, an HTTP/1.0 server) often holds its worker until
+    /// its handler returns and it closes the socket, which may be well after the last byte
+    /// (streaming teardown, work after the response). So the connection stays open and
+    /// `closed` runs when the backend closes it, or at `grace`, when the proxy closes it itself.
+    func awaitBackendClose(within grace: TimeAmount, then closed: @escaping () -> Void) {
+        delegate = nil
+        guard let context, context.channel.isActive else { return closed() }
+        onBackendClosed = closed
+        closeDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: grace) { context.close(promise: nil) }
+        // The close arrives as a read: read even if the client had paused this connection.
+        setReadsPaused(false)
     }
 
     /// Closes a connection that may be in use (drain timeout): its borrower hears of it as a
@@ -118,6 +135,12 @@ final class ProxyBackendHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         pool.forget(self)
+        closeDeadline?.cancel()
+        closeDeadline = nil
+        if let closed = onBackendClosed {
+            onBackendClosed = nil
+            closed()
+        }
         if let delegate {
             self.delegate = nil
             delegate.backendFailed(ChannelError.eof)

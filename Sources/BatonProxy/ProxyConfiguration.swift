@@ -16,6 +16,9 @@ public let DefaultShutdownTimeout = Duration.seconds(30)
 /// Pooled backend connections are retired after this long idle: below gunicorn's 2 s and
 /// Node's 5 s keep-alive, so a backend never closes one just as a request goes out on it.
 public let DefaultBackendIdleTimeout = Duration.seconds(1)
+/// How long a backend that answered `Connection: close` may take to close the connection
+/// after its response, while the request still counts against it (its worker is still busy).
+public let DefaultBackendCloseGrace = Duration.seconds(2)
 public let DefaultMaxConnections = 20_000
 public let DefaultMaxConnectionsPerBackend = 1_000
 public let DefaultMaxHeld = 10_000
@@ -55,6 +58,9 @@ public struct ProxyConfiguration: Sendable {
     /// Graceful shutdown: after this long, connections still busy are cut (and counted).
     public var shutdownTimeout = DefaultShutdownTimeout
     public var backendIdleTimeout = DefaultBackendIdleTimeout
+    /// After a `Connection: close` response: how long to wait for the backend's own close,
+    /// during which its request still counts in flight.
+    public var backendCloseGrace = DefaultBackendCloseGrace
     /// Client connections open at once; more are closed as they arrive.
     public var maxConnections = DefaultMaxConnections
     /// Connections to one backend from one event loop, in use or idle; requests beyond wait.

@@ -1,0 +1,190 @@
+import BatonCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// An app server with a fixed number of workers, as gunicorn is: a request holds a worker from
+/// its head until its handler returns, which may be well after the response's last byte (a
+/// streaming handler's teardown, work after the response). A request that arrives while it
+/// cannot run at once — every worker busy, or its connection's previous handler still running —
+/// waits, and is counted in `waitedForWorker`: the number tests assert on, rather than latency.
+///
+///     GET /stream?ms=M&linger=L   10 bytes over M ms (Content-Length 10); the handler returns L ms
+///                                 after the last byte
+///     GET /up                     200 without taking a worker (health checks)
+///     GET anything else           "ok", the handler returns at once
+///
+/// With `closesConnections` every response says `Connection: close` and the connection closes
+/// when its handler returns (gunicorn's sync worker); otherwise connections are kept alive and
+/// the next request on one is read only once the previous handler returned (the gthread worker).
+public final class WorkerBackend: Sendable {
+    public let name: String
+    public let port: Int
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+    private let counters: Counters
+
+    public var endpoint: Endpoint { .tcp(host: "127.0.0.1", port: port) }
+    public var address: String { endpoint.description }
+    /// Requests that could not start at once when they arrived.
+    public var waitedForWorker: Int { counters.waited.load(ordering: .relaxed) }
+    /// Requests served (health checks excluded).
+    public var requestsServed: Int { counters.served.load(ordering: .relaxed) }
+
+    public static func start(name: String, workers: Int, closesConnections: Bool) async throws -> WorkerBackend {
+        // One thread: the workers' bookkeeping needs no lock.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let counters = Counters()
+        let loop = group.next()
+        let workerPool = try await loop.submit { NIOLoopBound(WorkerPool(workers: workers), eventLoop: loop) }.get()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false)
+                    try channel.pipeline.syncOperations.addHandler(
+                        WorkerConnection(workers: workerPool.value, counters: counters, closesConnections: closesConnections)
+                    )
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        return WorkerBackend(name: name, port: channel.localAddress?.port ?? 0, group: group, channel: channel, counters: counters)
+    }
+
+    private init(name: String, port: Int, group: MultiThreadedEventLoopGroup, channel: any Channel, counters: Counters) {
+        self.name = name
+        self.port = port
+        self.group = group
+        self.channel = channel
+        self.counters = counters
+    }
+
+    public func stop() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+
+    final class Counters: Sendable {
+        let waited = Atomic<Int>(0)
+        let served = Atomic<Int>(0)
+    }
+}
+
+/// The workers: a request runs when one is free, else waits for one in arrival order.
+private final class WorkerPool {
+    private let workers: Int
+    private var busy = 0
+    private var waiting = CircularBuffer<() -> Void>()
+
+    init(workers: Int) { self.workers = workers }
+
+    var hasFreeWorker: Bool { busy < workers }
+
+    func acquire(_ run: @escaping () -> Void) {
+        if busy < workers {
+            busy += 1
+            run()
+        } else {
+            waiting.append(run)
+        }
+    }
+
+    func release() {
+        if let next = waiting.popFirst() {
+            next()
+        } else {
+            busy -= 1
+        }
+    }
+}
+
+/// One client connection: requests in order, each run by a worker.
+private final class WorkerConnection: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let workers: WorkerPool
+    private let counters: WorkerBackend.Counters
+    private let closesConnections: Bool
+    private var pending = CircularBuffer<HTTPRequestHead>()
+    private var running = false
+    private var head: HTTPRequestHead?
+
+    init(workers: WorkerPool, counters: WorkerBackend.Counters, closesConnections: Bool) {
+        self.workers = workers
+        self.counters = counters
+        self.closesConnections = closesConnections
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            if head.uri == "/up" {
+                respond(context: context, body: "up", close: false)
+                return
+            }
+            if running || !pending.isEmpty || !workers.hasFreeWorker { counters.waited.add(1, ordering: .relaxed) }
+            pending.append(head)
+            startNext(context: context)
+        }
+    }
+
+    private func startNext(context: ChannelHandlerContext) {
+        guard !running, let head = pending.popFirst() else { return }
+        running = true
+        let loop = context.eventLoop.assumeIsolated()
+        workers.acquire { [self] in
+            counters.served.add(1, ordering: .relaxed)
+            let target = RequestTarget(head.uri)
+            guard target.path == "/stream" else {
+                respond(context: context, body: "ok", close: closesConnections)
+                return handlerReturned(context: context)
+            }
+            let streamMs = Int64(target.query["ms"] ?? "") ?? 100
+            let lingerMs = Int64(target.query["linger"] ?? "") ?? 0
+            var headers = HTTPHeaders([("content-length", "10")])
+            if closesConnections { headers.add(name: "connection", value: "close") }
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            for index in 0..<10 {
+                loop.scheduleTask(in: .milliseconds(streamMs * Int64(index + 1) / 10)) { [self] in
+                    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "*")))), promise: nil)
+                    if index == 9 {
+                        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                        loop.scheduleTask(in: .milliseconds(lingerMs)) { [self] in handlerReturned(context: context) }
+                    } else {
+                        context.flush()
+                    }
+                }
+            }
+        }
+    }
+
+    private func handlerReturned(context: ChannelHandlerContext) {
+        workers.release()
+        running = false
+        if closesConnections {
+            context.close(promise: nil)
+        } else {
+            startNext(context: context)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, body: String, close: Bool) {
+        var headers = HTTPHeaders([("content-length", String(body.utf8.count))])
+        if close { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pending.removeAll()
+        context.fireChannelInactive()
+    }
+}
