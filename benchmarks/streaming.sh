@@ -49,13 +49,13 @@ stop_all() {
     kill "${pids[@]}" 2>/dev/null || true
     for pidfile in "$work"/*.pid; do [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -f "$work"/*.pid
+    rm -f "$work"/*.pid "$work"/*.json  # the next fleet's proxies start from nothing
     pids=()
 }
 trap 'stop_all; rm -rf "$work"' EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() {
-    for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/get" && return 0; sleep 0.1; done
+    for _ in $(seq 100); do curl -sf -m 2 -o /dev/null "http://127.0.0.1:$1/get" && return 0; sleep 0.1; done
     echo "nothing answers on port $1" >&2; cat "$work"/*.log >&2; exit 1
 }
 

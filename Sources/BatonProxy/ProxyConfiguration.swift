@@ -59,7 +59,7 @@ public struct ProxyConfiguration: Sendable {
     public var shutdownTimeout = DefaultShutdownTimeout
     public var backendIdleTimeout = DefaultBackendIdleTimeout
     /// After a `Connection: close` response: how long to wait for the backend's own close,
-    /// during which its request still counts in flight.
+    /// during which its request still counts in flight (0: close at once).
     public var backendCloseGrace = DefaultBackendCloseGrace
     /// Client connections open at once; more are closed as they arrive.
     public var maxConnections = DefaultMaxConnections
@@ -120,6 +120,7 @@ public struct ProxyConfiguration: Sendable {
         try healthCheck.validate { "--health-\($0)" }
         if retry.maxAttempts < 1 { throw BatonError(.invalidConfiguration, "--max-attempts: expected 1 or more, got \(retry.maxAttempts)") }
         if threads < 1 { throw BatonError(.invalidConfiguration, "--threads: expected 1 or more, got \(threads)") }
+        if backendCloseGrace < .zero { throw BatonError(.invalidConfiguration, "--backend-close-grace: expected 0 or more, got \(backendCloseGrace.shortDescription)") }
         for (option, value) in [("--max-connections", maxConnections), ("--max-connections-per-backend", maxConnectionsPerBackend), ("--max-held", maxHeld), ("--max-queued-requests", maxQueuedRequests)] where value < 1 {
             throw BatonError(.invalidConfiguration, "\(option): expected 1 or more, got \(value)")
         }

@@ -56,7 +56,7 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "On SIGTERM: how long in-flight requests may finish before the rest are cut.") var shutdownTimeout = DefaultShutdownTimeout
     @Option(help: "Retire pooled backend connections idle this long (keep it below the backend's keep-alive timeout).")
     var backendIdleTimeout = DefaultBackendIdleTimeout
-    @Option(help: "After a 'Connection: close' response, how long the backend may take to close (its worker counts as busy meanwhile).")
+    @Option(help: "After a 'Connection: close' response, how long the backend may take to close (its worker counts as busy meanwhile; 0 closes at once).")
     var backendCloseGrace = DefaultBackendCloseGrace
     @Option(help: "Client connections open at once; more are closed on arrival.") var maxConnections = DefaultMaxConnections
     @Option(help: "Connections to one backend per thread; requests beyond wait for one.") var maxConnectionsPerBackend = DefaultMaxConnectionsPerBackend

@@ -31,22 +31,23 @@ extension LiveProxyTests {
         @Test func aClosingBackendCountsTheRequestUntilItCloses() async throws {
             let web1 = try await WorkerBackend.start(name: "web1", workers: 1, closesConnections: true)
             let proxy = try await start([web1]) { $0.backendCloseGrace = .seconds(30) }
-            let response = try await get("/stream?ms=50&linger=1000", from: proxy.endpoint)
+            let response = try await get("/stream?ms=50&linger=3000", from: proxy.endpoint)
             #expect(response.status == 200)
             #expect(response.body.readableBytes == 10)
             // The client has its whole response; the worker is still in its handler.
             #expect(proxy.server.pool.info(name: "web1")?.inFlight == 1)
             // The backend's close, not the 30 s grace, ends it.
-            #expect(await eventually(timeout: .seconds(5)) { proxy.server.pool.info(name: "web1")?.inFlight == 0 })
+            #expect(await eventually(timeout: .seconds(10)) { proxy.server.pool.info(name: "web1")?.inFlight == 0 })
             try await proxy.shutdown()
             await web1.stop()
         }
 
         @Test func aBackendThatNeverClosesIsClosedAfterTheGrace() async throws {
             let web1 = try await WorkerBackend.start(name: "web1", workers: 1, closesConnections: true)
-            let proxy = try await start([web1]) { $0.backendCloseGrace = .milliseconds(300) }
+            let proxy = try await start([web1]) { $0.backendCloseGrace = .seconds(3) }
             let response = try await get("/stream?ms=10&linger=600000", from: proxy.endpoint)
             #expect(response.status == 200)
+            #expect(proxy.server.pool.info(name: "web1")?.inFlight == 1)
             #expect(await eventually(timeout: .seconds(5)) { proxy.server.pool.info(name: "web1")?.inFlight == 0 })
             try await proxy.shutdown()
             await web1.stop()
@@ -91,8 +92,11 @@ extension LiveProxyTests {
         @Test func aKeptAliveConnectionStillFinishingIsNotReusedFirst() async throws {
             let web1 = try await WorkerBackend.start(name: "web1", workers: 4, closesConnections: false)
             // One event loop, so every client borrows from the same connection pool.
-            let proxy = try await start([web1]) { $0.threads = 1 }
-            let stream = Task { try await get("/stream?ms=400&linger=800", from: proxy.endpoint) }
+            let proxy = try await start([web1]) {
+                $0.threads = 1
+                $0.backendIdleTimeout = .seconds(30)
+            }
+            let stream = Task { try await get("/stream?ms=1500&linger=1500", from: proxy.endpoint) }
             #expect(await eventually { web1.requestsServed == 1 })
             // The stream holds one backend connection; this opens a second and gives it back.
             #expect(try await get("/fast", from: proxy.endpoint).status == 200)
