@@ -13,11 +13,7 @@ final class BackendConnectionPool: @unchecked Sendable {
     private let maxIdle: Int
     private let maxOpen: Int
     private let idleTimeout: TimeAmount
-    /// Oldest first. A connection is reused oldest first: the one given back last may still have
-    /// its server-side worker busy with the previous response (a threaded server reads the next
-    /// request only once the handler returned, which can be after the last byte went out), while
-    /// one idle for longer surely is ready.
-    private var idle = CircularBuffer<(connection: ProxyBackendHandler, since: NIODeadline)>()
+    private var idle: [(connection: ProxyBackendHandler, since: NIODeadline)] = []
     private var open: [ObjectIdentifier: ProxyBackendHandler] = [:]
     private var connecting = 0
     /// What this loop's clients were served by the backend (summed by `Backend.stats()`).
@@ -41,7 +37,7 @@ final class BackendConnectionPool: @unchecked Sendable {
     func takeIdle() -> ProxyBackendHandler? {
         eventLoop.preconditionInEventLoop()
         let now = NIODeadline.now()
-        while let (connection, since) = idle.popFirst() {
+        while let (connection, since) = idle.popLast() {
             if connection.isOpen && now - since < idleTimeout { return connection }
             connection.close()
         }
@@ -55,7 +51,7 @@ final class BackendConnectionPool: @unchecked Sendable {
     func connect(fresh: Bool = false) -> EventLoopFuture<ProxyBackendHandler> {
         eventLoop.preconditionInEventLoop()
         guard open.count + connecting >= maxOpen else { return openConnection() }
-        if fresh, let (spare, _) = idle.popFirst() {
+        if fresh, let (spare, _) = idle.popLast() {
             retire(spare)
             return openConnection()
         }

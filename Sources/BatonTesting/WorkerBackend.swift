@@ -4,20 +4,17 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// An app server with a fixed number of workers, as gunicorn is: a request holds a worker from
-/// its head until its handler returns, which may be well after the response's last byte (a
-/// streaming handler's teardown, work after the response). A request that arrives while it
-/// cannot run at once — every worker busy, or its connection's previous handler still running —
-/// waits, and is counted in `waitedForWorker`: the number tests assert on, rather than latency.
+/// An app server with a fixed number of workers, as gunicorn's sync workers are: a request
+/// holds a worker from its head until its handler returns, which may be well after the
+/// response's last byte (a streaming handler's teardown, work after the response); every
+/// response says `Connection: close` and the connection closes when the handler returns. A
+/// request that arrives while every worker is busy waits for one, and is counted in
+/// `waitedForWorker`: the number tests assert on, rather than latency.
 ///
 ///     GET /stream?ms=M&linger=L   10 bytes over M ms (Content-Length 10); the handler returns L ms
 ///                                 after the last byte
 ///     GET /up                     200 without taking a worker (health checks)
 ///     GET anything else           "ok", the handler returns at once
-///
-/// With `closesConnections` every response says `Connection: close` and the connection closes
-/// when its handler returns (gunicorn's sync worker); otherwise connections are kept alive and
-/// the next request on one is read only once the previous handler returned (the gthread worker).
 public final class WorkerBackend: Sendable {
     public let name: String
     public let port: Int
@@ -32,7 +29,7 @@ public final class WorkerBackend: Sendable {
     /// Requests served (health checks excluded).
     public var requestsServed: Int { counters.served.load(ordering: .relaxed) }
 
-    public static func start(name: String, workers: Int, closesConnections: Bool) async throws -> WorkerBackend {
+    public static func start(name: String, workers: Int) async throws -> WorkerBackend {
         // One thread: the workers' bookkeeping needs no lock.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counters = Counters()
@@ -44,7 +41,7 @@ public final class WorkerBackend: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false)
                     try channel.pipeline.syncOperations.addHandler(
-                        WorkerConnection(workers: workerPool.value, counters: counters, closesConnections: closesConnections)
+                        WorkerConnection(workers: workerPool.value, counters: counters)
                     )
                 }
             }
@@ -100,22 +97,20 @@ private final class WorkerPool {
     }
 }
 
-/// One client connection: requests in order, each run by a worker.
+/// One client connection: one request, run by a worker; the connection closes when its handler
+/// returns.
 private final class WorkerConnection: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let workers: WorkerPool
     private let counters: WorkerBackend.Counters
-    private let closesConnections: Bool
-    private var pending = CircularBuffer<HTTPRequestHead>()
-    private var running = false
     private var head: HTTPRequestHead?
+    private var started = false
 
-    init(workers: WorkerPool, counters: WorkerBackend.Counters, closesConnections: Bool) {
+    init(workers: WorkerPool, counters: WorkerBackend.Counters) {
         self.workers = workers
         self.counters = counters
-        self.closesConnections = closesConnections
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -123,33 +118,30 @@ private final class WorkerConnection: ChannelInboundHandler {
         case .head(let head): self.head = head
         case .body: break
         case .end:
-            guard let head else { return }
+            guard let head, !started else { return }
             self.head = nil
             if head.uri == "/up" {
-                respond(context: context, body: "up", close: false)
+                respond(context: context, body: "up")
                 return
             }
-            if running || !pending.isEmpty || !workers.hasFreeWorker { counters.waited.add(1, ordering: .relaxed) }
-            pending.append(head)
-            startNext(context: context)
+            started = true
+            if !workers.hasFreeWorker { counters.waited.add(1, ordering: .relaxed) }
+            run(head, context: context)
         }
     }
 
-    private func startNext(context: ChannelHandlerContext) {
-        guard !running, let head = pending.popFirst() else { return }
-        running = true
+    private func run(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let loop = context.eventLoop.assumeIsolated()
         workers.acquire { [self] in
             counters.served.add(1, ordering: .relaxed)
             let target = RequestTarget(head.uri)
             guard target.path == "/stream" else {
-                respond(context: context, body: "ok", close: closesConnections)
+                respond(context: context, body: "ok")
                 return handlerReturned(context: context)
             }
             let streamMs = Int64(target.query["ms"] ?? "") ?? 100
             let lingerMs = Int64(target.query["linger"] ?? "") ?? 0
-            var headers = HTTPHeaders([("content-length", "10")])
-            if closesConnections { headers.add(name: "connection", value: "close") }
+            let headers = HTTPHeaders([("content-length", "10"), ("connection", "close")])
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             for index in 0..<10 {
                 loop.scheduleTask(in: .milliseconds(streamMs * Int64(index + 1) / 10)) { [self] in
@@ -167,24 +159,15 @@ private final class WorkerConnection: ChannelInboundHandler {
 
     private func handlerReturned(context: ChannelHandlerContext) {
         workers.release()
-        running = false
-        if closesConnections {
-            context.close(promise: nil)
-        } else {
-            startNext(context: context)
-        }
+        context.close(promise: nil)
     }
 
-    private func respond(context: ChannelHandlerContext, body: String, close: Bool) {
+    /// A whole response; `/up` keeps the connection open, a handler's answer closes it.
+    private func respond(context: ChannelHandlerContext, body: String) {
         var headers = HTTPHeaders([("content-length", String(body.utf8.count))])
-        if close { headers.add(name: "connection", value: "close") }
+        if started { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        pending.removeAll()
-        context.fireChannelInactive()
     }
 }
