@@ -4,8 +4,12 @@ import Foundation
 /// policy. Every problem is reported as one line naming the file, the line and the field.
 public struct BatonConfig: Sendable, Equatable {
     public enum ProxyTarget: Sendable, Equatable {
+        /// A `baton proxy` reached on its admin Unix socket.
         case socket(path: String)
+        /// A `baton proxy` reached on its TCP admin API.
         case tcp(Endpoint, token: String?)
+        /// HAProxy, through the Runtime API on its stats socket; the nodes are servers of `backend`.
+        case haproxy(socket: Endpoint, backend: String)
     }
 
     public struct Node: Sendable, Equatable {
@@ -93,15 +97,27 @@ public struct BatonConfig: Sendable, Equatable {
         let stateDirectory = resolve(try root.string("state_dir") ?? ".baton")
 
         guard let proxyList = try root.list("proxies"), !proxyList.isEmpty else {
-            throw root.error(nil, "missing 'proxies': a list with at least one {admin_socket: PATH} or {admin_url: HOST:PORT, token: …}")
+            throw root.error(nil, "missing 'proxies': a list with at least one {admin_socket: PATH}, {admin_url: HOST:PORT, token: …} or {haproxy: {socket: PATH, backend: NAME}}")
         }
         let proxies = try proxyList.map { proxy -> ProxyTarget in
-            try proxy.allowKeys(["admin_socket", "admin_url", "token"])
+            try proxy.allowKeys(["admin_socket", "admin_url", "token", "haproxy"])
+            if let haproxy = try proxy.child("haproxy") {
+                try haproxy.allowKeys(["socket", "backend"])
+                let socket = try haproxy.requiredString("socket", example: "/run/haproxy/admin.sock")
+                // HOST:PORT for a TCP stats socket, else a path.
+                var endpoint = Endpoint.unix(path: resolve(socket))
+                if let tcp = try? Endpoint(parsing: socket), case .tcp = tcp { endpoint = tcp }
+                let backend = try haproxy.requiredString("backend", example: "app")
+                guard !backend.isEmpty, backend.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
+                    throw haproxy.error("backend", "expected an HAProxy backend name (letters, digits, '-', '_', '.', ':'), got '\(backend)'")
+                }
+                return .haproxy(socket: endpoint, backend: backend)
+            }
             if let socket = try proxy.string("admin_socket") {
                 return .socket(path: resolve(socket))
             }
             guard let url = try proxy.string("admin_url") else {
-                throw proxy.error(nil, "expected admin_socket: PATH or admin_url: HOST:PORT")
+                throw proxy.error(nil, "expected admin_socket: PATH, admin_url: HOST:PORT or haproxy: {socket: PATH, backend: NAME}")
             }
             let address = url.replacingOccurrences(of: "http://", with: "")
             guard let endpoint = try? Endpoint(parsing: address) else { throw proxy.error("admin_url", "expected HOST:PORT, got '\(url)'") }
@@ -203,11 +219,13 @@ public struct BatonConfig: Sendable, Equatable {
         service: translate
         # state_dir: .baton            # releases, journal, lock, logs (default .baton)
 
-        # The proxies in front of the nodes (`baton proxy`), driven through their admin API.
+        # The load balancers in front of the nodes, all driven in lockstep: `baton proxy`
+        # through its admin API, HAProxy through its Runtime API (dynamic servers).
         proxies:
           - admin_socket: .baton/proxy.sock
           # - admin_url: 10.0.0.5:9090  # TCP admin API; needs the proxy's token
           #   token: change-me
+          # - haproxy: { socket: /run/haproxy/admin.sock, backend: app }
 
         # The servers. `host: local` runs the release on this machine.
         nodes:

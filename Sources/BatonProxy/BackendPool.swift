@@ -16,6 +16,20 @@ public struct BackendInfo: Codable, Sendable, Equatable {
     /// Why the last failed health check failed ("GET /up answered 404", "connection refused"),
     /// until one passes.
     public var lastFailure: String?
+
+    public init(
+        name: String, address: String, state: BackendStateMachine.State, healthy: Bool, inFlight: Int,
+        health: HealthCheck? = nil, stats: BackendStats? = nil, lastFailure: String? = nil
+    ) {
+        self.name = name
+        self.address = address
+        self.state = state
+        self.healthy = healthy
+        self.inFlight = inFlight
+        self.health = health
+        self.stats = stats
+        self.lastFailure = lastFailure
+    }
 }
 
 /// How a drain ended.
@@ -24,6 +38,12 @@ public struct DrainResult: Codable, Sendable, Equatable {
     /// In-flight requests still running at the drain timeout; their connections were closed.
     public var cut: Int
     public var elapsedMilliseconds: Int64
+
+    public init(name: String, cut: Int, elapsedMilliseconds: Int64) {
+        self.name = name
+        self.cut = cut
+        self.elapsedMilliseconds = elapsedMilliseconds
+    }
 }
 
 /// The live set of backends: routing state, least-outstanding selection, and the queue of

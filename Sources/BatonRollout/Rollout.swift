@@ -36,7 +36,7 @@ public struct Rollout: Sendable {
     ) {
         self.config = config
         self.driver = driver ?? LocalProcessDriver(stateDirectory: config.stateDirectory)
-        self.traffic = traffic ?? BatonProxyController(targets: config.proxies)
+        self.traffic = traffic ?? LoadBalancers(targets: config.proxies)
         self.journal = DeployJournal(path: config.stateDirectory + "/journal.jsonl")
         self.releases = ReleaseStore(stateDirectory: config.stateDirectory)
         self.reporter = reporter

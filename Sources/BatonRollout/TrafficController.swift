@@ -19,13 +19,8 @@ public protocol TrafficController: Sendable {
 public struct BatonProxyController: TrafficController {
     public let proxies: [AdminClient]
 
-    public init(targets: [BatonConfig.ProxyTarget]) {
-        proxies = targets.map { target in
-            switch target {
-            case .socket(let path): AdminClient(endpoint: .unix(path: path))
-            case .tcp(let endpoint, let token): AdminClient(endpoint: endpoint, token: token)
-            }
-        }
+    public init(proxies: [AdminClient]) {
+        self.proxies = proxies
     }
 
     public func admit(backend: String, address: String, health: HealthCheck, timeout: Duration) async throws {

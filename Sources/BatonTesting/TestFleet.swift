@@ -5,7 +5,7 @@ import BatonTesting
 import Foundation
 import NIOConcurrencyHelpers
 
-/// A fleet for deploy tests and benchmarks: a live proxy, releases 5.3 and 5.4 of TranslateApp
+/// A fleet for deploy tests and benchmarks: a live proxy (and, when given, an HAProxy beside it), releases 5.3 and 5.4 of TranslateApp
 /// (each a `run` script that execs the built binary, with an optional fault), and a baton.yml
 /// for `nodes` nodes on free ports. `cleanup()` stops every process the fleet started.
 public final class TestFleet: Sendable {
@@ -23,7 +23,8 @@ public final class TestFleet: Sendable {
         health: String = "interval: 50ms\n  timeout: 1s\n  rise: 2\n  min_ready: 100ms",
         extra: String = "",
         openapi: [String: String] = [:],
-        proxyHealthPath: String = DefaultHealthCheckPath
+        proxyHealthPath: String = DefaultHealthCheckPath,
+        haproxy: LiveHAProxy? = nil
     ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
         // The proxy's own check is only for backends added by hand: a deploy sends baton.yml's.
@@ -46,6 +47,7 @@ public final class TestFleet: Sendable {
             state_dir: .baton
             proxies:
               - admin_socket: \(directory)/proxy/admin.sock
+            \(haproxy.map { "  - haproxy: { socket: \($0.socket), backend: \($0.backend) }" } ?? "")
             nodes:
             \(nodeLines)
             release:

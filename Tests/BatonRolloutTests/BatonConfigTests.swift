@@ -30,6 +30,19 @@ import Testing
         #expect(config.health.check.rise == 2)
     }
 
+    @Test func haproxyTargetsParse() throws {
+        let text = valid.replacingOccurrences(
+            of: "  - admin_socket: run/proxy.sock",
+            with: "  - admin_socket: run/proxy.sock\n  - haproxy: { socket: run/haproxy.sock, backend: app }\n  - haproxy: { socket: '127.0.0.1:9999', backend: api.v2 }"
+        )
+        let config = try BatonConfig.parse(text, file: "/srv/app/baton.yml")
+        #expect(config.proxies == [
+            .socket(path: "/srv/app/run/proxy.sock"),
+            .haproxy(socket: .unix(path: "/srv/app/run/haproxy.sock"), backend: "app"),
+            .haproxy(socket: .tcp(host: "127.0.0.1", port: 9999), backend: "api.v2"),
+        ])
+    }
+
     @Test func theExampleParses() throws {
         let config = try BatonConfig.parse(BatonConfig.example, file: "baton.yml")
         #expect(config.nodes.count == 2)
@@ -51,7 +64,15 @@ import Testing
         ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, port: 1}]\nrelease: {start: 'app'}\n",
          "baton.yml:4: release.start: the command must pass {port} to the app"),
         ("service: x\nnodes: [{name: w, port: 1}]\n",
-         "baton.yml:1: (top level): missing 'proxies': a list with at least one {admin_socket: PATH} or {admin_url: HOST:PORT, token: …}"),
+         "baton.yml:1: (top level): missing 'proxies': a list with at least one {admin_socket: PATH}, {admin_url: HOST:PORT, token: …} or {haproxy: {socket: PATH, backend: NAME}}"),
+        ("service: x\nproxies: [{haproxy: {socket: /run/h.sock}}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:2: proxies[0].haproxy: missing 'backend', e.g. backend: app"),
+        ("service: x\nproxies: [{haproxy: {socket: /run/h.sock, backend: 'my app'}}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:2: proxies[0].haproxy.backend: expected an HAProxy backend name (letters, digits, '-', '_', '.', ':'), got 'my app'"),
+        ("service: x\nproxies: [{haproxy: {socket: /run/h.sock, backend: app, check: yes}}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:2: proxies[0].haproxy.check: unknown field; expected one of socket, backend"),
+        ("service: x\nproxies: [{haproxy: /run/h.sock}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:2: proxies[0].haproxy: expected a mapping"),
         ("- just\n- a list\n", "baton.yml:1: expected a mapping of settings at the top level"),
         ("service: [unclosed\n", "baton.yml: not valid YAML: line 2, column 1: did not find expected ',' or ']'"),
         ("servce: x\n", "baton.yml:1: servce: unknown field; expected one of service, state_dir, proxies, nodes, release, health, rollout, hooks, compat"),
