@@ -16,17 +16,8 @@ THREADS=${THREADS:-1}
 WRK_THREADS=${WRK_THREADS:-1}
 ROUNDS=${ROUNDS:-1}
 
-if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
-missing=()
-for tool in wrk nginx haproxy curl; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    packages=("${missing[@]/nginx/nginx-light}")
-    echo "installing ${packages[*]}" >&2
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${packages[@]}" >/dev/null
-fi
+source scripts/setup.sh
+ensure_packages wrk nginx-light haproxy curl
 export PATH="$PATH:/usr/sbin"
 
 echo "building baton (release)..." >&2

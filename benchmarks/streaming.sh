@@ -18,18 +18,8 @@ DURATION=${DURATION:-10}
 KINDS=${KINDS:-sync gthread}
 BASELINE=${BASELINE:-}
 
-if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
-missing=()
-for tool in nginx haproxy curl; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
-done
-dpkg -s python3-venv >/dev/null 2>&1 || missing+=(python3-venv)
-if [ ${#missing[@]} -gt 0 ]; then
-    packages=("${missing[@]/nginx/nginx-light}")
-    echo "installing ${packages[*]}" >&2
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${packages[@]}" >/dev/null
-fi
+source scripts/setup.sh
+ensure_packages nginx-light haproxy curl python3-venv
 export PATH="$PATH:/usr/sbin"
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/baton-bench-venv"
 if [ ! -x "$venv/bin/gunicorn" ] || ! "$venv/bin/python" -c 'import httpbin' 2>/dev/null; then
