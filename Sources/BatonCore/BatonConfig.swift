@@ -102,11 +102,18 @@ public struct BatonConfig: Sendable, Equatable {
         let proxies = try proxyList.map { proxy -> ProxyTarget in
             try proxy.allowKeys(["admin_socket", "admin_url", "token", "haproxy"])
             if let haproxy = try proxy.child("haproxy") {
+                if proxy.has("admin_socket") || proxy.has("admin_url") {
+                    throw proxy.error(nil, "one load balancer per entry: haproxy and admin_socket/admin_url go in separate list items")
+                }
                 try haproxy.allowKeys(["socket", "backend"])
                 let socket = try haproxy.requiredString("socket", example: "/run/haproxy/admin.sock")
-                // HOST:PORT for a TCP stats socket, else a path.
+                // HOST:PORT for a TCP stats socket, else a path (unix:PATH too).
                 var endpoint = Endpoint.unix(path: resolve(socket))
-                if let tcp = try? Endpoint(parsing: socket), case .tcp = tcp { endpoint = tcp }
+                switch try? Endpoint(parsing: socket) {
+                case .tcp(let host, let port): endpoint = .tcp(host: host, port: port)
+                case .unix(let path): endpoint = .unix(path: resolve(path))
+                case nil: break
+                }
                 let backend = try haproxy.requiredString("backend", example: "app")
                 guard !backend.isEmpty, backend.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
                     throw haproxy.error("backend", "expected an HAProxy backend name (letters, digits, '-', '_', '.', ':'), got '\(backend)'")
@@ -125,6 +132,10 @@ public struct BatonConfig: Sendable, Equatable {
                 throw proxy.error(nil, "an admin_url needs a token (the proxy refuses TCP admin calls without one)")
             }
             return .tcp(endpoint, token: token)
+        }
+
+        for (index, target) in proxies.enumerated() where proxies[..<index].contains(target) {
+            throw proxyList[index].error(nil, "the same load balancer is listed twice (as proxies[\(proxies.firstIndex(of: target)!)])")
         }
 
         guard let nodeList = try root.list("nodes"), !nodeList.isEmpty else {
@@ -191,6 +202,9 @@ public struct BatonConfig: Sendable, Equatable {
             maxP99: try rolloutReader?.duration("max_p99"),
             drainTimeout: try rolloutReader?.duration("drain_timeout") ?? .seconds(30)
         )
+        if rollout.maxP99 != nil, proxies.allSatisfy({ if case .haproxy = $0 { true } else { false } }) {
+            throw rolloutReader!.error("max_p99", "needs a baton proxy in 'proxies': HAProxy keeps no latency distribution per server")
+        }
 
         let hooksReader = try root.child("hooks")
         try hooksReader?.allowKeys(["pre_deploy", "post_deploy", "before_node", "after_node"])

@@ -21,12 +21,17 @@ public struct HAProxyController: TrafficController {
     // MARK: TrafficController
 
     public func admit(backend name: String, address: String, health: HealthCheck, timeout: Duration) async throws {
-        if let existing = try await servers()[name], existing.address != address {
-            try await remove(backend: name)
+        try Self.checkArgument(name, what: "server name")
+        try Self.checkArgument(address, what: "address")
+        if let existing = try await servers()[name] {
+            if existing.address == address && existing.state == .ready { return }
+            if existing.address != address { try await remove(backend: name) }
         }
         if try await servers()[name] == nil {
             try await add(name, address: address, health: health)
         }
+        // Again for a server whose add was interrupted before its checks were turned on.
+        try await command("enable health \(backend)/\(name)")
         // HAProxy counts a server up the moment it leaves maintenance, whatever its checks
         // said. So it waits in drain (checked, but given no requests), marked down, until its
         // checks pass; only then is it made ready.
@@ -46,7 +51,11 @@ public struct HAProxyController: TrafficController {
     }
 
     public func drain(backend name: String, timeout: Duration) async throws -> [DrainResult] {
-        guard try await servers()[name] != nil else { return [] }
+        try Self.checkArgument(name, what: "server name")
+        guard let server = try await servers()[name] else { return [] }
+        // Already in maintenance: drained, and drain state would let checks and persistent
+        // requests back in.
+        if server.state == .drained { return [DrainResult(name: name, cut: 0, elapsedMilliseconds: 0)] }
         let start = ContinuousClock.now
         try await command("set server \(backend)/\(name) state drain")
         var busy = try await inFlight(name)
@@ -61,6 +70,7 @@ public struct HAProxyController: TrafficController {
     }
 
     public func remove(backend name: String) async throws {
+        try Self.checkArgument(name, what: "server name")
         guard try await servers()[name] != nil else { return }
         try await command("set server \(backend)/\(name) state maint")
         try await command("shutdown sessions server \(backend)/\(name)")
@@ -101,13 +111,28 @@ public struct HAProxyController: TrafficController {
     // MARK: Runtime API
 
     private func add(_ name: String, address: String, health: HealthCheck) async throws {
-        let milliseconds = max(1, Int(health.interval.milliseconds))
-        let answer = try await runtime.send("add server \(backend)/\(name) \(address) check inter \(milliseconds) rise \(health.rise) fall \(health.fall)").trimmingWhitespace
+        // Without `timeout check` in haproxy.cfg a check may take only `inter`: so `inter` is at
+        // least the check's timeout, and `downinter`/`fastinter` (while down or changing state,
+        // as when being admitted) the interval.
+        let interval = max(1, health.interval.milliseconds)
+        let inter = max(interval, health.timeout.milliseconds)
+        let answer = try await runtime.send(
+            "add server \(backend)/\(name) \(address) check inter \(inter) downinter \(interval) fastinter \(interval) rise \(health.rise) fall \(health.fall)"
+        ).trimmingWhitespace
         guard answer == "New server registered." else {
             throw BatonError(.protocolError, "\(description): add server \(name) \(address): \(answer)")
         }
         // A dynamic server starts in maintenance with its checks off.
         try await command("enable health \(backend)/\(name)")
+    }
+
+    /// Names and addresses go into Runtime API commands, where a space or `;` would start
+    /// another argument or command: only what HAProxy allows in a server name, and ':' '[' ']'.
+    static func checkArgument(_ value: String, what: String) throws {
+        let allowed = value.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || "-_.:[]".unicodeScalars.contains($0)) }
+        guard !value.isEmpty, allowed else {
+            throw BatonError(.invalidArgument, "HAProxy \(what) '\(value)': expected ASCII letters, digits, '-', '_', '.' or ':'")
+        }
     }
 
     /// A command whose success is an empty answer; anything else is HAProxy's error.
@@ -179,8 +204,11 @@ public struct HAProxyController: TrafficController {
             guard let name = row["svname"] else { continue }
             func number(_ column: String) -> UInt64 { row[column].flatMap { UInt64($0) } ?? 0 }
             var stats = BackendStats()
-            stats.requests = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].map(number).reduce(0, +)
-            stats.serverErrors = number("hrsp_5xx")
+            // Connection and response errors are requests the server failed without an
+            // answer of its own (HAProxy answered 502/503/504 or cut them).
+            let failed = number("econ") + number("eresp")
+            stats.requests = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].map(number).reduce(failed, +)
+            stats.serverErrors = number("hrsp_5xx") + failed
             result[name] = ServerCounters(inFlight: Int(number("scur") + number("qcur")), stats: stats)
         }
         return result

@@ -38,14 +38,23 @@ public final class LiveHAProxy: Sendable {
             """
         try config.write(toFile: directory + "/haproxy.cfg", atomically: true, encoding: .utf8)
         // -db: stay in the foreground, so the pid is HAProxy's own.
-        let pid = try ChildProcess.spawn([executable, "-db", "-f", directory + "/haproxy.cfg"], output: directory + "/haproxy.log", detached: false)
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn([executable, "-db", "-f", directory + "/haproxy.cfg"], output: directory + "/haproxy.log", detached: false)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
         let proxy = LiveHAProxy(directory: directory, port: port, socket: socket, pid: pid)
-        // Up once the socket exists and the frontend answers (503: no server yet).
+        // Up once the socket exists and the frontend answers (503: no server yet); a haproxy
+        // that exited (the port taken meanwhile, a bad config) ends the wait at once.
+        var status: Int32 = 0
         let ready = await eventually(timeout: .seconds(10)) {
+            guard waitpid(pid, &status, WNOHANG) == 0 else { return true }
             guard FileManager.default.fileExists(atPath: socket) else { return false }
             return (try? await HTTP1Client.send(HTTPRequest(.GET, "/"), to: proxy.endpoint, timeout: .seconds(1))) != nil
         }
-        guard ready else {
+        guard ready, kill(pid, 0) == 0 else {
             proxy.stop()
             let log = (try? String(contentsOfFile: directory + "/haproxy.log", encoding: .utf8)) ?? ""
             throw BatonError(.unavailable, "haproxy did not start: \(log)")

@@ -40,7 +40,7 @@ import Testing
         let busy = try #require(try await lb.backends()[lb.description]?.first { $0.inFlight == 1 })
         let drained = try await lb.drain(backend: busy.name, timeout: .seconds(10))
         #expect(drained.count == 1 && drained[0].cut == 0)
-        #expect(drained[0].elapsedMilliseconds >= 300)
+        #expect(drained[0].elapsedMilliseconds >= 100)
         #expect(try await slow.value.status == 200)
         #expect(try await lb.backends()[lb.description]?.first { $0.name == busy.name }?.state == .drained)
         let other = busy.name == "web1-A" ? "web2" : "web1"
@@ -104,6 +104,18 @@ import Testing
         #expect(error?.message.contains("gone.sock") == true, "\(error?.message ?? "")")
         try await proxy.shutdown()
         await web1.stop()
+    }
+
+    @Test func namesThatWouldSplitARuntimeCommandAreRefused() async throws {
+        let lb = HAProxyController(runtime: HAProxyRuntime(endpoint: .unix(path: "/tmp/no-such-haproxy.sock")), backend: "app")
+        for name in ["web1-5.4;shutdown sessions server app/web2-5.4", "web 1", "wéb1", ""] {
+            let error = await #expect(throws: BatonError.self) {
+                try await lb.admit(backend: name, address: "127.0.0.1:3001", health: health, timeout: .seconds(1))
+            }
+            #expect(error?.code == .invalidArgument, "\(name)")
+        }
+        await #expect(throws: BatonError.self) { try await lb.drain(backend: "a;b", timeout: .seconds(1)) }
+        await #expect(throws: BatonError.self) { try await lb.remove(backend: "a b") }
     }
 
     @Test func haproxyErrorsComeBackAsOneLine() async throws {
