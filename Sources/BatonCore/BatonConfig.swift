@@ -1,5 +1,8 @@
 import Foundation
 
+/// How long a hook may run before it is killed.
+public let DefaultHookTimeout = Duration.seconds(300)
+
 /// `baton.yml`: the service, its proxies and nodes, how to start a release, and the rollout
 /// policy. Every problem is reported as one line naming the file, the line and the field.
 public struct BatonConfig: Sendable, Equatable {
@@ -58,6 +61,8 @@ public struct BatonConfig: Sendable, Equatable {
         public var postDeploy: String?
         public var beforeNode: String?
         public var afterNode: String?
+        /// A hook still running after this long is killed and fails its step.
+        public var timeout: Duration = DefaultHookTimeout
     }
 
     /// The pre-flight compatibility check of `baton deploy`.
@@ -207,12 +212,13 @@ public struct BatonConfig: Sendable, Equatable {
         }
 
         let hooksReader = try root.child("hooks")
-        try hooksReader?.allowKeys(["pre_deploy", "post_deploy", "before_node", "after_node"])
+        try hooksReader?.allowKeys(["pre_deploy", "post_deploy", "before_node", "after_node", "timeout"])
         let hooks = Hooks(
             preDeploy: try hooksReader?.string("pre_deploy"),
             postDeploy: try hooksReader?.string("post_deploy"),
             beforeNode: try hooksReader?.string("before_node"),
-            afterNode: try hooksReader?.string("after_node")
+            afterNode: try hooksReader?.string("after_node"),
+            timeout: try hooksReader?.duration("timeout") ?? DefaultHookTimeout
         )
 
         let compatReader = try root.child("compat")
@@ -286,6 +292,7 @@ public struct BatonConfig: Sendable, Equatable {
         #   before_node: echo draining $BATON_NODE
         #   after_node: ./scripts/smoke.sh $BATON_NODE_URL
         #   post_deploy: ./scripts/notify.sh $BATON_RELEASE
+        #   timeout: 5m                 # a hook still running then is killed (output: .baton/logs/hook-NAME.log)
 
         """
 }

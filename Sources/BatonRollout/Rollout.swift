@@ -193,45 +193,6 @@ public struct Rollout: Sendable {
         return done
     }
 
-    /// What `deploy` would do, in order, without doing it.
-    public func plan(release: String) async throws -> DeployPlan {
-        let surge = config.rollout.maxSurge > 0
-        var machine = RolloutStateMachine(
-            nodes: config.nodes.map(\.name), batchSize: surge ? config.rollout.maxSurge : config.rollout.maxUnavailable,
-            canary: config.rollout.canary, observes: config.rollout.observe > .zero, pauses: config.rollout.pause > .zero
-        )
-        let current = try journal.currentRelease() ?? "nothing"
-        var lines = ["deploy \(release) (fleet runs \(current)); \(surge ? "surge \(config.rollout.maxSurge)" : "max_unavailable \(config.rollout.maxUnavailable)"), canary \(config.rollout.canary)"]
-        let problems = try await portProblems(config.nodes.map(\.name))
-        if !problems.isEmpty { return DeployPlan(steps: lines, refusals: problems) }
-        if let hook = config.hooks.preDeploy { lines.append("run pre_deploy: \(hook)") }
-        var action = machine.start()
-        while true {
-            switch action {
-            case .upgrade(let nodes):
-                for name in nodes {
-                    let node = config.nodes.first { $0.name == name }!
-                    let steps = surge
-                        ? "start \(release) on a spare port, health (GET \(config.health.check.path), rise \(config.health.check.rise), min ready \(config.health.minReady.shortDescription)), admit, drain old (≤ \(config.rollout.drainTimeout.shortDescription)), stop old"
-                        : "drain (≤ \(config.rollout.drainTimeout.shortDescription)), stop (\(config.release.stopGrace.shortDescription) grace), start \(release) on :\(node.port), health (GET \(config.health.check.path), rise \(config.health.check.rise), min ready \(config.health.minReady.shortDescription)), admit"
-                    lines.append("  \(name): \(steps)")
-                }
-                action = machine.batchSucceeded()
-            case .observe(let nodes):
-                lines.append("observe \(nodes.joined(separator: ", ")) for \(config.rollout.observe.shortDescription): roll back all upgraded nodes if 5xx > \(config.rollout.maxErrorRate * 100)%\(config.rollout.maxP99.map { " or p99 > \($0.shortDescription)" } ?? "")")
-                action = machine.observeSucceeded()
-            case .pause:
-                lines.append("pause \(config.rollout.pause.shortDescription)")
-                action = machine.pauseElapsed()
-            case .finished:
-                if let hook = config.hooks.postDeploy { lines.append("run post_deploy: \(hook)") }
-                return DeployPlan(steps: lines, refusals: [])
-            case .rollback, .failed:
-                return DeployPlan(steps: lines, refusals: [])
-            }
-        }
-    }
-
     // MARK: The run
 
     private func begin(target: String, isRollback: Bool) throws -> DeployJournal.Deployment {
@@ -413,88 +374,6 @@ public struct Rollout: Sendable {
         try step(deployment, node, .stopped, nil, "removed \(backend), which had no process")
     }
 
-    private func startAndWarm(
-        _ node: BatonConfig.Node, release: String, settings: ReleaseSettings, port: Int, existing: NodeInstance?, deployment: String
-    ) async throws -> NodeInstance {
-        let instance: NodeInstance
-        if let existing {
-            instance = existing
-        } else {
-            if let listener = try await driver.listener(node: node.name, port: port) {
-                throw RolloutFailure(message: "\(node.name): cannot start \(release): port \(port) is in use by \(listener.holder)")
-            }
-            try step(deployment, node, .starting, release, "port \(port)")
-            let command = settings.release.start
-                .replacingOccurrences(of: "{release}", with: release)
-                .replacingOccurrences(of: "{port}", with: String(port))
-                .replacingOccurrences(of: "{node}", with: node.name)
-                .replacingOccurrences(of: "{dir}", with: releases.path(of: release))
-            instance = try await driver.start(node: node.name, release: release, port: port, command: command, environment: settings.release.environment)
-        }
-        try step(deployment, node, .warming, release, "pid \(instance.pid) on :\(instance.port)")
-        try await waitHealthy(instance, health: settings.health)
-        return instance
-    }
-
-    /// Adds the instance on every proxy with the release's health check, so the proxies check
-    /// exactly what the warm-up checked.
-    private func admit(_ node: BatonConfig.Node, _ instance: NodeInstance, health: BatonConfig.Health, deployment: String) async throws {
-        let backend = Self.backendName(node: node.name, release: instance.release)
-        try step(deployment, node, .admitting, instance.release, backend)
-        do {
-            try await traffic.admit(backend: backend, address: "127.0.0.1:\(instance.port)", health: health.check, timeout: health.startupGrace)
-        } catch {
-            throw RolloutFailure(message: "\(node.name): the proxy did not admit \(backend): \(error)")
-        }
-        try step(deployment, node, .admitted, instance.release, backend)
-    }
-
-    /// Rise consecutive passing checks within the startup grace, then healthy for min_ready.
-    private func waitHealthy(_ instance: NodeInstance, health: BatonConfig.Health) async throws {
-        let endpoint = Endpoint.tcp(host: "127.0.0.1", port: instance.port)
-        let check = health.check
-        let start = ContinuousClock.now
-        var passes = 0
-        var healthySince: ContinuousClock.Instant?
-        var lastProblem = "no answer yet"
-        let log = "\(config.stateDirectory)/logs/\(instance.node)-\(instance.release).log"
-        while ContinuousClock.now - start < health.startupGrace {
-            guard let now = driver.instances(node: instance.node).first(where: { $0.pid == instance.pid }), now.alive, now.restarts == instance.restarts else {
-                let status = driver.instances(node: instance.node).first { $0.pid == instance.pid }?.lastExit.map { " with status \($0)" } ?? ""
-                throw RolloutFailure(message: "\(instance.node): release \(instance.release) exited while starting\(status); see \(log)")
-            }
-            if let failure = await check.check(endpoint, userAgent: "baton-deploy") {
-                passes = 0
-                lastProblem = failure
-            } else {
-                passes += 1
-            }
-            if passes >= check.rise {
-                healthySince = healthySince ?? .now
-                if ContinuousClock.now - healthySince! >= health.minReady {
-                    try await confirmListener(instance)
-                    return
-                }
-            } else {
-                healthySince = nil
-            }
-            try await Task.sleep(for: check.interval)
-        }
-        throw RolloutFailure(
-            message: "\(instance.node): release \(instance.release) did not become healthy within \(health.startupGrace.shortDescription) (\(lastProblem))"
-        )
-    }
-
-    /// The checks passed; they count only if they reached the instance just started, not a
-    /// stale server on its port (whose answers would be admitted in the new release's name).
-    private func confirmListener(_ instance: NodeInstance) async throws {
-        let listener = try await driver.listener(node: instance.node, port: instance.port)
-        guard let listener, listener.isOwned(by: instance) else {
-            let who = listener.map { "\($0.holder) answers there" } ?? "nothing listens there"
-            throw RolloutFailure(message: "\(instance.node): release \(instance.release) (pid \(instance.pid)) does not own port \(instance.port): \(who)")
-        }
-    }
-
     // MARK: Observe
 
     /// Watches the batch's new backends for the observe window; returns a breach, or nil.
@@ -535,11 +414,11 @@ public struct Rollout: Sendable {
         return Array(Set(names.filter { $0.hasPrefix("\(node)-") })).sorted()
     }
 
-    private func step(_ deployment: String, _ node: BatonConfig.Node, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) throws {
+    func step(_ deployment: String, _ node: BatonConfig.Node, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) throws {
         try self.step(deployment, node.name, step, release, detail)
     }
 
-    private func step(_ deployment: String, _ node: String, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) throws {
+    func step(_ deployment: String, _ node: String, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) throws {
         try record(RolloutEvent(deployment: deployment, kind: .step, node: node, step: step, release: release, detail: detail))
     }
 
@@ -553,16 +432,9 @@ public struct Rollout: Sendable {
         reporter.report(event)
     }
 
-    private func runHook(_ command: String, name: String, environment: [String: String]) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = URL(fileURLWithPath: (config.file as NSString).deletingLastPathComponent.isEmpty ? "." : (config.file as NSString).deletingLastPathComponent)
-        try process.run()
-        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-        guard process.terminationStatus == 0 else {
-            throw RolloutFailure(message: "hook \(name) (\(command)) exited with status \(process.terminationStatus)")
-        }
+    func runHook(_ command: String, name: String, environment: [String: String]) async throws {
+        let directory = (config.file as NSString).deletingLastPathComponent
+        try await HookRunner(directory: directory, logDirectory: config.stateDirectory + "/logs", timeout: config.hooks.timeout)
+            .run(command, name: name, environment: environment)
     }
 }

@@ -122,6 +122,23 @@ import Testing
         await fleet.cleanup()
     }
 
+    @Test func aHookThatOverrunsItsTimeoutIsKilledWithWhatItStarted() async throws {
+        let fleet = try await TestFleet.make(nodes: 1, extra: "hooks:\n  pre_deploy: echo started; sleep 31.4159 & sleep 31.4159\n  timeout: 1s")
+        do {
+            try await fleet.rollout().deploy(release: "5.3", resume: false)
+            Issue.record("the pre_deploy hook should have timed out")
+        } catch let failure as RolloutFailure {
+            #expect(failure.message.contains("hook pre_deploy"))
+            #expect(failure.message.contains("did not finish within 1s (hooks.timeout) and was killed"))
+        }
+        // Both sleeps (the hook's own and the one it put in the background) are gone.
+        #expect(await eventually(timeout: .seconds(5)) { try! ChildProcess.run(["/usr/bin/pgrep", "-f", "sleep 31.4159"]).status == 1 })
+        let log = try String(contentsOfFile: fleet.config.stateDirectory + "/logs/hook-pre_deploy.log", encoding: .utf8)
+        #expect(log == "started\n")
+        #expect(try fleet.journalEvents().isEmpty)
+        await fleet.cleanup()
+    }
+
     @Test func unknownReleaseIsRefusedBeforeAnythingChanges() async throws {
         let fleet = try await TestFleet.make(nodes: 2)
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "9.9", resume: false) }

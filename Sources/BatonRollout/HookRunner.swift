@@ -1,0 +1,44 @@
+import BatonCore
+import Foundation
+
+/// Runs baton.yml's hooks: `/bin/sh -c` in baton.yml's directory, in a process group of its
+/// own so a hook that overruns `hooks.timeout` is killed with everything it started. Output
+/// goes to `logs/hook-NAME.log` under the state directory.
+public struct HookRunner: Sendable {
+    public let directory: String
+    public let logDirectory: String
+    public let timeout: Duration
+
+    public init(directory: String, logDirectory: String, timeout: Duration) {
+        self.directory = directory
+        self.logDirectory = logDirectory
+        self.timeout = timeout
+    }
+
+    public func run(_ command: String, name: String, environment: [String: String]) async throws {
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let log = "\(logDirectory)/hook-\(name).log"
+        // The directory and the command as positional parameters: no quoting to get wrong.
+        let pid = try ChildProcess.spawn(
+            ["/bin/sh", "-c", "cd \"$1\" && eval \"$2\"", "baton-hook", directory.isEmpty ? "." : directory, command],
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            output: log,
+            detached: true
+        )
+        let start = ContinuousClock.now
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if ContinuousClock.now - start >= timeout {
+                kill(-pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                throw RolloutFailure(message: "hook \(name) (\(command)) did not finish within \(timeout.shortDescription) (hooks.timeout) and was killed; see \(log)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Exited (low 7 bits 0) with status 0.
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            let code = status & 0x7f == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(status & 0x7f)"
+            throw RolloutFailure(message: "hook \(name) (\(command)) \(code); see \(log)")
+        }
+    }
+}
