@@ -20,6 +20,9 @@ public struct BatonConfig: Sendable, Equatable {
         /// `local` for now; an SSH driver can take real hosts later.
         public var host: String
         public var port: Int
+
+        /// Where the node's app is reached on its own port (`local` is loopback).
+        public var endpoint: Endpoint { .tcp(host: host == "local" ? "127.0.0.1" : host, port: port) }
     }
 
     /// How a release is run. A deployment records it with `health`, so a later rollback to

@@ -57,7 +57,7 @@ public struct FleetStatus: Codable, Sendable {
                         mismatch = "nothing listens on port \(instance.port)"
                     }
                     let check = try rollout.settings(of: instance.release).health.check
-                    healthy = await check.check(.tcp(host: "127.0.0.1", port: instance.port), userAgent: "baton-status") == nil
+                    healthy = await check.check(instance.endpoint, userAgent: "baton-status") == nil
                 }
                 instances.append(Instance(
                     release: instance.release, pid: instance.pid, port: instance.port,

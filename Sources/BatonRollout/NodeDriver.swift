@@ -4,6 +4,8 @@ import BatonCore
 public struct NodeInstance: Sendable, Equatable, Codable {
     public var node: String
     public var release: String
+    /// The address the instance is reached at: its node's host (loopback for a local node).
+    public var host: String = "127.0.0.1"
     /// The supervisor's pid, which is also its session and process group.
     public var pid: Int32
     public var port: Int
@@ -12,6 +14,23 @@ public struct NodeInstance: Sendable, Equatable, Codable {
     public var restarts: Int = 0
     /// The exit status of the last run that ended, when one did.
     public var lastExit: Int32?
+
+    public init(
+        node: String, release: String, host: String = "127.0.0.1", pid: Int32, port: Int, alive: Bool,
+        restarts: Int = 0, lastExit: Int32? = nil
+    ) {
+        self.node = node
+        self.release = release
+        self.host = host
+        self.pid = pid
+        self.port = port
+        self.alive = alive
+        self.restarts = restarts
+        self.lastExit = lastExit
+    }
+
+    /// Where health checks, load balancers and hooks reach the instance.
+    public var endpoint: Endpoint { .tcp(host: host, port: port) }
 }
 
 /// How releases are started and stopped on a node. Small on purpose, so an SSH driver can

@@ -10,6 +10,13 @@ public struct PortListener: Sendable, Equatable, Codable {
     /// The first holder's command line, for messages.
     public var command: String
 
+    public init(port: Int, pids: [Int32], sessions: [Int32], command: String) {
+        self.port = port
+        self.pids = pids
+        self.sessions = sessions
+        self.command = command
+    }
+
     public func isOwned(by instance: NodeInstance) -> Bool {
         pids.contains(instance.pid) || sessions.contains(instance.pid)
     }

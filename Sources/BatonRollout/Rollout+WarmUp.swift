@@ -32,7 +32,7 @@ extension Rollout {
         let backend = Self.backendName(node: node.name, release: instance.release)
         try step(deployment, node, .admitting, instance.release, backend)
         do {
-            try await traffic.admit(backend: backend, address: "127.0.0.1:\(instance.port)", health: health.check, timeout: health.startupGrace)
+            try await traffic.admit(backend: backend, address: instance.endpoint.description, health: health.check, timeout: health.startupGrace)
         } catch {
             throw RolloutFailure(message: "\(node.name): the proxy did not admit \(backend): \(error)")
         }
@@ -41,7 +41,7 @@ extension Rollout {
 
     /// Rise consecutive passing checks within the startup grace, then healthy for min_ready.
     func waitHealthy(_ instance: NodeInstance, health: BatonConfig.Health) async throws {
-        let endpoint = Endpoint.tcp(host: "127.0.0.1", port: instance.port)
+        let endpoint = instance.endpoint
         let check = health.check
         let start = ContinuousClock.now
         var passes = 0

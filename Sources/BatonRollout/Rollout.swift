@@ -327,7 +327,7 @@ public struct Rollout: Sendable {
             try step(deployment, node, .skipped, release, "already runs \(release) (pid \(current.pid))")
             return false
         }
-        let env = ["BATON_NODE": node.name, "BATON_RELEASE": release, "BATON_NODE_URL": "http://127.0.0.1:\(current?.port ?? node.port)"]
+        let env = ["BATON_NODE": node.name, "BATON_RELEASE": release, "BATON_NODE_URL": "http://\(current?.endpoint ?? node.endpoint)"]
         if let hook = config.hooks.beforeNode { try await runHook(hook, name: "before_node", environment: env) }
 
         if surge {
