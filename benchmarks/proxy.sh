@@ -20,9 +20,12 @@ source scripts/setup.sh
 ensure_packages wrk nginx-light haproxy curl
 export PATH="$PATH:/usr/sbin"
 
-echo "building baton (release)..." >&2
-swift build -c release --product baton >/dev/null
-baton="$(swift build -c release --show-bin-path)/baton"
+baton=${BATON:-}   # BATON=/path/to/baton measures another build
+if [ -z "$baton" ]; then
+    echo "building baton (release)..." >&2
+    swift build -c release --product baton >/dev/null
+    baton="$(swift build -c release --show-bin-path)/baton"
+fi
 
 work=$(mktemp -d /tmp/baton-bench.XXXXXX)
 pids=()
