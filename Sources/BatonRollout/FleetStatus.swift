@@ -31,9 +31,11 @@ public struct FleetStatus: Codable, Sendable {
     public var release: String?
     public var interrupted: String?
     public var nodes: [Node]
+    /// Load balancers that could not be asked, with why; the others' states are shown.
+    public var unreachable: [String] = []
 
     public static func gather(_ rollout: Rollout) async throws -> FleetStatus {
-        let backends = (try? await rollout.traffic.backends()) ?? [:]
+        let (backends, unreachable) = await rollout.traffic.survey()
         var nodes: [Node] = []
         for node in rollout.config.nodes {
             var instances: [Instance] = []
@@ -72,7 +74,8 @@ public struct FleetStatus: Codable, Sendable {
             service: rollout.config.service,
             release: try rollout.journal.currentRelease(),
             interrupted: interrupted.map { "\($0.id) to \($0.target)" },
-            nodes: nodes
+            nodes: nodes,
+            unreachable: unreachable
         )
     }
 
@@ -80,6 +83,7 @@ public struct FleetStatus: Codable, Sendable {
     public func render() -> String {
         var lines = ["\(service): \(release.map { "release \($0)" } ?? "never deployed")"]
         if let interrupted { lines.append("INTERRUPTED deployment \(interrupted): run `baton deploy --resume` or `baton rollback`") }
+        for problem in unreachable { lines.append("UNREACHABLE load balancer: \(problem)") }
         for node in nodes {
             let name = node.name.padding(toLength: 10, withPad: " ", startingAt: 0)
             if node.instances.isEmpty {

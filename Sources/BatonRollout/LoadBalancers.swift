@@ -43,6 +43,19 @@ public struct LoadBalancers: TrafficController {
         try await everyMember { try await $0.backends() }.reduce(into: [:]) { $0.merge($1) { first, _ in first } }
     }
 
+    public func survey() async -> (backends: [String: [BackendInfo]], unreachable: [String]) {
+        let parts = await withTaskGroup(of: (Int, (backends: [String: [BackendInfo]], unreachable: [String])).self) { group in
+            for (index, member) in members.enumerated() { group.addTask { (index, await member.survey()) } }
+            var parts: [(Int, (backends: [String: [BackendInfo]], unreachable: [String]))] = []
+            for await part in group { parts.append(part) }
+            return parts.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        return parts.reduce(into: (backends: [:], unreachable: [])) { total, part in
+            total.backends.merge(part.backends) { first, _ in first }
+            total.unreachable += part.unreachable
+        }
+    }
+
     public func stats() async throws -> [String: BackendStats] {
         try await everyMember { try await $0.stats() }.reduce(into: [:]) { total, part in
             for (name, stats) in part { total[name, default: BackendStats()].add(stats) }

@@ -13,6 +13,19 @@ public protocol TrafficController: Sendable {
     func backends() async throws -> [String: [BackendInfo]]
     /// What each backend served so far, summed over every load balancer, by backend name.
     func stats() async throws -> [String: BackendStats]
+    /// `backends()` of every load balancer that answered, and why each other one did not
+    /// (`baton status` shows what it can).
+    func survey() async -> (backends: [String: [BackendInfo]], unreachable: [String])
+}
+
+extension TrafficController {
+    public func survey() async -> (backends: [String: [BackendInfo]], unreachable: [String]) {
+        do {
+            return (try await backends(), [])
+        } catch {
+            return ([:], ["\(error)"])
+        }
+    }
 }
 
 /// Drives one or more `baton proxy` instances through their admin API.

@@ -80,6 +80,21 @@ import Testing
         try await fleet.stop()
     }
 
+    @Test func statusShowsWhatItCanWhenALoadBalancerIsUnreachable() async throws {
+        let fleet = try await fleet(nodes: 2)
+        try await fleet.rollout.deploy(release: "A", resume: false)
+        let config = fleet.rollout.config
+        let withGone = Rollout(
+            config: config, driver: fleet.driver,
+            traffic: LoadBalancers(targets: config.proxies + [.haproxy(socket: .unix(path: "/tmp/baton-gone-haproxy.sock"), backend: "app")])
+        )
+        let status = try await FleetStatus.gather(withGone)
+        #expect(status.nodes.allSatisfy { $0.instances.count == 1 && $0.instances[0].proxies.values.first == "ready" })
+        #expect(status.unreachable.count == 1)
+        #expect(status.render().contains("UNREACHABLE load balancer: HAProxy runtime API at unix:/tmp/baton-gone-haproxy.sock"))
+        try await fleet.stop()
+    }
+
     @Test func anUnhealthyReleaseIsRolledBackOnEveryNodeItReached() async throws {
         let fleet = try await fleet(nodes: 3, unhealthy: ["B"])
         try await fleet.rollout.deploy(release: "A", resume: false)
