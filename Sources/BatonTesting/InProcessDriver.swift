@@ -3,14 +3,14 @@ import BatonRollout
 import Foundation
 import Synchronization
 
-/// A `NodeDriver` for fast rollout tests: each instance is an in-process `TestBackend` on the
+/// A `NodeDriver` for fast rollout tests: each instance is an in-process `WorkerBackend` on the
 /// port the rollout asks for (no process is spawned, the command is not run), with a made-up
 /// pid that owns its port. Ports held by anything else are seen as they are (`PortListener`).
 /// Releases named in `unhealthy` start but fail their health checks.
 public final class InProcessDriver: NodeDriver {
     private struct Running {
         var instance: NodeInstance
-        var backend: TestBackend
+        var backend: WorkerBackend
     }
 
     private struct State {
@@ -27,7 +27,9 @@ public final class InProcessDriver: NodeDriver {
     }
 
     public func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance {
-        let backend = try await TestBackend.start(name: "\(node)-\(release)", port: port)
+        // WorkerBackend's listener is a plain NIO server: health checks keep connecting while an
+        // instance stops, and an async-channel listener traps on a connection accepted as it closes.
+        let backend = try await WorkerBackend.start(name: "\(node)-\(release)", workers: 16, port: port)
         if unhealthy.contains(release) { backend.setHealthy(false) }
         return state.withLock { (current: inout State) -> NodeInstance in
             current.nextPid += 1
@@ -42,7 +44,7 @@ public final class InProcessDriver: NodeDriver {
     }
 
     public func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws {
-        let stopped = state.withLock { (current: inout State) -> TestBackend? in
+        let stopped = state.withLock { (current: inout State) -> WorkerBackend? in
             guard let index = current.running.firstIndex(where: { $0.instance.pid == instance.pid }) else { return nil }
             return current.running.remove(at: index).backend
         }
@@ -62,7 +64,7 @@ public final class InProcessDriver: NodeDriver {
 
     /// Stops every instance still running.
     public func stopAll() async {
-        let all = state.withLock { (current: inout State) -> [TestBackend] in
+        let all = state.withLock { (current: inout State) -> [WorkerBackend] in
             defer { current.running.removeAll() }
             return current.running.map(\.backend)
         }

@@ -91,12 +91,18 @@ public final class TestBackend: Sendable {
     }
 
     /// The listener is closed already: the accept loop ends by itself once its stream has
-    /// handed over every connection accepted before (cancelling it would drop those, and NIO
-    /// traps on a dropped NIOAsyncChannel in debug builds); it is cancelled only if it hangs.
+    /// handed over every connection accepted before and they have closed. Cancelling it would
+    /// drop connections not yet served, and NIO traps on a dropped NIOAsyncChannel in debug
+    /// builds. So a connection accepted just as the listener closed (registered after the caller
+    /// closed the others) is closed here too, until the loop ends; cancelling is a last resort.
     private func stopServing() async {
         let task = serving.withLockedValue { $0 }
         let watchdog = Task {
-            try? await Task.sleep(for: .seconds(5))
+            for _ in 0..<100 {
+                try? await Task.sleep(for: .milliseconds(100))
+                if Task.isCancelled { return }
+                for channel in connections.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
+            }
             task?.cancel()
         }
         await task?.value

@@ -13,7 +13,7 @@ import Synchronization
 ///
 ///     GET /stream?ms=M&linger=L   10 bytes over M ms (Content-Length 10); the handler returns L ms
 ///                                 after the last byte
-///     GET /up                     200 without taking a worker (health checks)
+///     GET /up                     200 (503 after `setHealthy(false)`) without taking a worker
 ///     GET anything else           "ok", the handler returns at once
 public final class WorkerBackend: Sendable {
     public let name: String
@@ -29,7 +29,9 @@ public final class WorkerBackend: Sendable {
     /// Requests served (health checks excluded).
     public var requestsServed: Int { counters.served.load(ordering: .relaxed) }
 
-    public static func start(name: String, workers: Int) async throws -> WorkerBackend {
+    public func setHealthy(_ value: Bool) { counters.healthy.store(value, ordering: .relaxed) }
+
+    public static func start(name: String, workers: Int, port: Int = 0) async throws -> WorkerBackend {
         // One thread: the workers' bookkeeping needs no lock.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let counters = Counters()
@@ -45,7 +47,7 @@ public final class WorkerBackend: Sendable {
                     )
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .get()
         return WorkerBackend(name: name, port: channel.localAddress?.port ?? 0, group: group, channel: channel, counters: counters)
     }
@@ -66,6 +68,7 @@ public final class WorkerBackend: Sendable {
     final class Counters: Sendable {
         let waited = Atomic<Int>(0)
         let served = Atomic<Int>(0)
+        let healthy = Atomic<Bool>(true)
     }
 }
 
@@ -121,7 +124,8 @@ private final class WorkerConnection: ChannelInboundHandler {
             guard let head, !started else { return }
             self.head = nil
             if head.uri == "/up" {
-                respond(context: context, body: "up")
+                let healthy = counters.healthy.load(ordering: .relaxed)
+                respond(context: context, status: healthy ? .ok : .serviceUnavailable, body: healthy ? "up" : "down")
                 return
             }
             started = true
@@ -163,10 +167,10 @@ private final class WorkerConnection: ChannelInboundHandler {
     }
 
     /// A whole response; `/up` keeps the connection open, a handler's answer closes it.
-    private func respond(context: ChannelHandlerContext, body: String) {
+    private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus = .ok, body: String) {
         var headers = HTTPHeaders([("content-length", String(body.utf8.count))])
         if started { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
