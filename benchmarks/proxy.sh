@@ -37,7 +37,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port); baton_port=$(free_port)
 
 # The backend: nginx answering a small fixed body, one worker, keep-alive without limit.

@@ -43,7 +43,6 @@ stop_all() {
     pids=()
 }
 trap 'stop_all; rm -rf "$work"' EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() {
     for _ in $(seq 100); do curl -sf -m 2 -o /dev/null "http://127.0.0.1:$1/get" && return 0; sleep 0.1; done
     echo "nothing answers on port $1" >&2; cat "$work"/*.log >&2; exit 1

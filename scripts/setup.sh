@@ -19,3 +19,6 @@ ensure_packages() {
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on right now (for benchmarks' servers).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

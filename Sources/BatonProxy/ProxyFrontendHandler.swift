@@ -318,7 +318,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             // Everything is settled before the end is written: writing it may at once deliver
             // the next pipelined request to this handler.
             let served = backend
-            releaseBackend(reusable: reusable && backendKeepAlive, backendCloses: reusable && !backendKeepAlive)
+            releaseBackend(reusable: reusable)
             finishRequest(status: responseStatus, backendName: lastBackendName, served: served)
             if machine.requestEnded {
                 context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
@@ -435,12 +435,12 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// (or closed, when the exchange did not end cleanly). When the backend ended a clean
     /// exchange saying it closes the connection, the request counts against it until it does,
     /// so no other request is sent to a worker that is still finishing this one.
-    private func releaseBackend(reusable: Bool, backendCloses: Bool = false) {
+    private func releaseBackend(reusable: Bool) {
         cancelHold()
         if eventStream != nil { backend?.exchangeClosed(self) }
         eventStream = nil
         endAtEventBoundary = false
-        if backendCloses, let connection, let backend {
+        if reusable && !backendKeepAlive, let connection, let backend {
             connection.awaitBackendClose(within: TimeAmount(configuration.backendCloseGrace)) { backend.requestFinished() }
             self.connection = nil
             self.backend = nil

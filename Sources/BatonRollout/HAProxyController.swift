@@ -1,5 +1,6 @@
 import BatonCore
 import BatonProxy
+import Foundation
 
 /// Drives one HAProxy backend through the Runtime API: each node instance is a dynamic server
 /// named like a `baton proxy` backend (NODE-RELEASE). HAProxy's own health checks decide when a
@@ -78,7 +79,7 @@ public struct HAProxyController: TrafficController {
         // pool-purge-delay (5 s by default).
         let start = ContinuousClock.now
         while true {
-            let answer = try await runtime.send("del server \(backend)/\(name)").trimmingWhitespace
+            let answer = try await runtime.send("del server \(backend)/\(name)").trimmingCharacters(in: .whitespacesAndNewlines)
             if answer == "Server deleted." || answer == "No such server." { return }
             guard answer.hasPrefix("Server still has connections"), ContinuousClock.now - start < .seconds(15) else {
                 throw BatonError(.protocolError, "\(description): del server \(name): \(answer)")
@@ -118,7 +119,7 @@ public struct HAProxyController: TrafficController {
         let inter = max(interval, health.timeout.milliseconds)
         let answer = try await runtime.send(
             "add server \(backend)/\(name) \(address) check inter \(inter) downinter \(interval) fastinter \(interval) rise \(health.rise) fall \(health.fall)"
-        ).trimmingWhitespace
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
         guard answer == "New server registered." else {
             throw BatonError(.protocolError, "\(description): add server \(name) \(address): \(answer)")
         }
@@ -137,7 +138,7 @@ public struct HAProxyController: TrafficController {
 
     /// A command whose success is an empty answer; anything else is HAProxy's error.
     private func command(_ text: String) async throws {
-        let answer = try await runtime.send(text).trimmingWhitespace
+        let answer = try await runtime.send(text).trimmingCharacters(in: .whitespacesAndNewlines)
         guard answer.isEmpty else { throw BatonError(.protocolError, "\(description): \(text): \(answer)") }
     }
 
@@ -224,7 +225,8 @@ public struct HAProxyController: TrafficController {
     static func table(_ answer: String, separator: Character, source: String) throws -> [[String: String]] {
         let lines = answer.split(separator: "\n", omittingEmptySubsequences: true)
         guard let headerIndex = lines.firstIndex(where: { $0.hasPrefix("# ") }) else {
-            throw BatonError(.protocolError, "\(source): \(answer.trimmingWhitespace.isEmpty ? "empty answer" : answer.trimmingWhitespace)")
+            let message = answer.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw BatonError(.protocolError, "\(source): \(message.isEmpty ? "empty answer" : message)")
         }
         let columns = lines[headerIndex].dropFirst(2).split(separator: separator, omittingEmptySubsequences: false).map(String.init)
         return lines[(headerIndex + 1)...].map { line in
@@ -233,11 +235,5 @@ public struct HAProxyController: TrafficController {
             for (column, field) in zip(columns, fields) { row[column] = String(field) }
             return row
         }
-    }
-}
-
-extension String {
-    fileprivate var trimmingWhitespace: String {
-        String(self.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }

@@ -44,12 +44,8 @@ public struct LoadBalancers: TrafficController {
     }
 
     public func survey() async -> (backends: [String: [BackendInfo]], unreachable: [String]) {
-        let parts = await withTaskGroup(of: (Int, (backends: [String: [BackendInfo]], unreachable: [String])).self) { group in
-            for (index, member) in members.enumerated() { group.addTask { (index, await member.survey()) } }
-            var parts: [(Int, (backends: [String: [BackendInfo]], unreachable: [String]))] = []
-            for await part in group { parts.append(part) }
-            return parts.sorted { $0.0 < $1.0 }.map(\.1)
-        }
+        // Each member's survey never throws, so neither does running them all.
+        let parts = (try? await everyMember { await $0.survey() }) ?? []
         return parts.reduce(into: (backends: [:], unreachable: [])) { total, part in
             total.backends.merge(part.backends) { first, _ in first }
             total.unreachable += part.unreachable
