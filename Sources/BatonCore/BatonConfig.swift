@@ -17,12 +17,74 @@ public struct BatonConfig: Sendable, Equatable {
 
     public struct Node: Sendable, Equatable {
         public var name: String
-        /// `local` for now; an SSH driver can take real hosts later.
+        /// The host it runs on over SSH; nil runs it on this machine (`host: local`).
+        public var ssh: SSHTarget?
+        public var port: Int
+
+        public init(name: String, ssh: SSHTarget? = nil, port: Int) {
+            self.name = name
+            self.ssh = ssh
+            self.port = port
+        }
+
+        /// The address its instances listen on: the SSH host, or loopback for a local node.
+        public var address: String { ssh?.host ?? "127.0.0.1" }
+        /// Where the node's app is reached on its own port.
+        public var endpoint: Endpoint { .tcp(host: address, port: port) }
+    }
+
+    /// `host: ssh://user@host[:port]`.
+    public struct SSHTarget: Sendable, Equatable, Hashable, CustomStringConvertible {
+        public var user: String?
         public var host: String
         public var port: Int
 
-        /// Where the node's app is reached on its own port (`local` is loopback).
-        public var endpoint: Endpoint { .tcp(host: host == "local" ? "127.0.0.1" : host, port: port) }
+        public init(user: String?, host: String, port: Int = 22) {
+            self.user = user
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `ssh://[user@]host[:port]`; nil when `text` is not that.
+        public init?(parsing text: String) {
+            guard text.hasPrefix("ssh://") else { return nil }
+            var rest = Substring(text.dropFirst(6))
+            if let at = rest.firstIndex(of: "@") {
+                user = String(rest[..<at])
+                rest = rest[rest.index(after: at)...]
+                guard let user, !user.isEmpty, user.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else { return nil }
+            }
+            port = 22
+            if let colon = rest.lastIndex(of: ":") {
+                guard let number = Int(rest[rest.index(after: colon)...]), (1...65535).contains(number) else { return nil }
+                port = number
+                rest = rest[..<colon]
+            }
+            host = String(rest)
+            // A host name or an IPv4 address: no option-like or shell-special characters reach ssh.
+            guard !host.isEmpty, !host.hasPrefix("-"), host.allSatisfy({ $0.isLetter || $0.isNumber || ".-".contains($0) }) else { return nil }
+        }
+
+        /// `user@host` as ssh takes it (the port goes with -p).
+        public var destination: String { user.map { "\($0)@\(host)" } ?? host }
+        public var description: String { "ssh://\(destination)" + (port == 22 ? "" : ":\(port)") }
+    }
+
+    /// How hosts are reached over SSH (baton.yml's `ssh`), for every `ssh://` node.
+    public struct SSH: Sendable, Equatable {
+        /// A private key file (`-i`); nil uses ssh's defaults and agent.
+        public var identityFile: String?
+        /// Where host keys are checked; nil uses ssh's (~/.ssh/known_hosts).
+        public var knownHosts: String?
+        /// The directory on each host holding releases, supervisor state and logs (relative
+        /// paths are under the SSH user's home).
+        public var directory: String
+        /// How long connecting may take; a host that does not answer fails its step after it.
+        public var connectTimeout: Duration
+        /// How a release reaches a host: rsync when both ends have it (`auto`), or tar over ssh.
+        public var transfer: Transfer
+
+        public enum Transfer: String, Sendable, Equatable { case auto, rsync, tar }
     }
 
     /// How a release is run. A deployment records it with `health`, so a later rollback to
@@ -57,6 +119,8 @@ public struct BatonConfig: Sendable, Equatable {
         /// Rollback when a new node's p99 latency in the observe window exceeds this.
         public var maxP99: Duration?
         public var drainTimeout: Duration
+        /// Hosts worked on at once within a batch (and when releases are shipped).
+        public var maxParallelHosts: Int
     }
 
     public struct Hooks: Sendable, Equatable {
@@ -79,6 +143,7 @@ public struct BatonConfig: Sendable, Equatable {
     public var stateDirectory: String
     public var proxies: [ProxyTarget]
     public var nodes: [Node]
+    public var ssh: SSH
     public var release: Release
     public var health: Health
     public var rollout: Rollout
@@ -95,10 +160,11 @@ public struct BatonConfig: Sendable, Equatable {
 
     public static func parse(_ text: String, file: String) throws -> BatonConfig {
         let root = try YAMLReader.root(text: text, file: file)
-        try root.allowKeys(["service", "state_dir", "proxies", "nodes", "release", "health", "rollout", "hooks", "compat"])
+        try root.allowKeys(["service", "state_dir", "proxies", "nodes", "ssh", "release", "health", "rollout", "hooks", "compat"])
         let base = (file as NSString).deletingLastPathComponent
         func resolve(_ path: String) -> String {
-            path.hasPrefix("/") || base.isEmpty ? path : (base as NSString).appendingPathComponent(path)
+            if path.hasPrefix("~") { return (path as NSString).expandingTildeInPath }
+            return path.hasPrefix("/") || base.isEmpty ? path : (base as NSString).appendingPathComponent(path)
         }
 
         let service = try root.requiredString("service", example: "translate")
@@ -158,11 +224,39 @@ public struct BatonConfig: Sendable, Equatable {
             }
             if nodes.contains(where: { $0.name == name }) { throw reader.error("name", "'\(name)' is used by another node") }
             let host = try reader.string("host") ?? "local"
-            guard host == "local" else { throw reader.error("host", "only 'local' is supported so far, got '\(host)'") }
+            var ssh: SSHTarget?
+            if host != "local" {
+                guard let target = SSHTarget(parsing: host) else {
+                    throw reader.error("host", "expected 'local' or ssh://[user@]host[:port], got '\(host)'")
+                }
+                ssh = target
+            }
             guard let port = try reader.int("port", min: 1, max: 65535) else { throw reader.error(nil, "missing 'port', e.g. port: 3001") }
-            if nodes.contains(where: { $0.port == port }) { throw reader.error("port", "\(port) is used by another node") }
-            nodes.append(Node(name: name, host: host, port: port))
+            let node = Node(name: name, ssh: ssh, port: port)
+            if let other = nodes.first(where: { $0.address == node.address && $0.port == port }) {
+                throw reader.error("port", "\(port) on \(node.address) is used by node \(other.name)")
+            }
+            nodes.append(node)
         }
+
+        let sshReader = try root.child("ssh")
+        try sshReader?.allowKeys(["identity_file", "known_hosts", "directory", "connect_timeout", "transfer"])
+        let transferName = try sshReader?.string("transfer") ?? "auto"
+        guard let transfer = SSH.Transfer(rawValue: transferName) else {
+            throw sshReader!.error("transfer", "expected auto, rsync or tar, got '\(transferName)'")
+        }
+        let remoteDirectory = try sshReader?.string("directory") ?? ".baton"
+        guard !remoteDirectory.isEmpty, !remoteDirectory.contains("'"), !remoteDirectory.contains("\n") else {
+            throw sshReader!.error("directory", "expected a path without quotes or newlines, got '\(remoteDirectory)'")
+        }
+        let ssh = SSH(
+            identityFile: try sshReader?.string("identity_file").map(resolve),
+            knownHosts: try sshReader?.string("known_hosts").map(resolve),
+            directory: remoteDirectory,
+            connectTimeout: try sshReader?.duration("connect_timeout") ?? .seconds(5),
+            transfer: transfer
+        )
+        if ssh.connectTimeout < .seconds(1) { throw sshReader!.error("connect_timeout", "expected at least 1s (ssh counts whole seconds)") }
 
         guard let releaseReader = try root.child("release") else {
             throw root.error(nil, "missing 'release' with a start command, e.g. start: \"{dir}/app --port {port}\"")
@@ -199,7 +293,7 @@ public struct BatonConfig: Sendable, Equatable {
         )
 
         let rolloutReader = try root.child("rollout")
-        try rolloutReader?.allowKeys(["max_unavailable", "max_surge", "pause", "canary", "observe", "max_error_rate", "max_p99", "drain_timeout"])
+        try rolloutReader?.allowKeys(["max_unavailable", "max_surge", "pause", "canary", "observe", "max_error_rate", "max_p99", "drain_timeout", "max_parallel_hosts"])
         let rollout = Rollout(
             maxUnavailable: try rolloutReader?.int("max_unavailable", min: 1, max: nodes.count) ?? 1,
             maxSurge: try rolloutReader?.int("max_surge", min: 0, max: nodes.count) ?? 0,
@@ -208,7 +302,8 @@ public struct BatonConfig: Sendable, Equatable {
             observe: try rolloutReader?.duration("observe") ?? .seconds(10),
             maxErrorRate: try rolloutReader?.double("max_error_rate", min: 0, max: 1) ?? 0.01,
             maxP99: try rolloutReader?.duration("max_p99"),
-            drainTimeout: try rolloutReader?.duration("drain_timeout") ?? .seconds(30)
+            drainTimeout: try rolloutReader?.duration("drain_timeout") ?? .seconds(30),
+            maxParallelHosts: try rolloutReader?.int("max_parallel_hosts", min: 1) ?? 4
         )
         if rollout.maxP99 != nil, proxies.allSatisfy({ if case .haproxy = $0 { true } else { false } }) {
             throw rolloutReader!.error("max_p99", "needs a baton proxy in 'proxies': HAProxy keeps no latency distribution per server")
@@ -229,12 +324,12 @@ public struct BatonConfig: Sendable, Equatable {
         let compat = Compat(openapi: try compatReader?.string("openapi") ?? "openapi.yaml")
 
         return BatonConfig(
-            file: file, service: service, stateDirectory: stateDirectory, proxies: proxies, nodes: nodes,
+            file: file, service: service, stateDirectory: stateDirectory, proxies: proxies, nodes: nodes, ssh: ssh,
             release: release, health: health, rollout: rollout, hooks: hooks, compat: compat
         )
     }
 
-    static let signals: [String: Int32] = ["TERM": SIGTERM, "INT": SIGINT, "QUIT": SIGQUIT, "HUP": SIGHUP, "USR1": SIGUSR1, "USR2": SIGUSR2]
+    public static let signals: [String: Int32] = ["TERM": SIGTERM, "INT": SIGINT, "QUIT": SIGQUIT, "HUP": SIGHUP, "USR1": SIGUSR1, "USR2": SIGUSR2]
 
     /// The example `baton init` writes.
     public static let example = """
@@ -250,10 +345,19 @@ public struct BatonConfig: Sendable, Equatable {
           #   token: change-me
           # - haproxy: { socket: /run/haproxy/admin.sock, backend: app }
 
-        # The servers. `host: local` runs the release on this machine.
+        # The servers. `host: local` runs the release on this machine; ssh://[user@]host[:port]
+        # runs it on that host (the release is shipped there; the host needs sshd and sh).
         nodes:
           - { name: web1, host: local, port: 3001 }
           - { name: web2, host: local, port: 3002 }
+          # - { name: app1, host: ssh://deploy@10.0.0.11, port: 3000 }
+
+        # ssh:                            # for ssh:// nodes
+        #   identity_file: ~/.ssh/deploy_ed25519
+        #   known_hosts: ~/.ssh/known_hosts   # unknown host keys are refused, never trusted
+        #   directory: .baton                 # on each host, under the user's home
+        #   connect_timeout: 5s
+        #   transfer: auto                    # rsync when both ends have it, else tar
 
         release:
           # {release}, {port}, {node} and {dir} (the release directory) are filled in.
@@ -283,6 +387,7 @@ public struct BatonConfig: Sendable, Equatable {
           # max_p99: 500ms               # p99 of a new node that triggers a rollback
           pause: 0s                      # between batches
           drain_timeout: 30s
+          max_parallel_hosts: 4          # hosts worked on at once within a batch
 
         # Before a deploy, the OpenAPI documents of the running and the new release (this path
         # inside each release directory) are compared in both directions; ERR findings refuse

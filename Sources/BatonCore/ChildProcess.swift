@@ -8,14 +8,22 @@ import Glibc
 /// appended to a file. Foundation's Process is not used for this: a daemon started by the child
 /// (pg_ctl's server) inherits its bookkeeping and its wait never ends.
 public enum ChildProcess {
-    /// Spawns `arguments`; `detached` puts it in a new session so it outlives us.
-    public static func spawn(_ arguments: [String], environment: [String: String]? = nil, output: String, detached: Bool) throws -> pid_t {
+    /// Spawns `arguments`; `detached` puts it in a new session so it outlives us. Standard input
+    /// is read from `input`; standard error goes to `errors`, or with the output when nil.
+    public static func spawn(
+        _ arguments: [String], environment: [String: String]? = nil, input: String = "/dev/null", output: String, errors: String? = nil,
+        detached: Bool
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errors {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -51,8 +59,34 @@ public enum ChildProcess {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+        return (exitCode(status), output)
+    }
+
+    /// Waits for `pid` (a child of ours) without holding a thread; returns its exit code (128 +
+    /// the signal when one killed it), or nil when it was still running after `timeout` and was
+    /// killed: its process group too when `group` (a detached child leads one).
+    public static func wait(_ pid: pid_t, timeout: Duration, group: Bool) async throws -> Int32? {
+        let start = ContinuousClock.now
+        var status: Int32 = 0
+        var pause = Duration.milliseconds(1)
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { return exitCode(status) }
+            if result == -1 && errno != EINTR { throw BatonError(.io, "waiting for pid \(pid): \(String(cString: strerror(errno)))") }
+            if ContinuousClock.now - start >= timeout {
+                kill(group ? -pid : pid, SIGKILL)
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                return nil
+            }
+            // Short commands are seen at once; long ones are polled every 20 ms.
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(20))
+        }
+    }
+
+    /// The shell's convention: the exit status, or 128 + the signal that ended it.
+    public static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     /// glibc's POSIX_SPAWN_SETSID (0x80), hidden behind _GNU_SOURCE in its header.

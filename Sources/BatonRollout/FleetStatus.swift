@@ -39,7 +39,7 @@ public struct FleetStatus: Codable, Sendable {
         var nodes: [Node] = []
         for node in rollout.config.nodes {
             var instances: [Instance] = []
-            let recorded = rollout.driver.instances(node: node.name)
+            let recorded = try await rollout.driver.instances(node: node.name)
             var foreign: String?
             if let listener = try await rollout.driver.listener(node: node.name, port: node.port),
                 !recorded.contains(where: { $0.alive && listener.isOwned(by: $0) }) {

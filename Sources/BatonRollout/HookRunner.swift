@@ -25,20 +25,12 @@ public struct HookRunner: Sendable {
             output: log,
             detached: true
         )
-        let start = ContinuousClock.now
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if ContinuousClock.now - start >= timeout {
-                kill(-pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                throw RolloutFailure(message: "hook \(name) (\(command)) did not finish within \(timeout.shortDescription) (hooks.timeout) and was killed; see \(log)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        guard let code = try await ChildProcess.wait(pid, timeout: timeout, group: true) else {
+            throw RolloutFailure(message: "hook \(name) (\(command)) did not finish within \(timeout.shortDescription) (hooks.timeout) and was killed; see \(log)")
         }
-        // Exited (low 7 bits 0) with status 0.
-        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-            let code = status & 0x7f == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(status & 0x7f)"
-            throw RolloutFailure(message: "hook \(name) (\(command)) \(code); see \(log)")
+        guard code == 0 else {
+            let how = code > 128 ? "was killed by signal \(code - 128)" : "exited with status \(code)"
+            throw RolloutFailure(message: "hook \(name) (\(command)) \(how); see \(log)")
         }
     }
 }

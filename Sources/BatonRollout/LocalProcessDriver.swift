@@ -19,12 +19,21 @@ public struct LocalProcessDriver: NodeDriver {
     var runDirectory: String { stateDirectory + "/run" }
     var logDirectory: String { stateDirectory + "/logs" }
 
+    /// The release store is on this machine: the release runs from where it is.
+    public func ship(release: String, from source: String, to node: String, keep: Int) async throws -> String {
+        source
+    }
+
+    public func logLocation(node: String, release: String) -> String {
+        "\(logDirectory)/\(node)-\(release).log"
+    }
+
     public func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance {
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let supervisor = try Supervisor.install(into: runDirectory)
         let pidFile = "\(runDirectory)/\(node)@\(release).pid"
-        let logFile = "\(logDirectory)/\(node)-\(release).log"
+        let logFile = logLocation(node: node, release: release)
         unlink(pidFile)
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }

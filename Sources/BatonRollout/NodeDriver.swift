@@ -33,17 +33,24 @@ public struct NodeInstance: Sendable, Equatable, Codable {
     public var endpoint: Endpoint { .tcp(host: host, port: port) }
 }
 
-/// How releases are started and stopped on a node. Small on purpose, so an SSH driver can
-/// follow the local one. Instances run under `Supervisor`, which restarts a crashed release.
+/// How releases reach a node and are started and stopped there. Every call is idempotent
+/// (it checks what is there before acting), so `--resume` can run any of them again.
+/// Instances run under `Supervisor`, which restarts a crashed release.
 public protocol NodeDriver: Sendable {
+    /// Makes release `release` (the directory `source` here) available on `node` and returns
+    /// the directory it runs from there (`{dir}`). A copy already there and verified is not
+    /// sent again; the node keeps `keep` releases, never one an instance of it runs.
+    func ship(release: String, from source: String, to node: String, keep: Int) async throws -> String
     /// Starts `command` for `release` on `node`, listening on `port`; returns once it is spawned.
     func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance
     /// Every instance recorded for the node, alive or not.
-    func instances(node: String) -> [NodeInstance]
+    func instances(node: String) async throws -> [NodeInstance]
     /// Sends `signal`, waits up to `grace`, then kills. Forgets the instance.
     func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws
     /// A port on the node nobody listens on (for a surge instance).
-    func freePort(node: String) throws -> Int
+    func freePort(node: String) async throws -> Int
     /// Who listens on `port` on the node right now; nil when nobody does.
     func listener(node: String, port: Int) async throws -> PortListener?
+    /// Where an instance's output goes, for messages.
+    func logLocation(node: String, release: String) -> String
 }

@@ -18,7 +18,7 @@ extension Rollout {
                 .replacingOccurrences(of: "{release}", with: release)
                 .replacingOccurrences(of: "{port}", with: String(port))
                 .replacingOccurrences(of: "{node}", with: node.name)
-                .replacingOccurrences(of: "{dir}", with: releases.path(of: release))
+                .replacingOccurrences(of: "{dir}", with: try await driver.ship(release: release, from: releases.path(of: release), to: node.name, keep: settings.release.keep))
             instance = try await driver.start(node: node.name, release: release, port: port, command: command, environment: settings.release.environment)
         }
         try step(deployment, node, .warming, release, "pid \(instance.pid) on :\(instance.port)")
@@ -47,10 +47,11 @@ extension Rollout {
         var passes = 0
         var healthySince: ContinuousClock.Instant?
         var lastProblem = "no answer yet"
-        let log = "\(config.stateDirectory)/logs/\(instance.node)-\(instance.release).log"
+        let log = driver.logLocation(node: instance.node, release: instance.release)
         while ContinuousClock.now - start < health.startupGrace {
-            guard let now = driver.instances(node: instance.node).first(where: { $0.pid == instance.pid }), now.alive, now.restarts == instance.restarts else {
-                let status = driver.instances(node: instance.node).first { $0.pid == instance.pid }?.lastExit.map { " with status \($0)" } ?? ""
+            let seen = try await driver.instances(node: instance.node).first { $0.pid == instance.pid }
+            guard let seen, seen.alive, seen.restarts == instance.restarts else {
+                let status = seen?.lastExit.map { " with status \($0)" } ?? ""
                 throw RolloutFailure(message: "\(instance.node): release \(instance.release) exited while starting\(status); see \(log)")
             }
             if let failure = await check.check(endpoint, userAgent: "baton-deploy") {

@@ -35,7 +35,7 @@ public struct Rollout: Sendable {
         reporter: any RolloutReporter = PlainReporter()
     ) {
         self.config = config
-        self.driver = driver ?? LocalProcessDriver(stateDirectory: config.stateDirectory)
+        self.driver = driver ?? FleetDriver(config: config)
         self.traffic = traffic ?? LoadBalancers(targets: config.proxies)
         self.journal = DeployJournal(path: config.stateDirectory + "/journal.jsonl")
         self.releases = ReleaseStore(stateDirectory: config.stateDirectory)
@@ -62,6 +62,7 @@ public struct Rollout: Sendable {
                 throw RolloutFailure(message: "--resume: the interrupted deployment targets \(interrupted.target), not \(requested)")
             }
             try await checkPorts(interrupted.nodes)
+            try await ship([interrupted.target] + [interrupted.previous].compactMap { $0 }, to: interrupted.nodes)
             emit(RolloutEvent(deployment: interrupted.id, kind: .message, detail: Self.resumeSummary(interrupted)))
             try await run(interrupted)
             return
@@ -73,6 +74,7 @@ public struct Rollout: Sendable {
         }
         try checkCompatibility(to: release, force: force)
         try await checkPorts(config.nodes.map(\.name))
+        try await ship([release], to: config.nodes.map(\.name))
         if let hook = config.hooks.preDeploy { try await runHook(hook, name: "pre_deploy", environment: ["BATON_RELEASE": release]) }
         let deployment = try begin(target: release, isRollback: false)
         try await run(deployment)
@@ -122,15 +124,55 @@ public struct Rollout: Sendable {
     }
 
     /// One line for each node whose port is held by a process that is none of its instances.
+    /// Every node's host is reached here, so an unreachable host or an unknown host key stops
+    /// the deploy before anything changes.
     func portProblems(_ nodes: [String]) async throws -> [String] {
-        var problems: [String] = []
-        for node in config.nodes where nodes.contains(node.name) {
-            guard let listener = try await driver.listener(node: node.name, port: node.port) else { continue }
-            let own = driver.instances(node: node.name).filter(\.alive)
-            guard !own.contains(where: listener.isOwned) else { continue }
-            problems.append("\(node.name): port \(node.port) is in use by \(listener.holder), which Baton did not start; stop it or give \(node.name) another port in \(config.file)")
+        let selected = config.nodes.filter { nodes.contains($0.name) }
+        return try await Self.concurrently(selected, limit: config.rollout.maxParallelHosts) { node -> String? in
+            guard let listener = try await driver.listener(node: node.name, port: node.port) else { return nil }
+            let own = try await driver.instances(node: node.name).filter(\.alive)
+            guard !own.contains(where: listener.isOwned) else { return nil }
+            return "\(node.name): port \(node.port) is in use by \(listener.holder), which Baton did not start; stop it or give \(node.name) another port in \(config.file)"
+        }.compactMap { $0 }
+    }
+
+    /// Puts each release on every node that runs elsewhere (a no-op for local nodes and for a
+    /// host that has it already), before the deployment changes anything.
+    private func ship(_ ids: [String], to nodes: [String]) async throws {
+        let remote = config.nodes.filter { nodes.contains($0.name) && $0.ssh != nil }
+        guard !remote.isEmpty else { return }
+        for id in ids where releases.exists(id) {
+            let keep = try settings(of: id).release.keep
+            reporter.tick("shipping \(id) to \(remote.count) host(s)")
+            _ = try await Self.concurrently(remote, limit: config.rollout.maxParallelHosts) { node in
+                try await driver.ship(release: id, from: releases.path(of: id), to: node.name, keep: keep)
+            }
         }
-        return problems
+    }
+
+    /// `body` for each item, at most `limit` at once; results in the items' order. The first
+    /// error cancels the rest.
+    static func concurrently<Item: Sendable, Result: Sendable>(
+        _ items: [Item], limit: Int, _ body: @escaping @Sendable (Item) async throws -> Result
+    ) async throws -> [Result] {
+        try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+            var results = [Result?](repeating: nil, count: items.count)
+            var next = 0
+            while next < min(limit, items.count) {
+                let index = next
+                group.addTask { (index, try await body(items[index])) }
+                next += 1
+            }
+            while let (index, result) = try await group.next() {
+                results[index] = result
+                if next < items.count {
+                    let index = next
+                    group.addTask { (index, try await body(items[index])) }
+                    next += 1
+                }
+            }
+            return results.map { $0! }
+        }
     }
 
     /// Returns every node to `release` (default: the release before the current or interrupted
@@ -155,6 +197,7 @@ public struct Rollout: Sendable {
         }
         guard releases.exists(target) else { throw RolloutFailure(message: "release \(target) is not in \(releases.directory)") }
         try await checkPorts(interrupted?.nodes ?? config.nodes.map(\.name))
+        try await ship([target], to: interrupted?.nodes ?? config.nodes.map(\.name))
         if let interrupted {
             try journal.append(RolloutEvent(deployment: interrupted.id, kind: .failed, detail: "abandoned for a rollback to \(target)"))
         }
@@ -171,7 +214,7 @@ public struct Rollout: Sendable {
         if let interrupted = try journal.interrupted() {
             throw RolloutFailure(message: "deployment \(interrupted.id) was interrupted; finish it (`baton deploy --resume`) or roll it back before removing a node")
         }
-        let instances = driver.instances(node: name)
+        let instances = try await driver.instances(node: name)
         let backends = try await backends(of: name)
         guard !instances.isEmpty || !backends.isEmpty else {
             throw RolloutFailure(message: "node \(name): no instance and no backend of it anywhere; nothing to remove")
@@ -272,10 +315,15 @@ public struct Rollout: Sendable {
                     }
                 }
                 action = machine.rollbackFinished()
+                // A node that could not be rolled back (its host unreachable, say) leaves the
+                // deployment rolling back, not failed: `--resume` or `rollback` finishes it.
                 guard stranded.isEmpty else {
                     let detail = "rollback to \(previous) incomplete after: \(reason); " + stranded.joined(separator: "; ")
-                    try record(RolloutEvent(deployment: deployment.id, kind: .failed, release: previous, detail: detail))
-                    throw RolloutFailure(message: "deploy of \(deployment.target) failed (\(reason)) and the rollback to \(previous) did not finish: " + stranded.joined(separator: "; "), reported: true)
+                    try record(RolloutEvent(deployment: deployment.id, kind: .message, release: previous, detail: detail))
+                    throw RolloutFailure(
+                        message: "deploy of \(deployment.target) failed (\(reason)) and the rollback to \(previous) did not finish: "
+                            + stranded.joined(separator: "; ") + "; once the nodes are reachable, `baton deploy --resume` finishes the rollback"
+                    )
                 }
                 try record(RolloutEvent(deployment: deployment.id, kind: .failed, release: previous, detail: "rolled back to \(previous): \(reason)"))
                 throw RolloutFailure(message: "deploy of \(deployment.target) failed and was rolled back to \(previous): \(reason)", reported: true)
@@ -298,19 +346,18 @@ public struct Rollout: Sendable {
         return ready.isEmpty ? "serves nothing (out of rotation on every proxy)" : "still serves \(ready.sorted().joined(separator: ", "))"
     }
 
-    /// Upgrades a batch of nodes at once; returns which of them actually changed.
+    /// Upgrades a batch of nodes, `max_parallel_hosts` at once; returns which of them changed.
     private func upgrade(_ nodes: [String], to release: String, settings: ReleaseSettings, deployment: String, surge: Bool) async throws -> [String: Bool] {
-        try await withThrowingTaskGroup(of: (String, Bool).self) { group in
-            for name in nodes {
-                guard let node = config.nodes.first(where: { $0.name == name }) else {
-                    throw RolloutFailure(message: "node \(name) is in the deployment but not in \(config.file)")
-                }
-                group.addTask { (name, try await upgrade(node, to: release, settings: settings, deployment: deployment, surge: surge)) }
+        let batch = try nodes.map { name in
+            guard let node = config.nodes.first(where: { $0.name == name }) else {
+                throw RolloutFailure(message: "node \(name) is in the deployment but not in \(config.file)")
             }
-            var changed: [String: Bool] = [:]
-            for try await (name, didChange) in group { changed[name] = didChange }
-            return changed
+            return node
         }
+        let changed = try await Self.concurrently(batch, limit: config.rollout.maxParallelHosts) { node in
+            try await upgrade(node, to: release, settings: settings, deployment: deployment, surge: surge)
+        }
+        return Dictionary(uniqueKeysWithValues: zip(nodes, changed))
     }
 
     // MARK: One node
@@ -318,7 +365,7 @@ public struct Rollout: Sendable {
     /// Brings one node to `release`, whatever state it is in; returns false when it already was.
     func upgrade(_ node: BatonConfig.Node, to release: String, settings: ReleaseSettings, deployment: String, surge: Bool) async throws -> Bool {
         let backend = Self.backendName(node: node.name, release: release)
-        let instances = driver.instances(node: node.name)
+        let instances = try await driver.instances(node: node.name)
         let current = instances.first { $0.release == release && $0.alive }
         let others = instances.filter { !($0.release == release && $0.alive) }
         let admitted = try await admittedEverywhere(backend)
@@ -332,7 +379,8 @@ public struct Rollout: Sendable {
 
         if surge {
             let busy = Set(instances.filter(\.alive).map(\.port))
-            let port = try current?.port ?? (busy.contains(node.port) ? driver.freePort(node: node.name) : node.port)
+            var port = current?.port ?? node.port
+            if current == nil, busy.contains(node.port) { port = try await driver.freePort(node: node.name) }
             let instance = try await startAndWarm(node, release: release, settings: settings, port: port, existing: current, deployment: deployment)
             try await admit(node, instance, health: settings.health, deployment: deployment)
             for old in others { try await retire(old, deployment: deployment) }

@@ -26,6 +26,14 @@ public final class InProcessDriver: NodeDriver {
         self.unhealthy = unhealthy
     }
 
+    public func ship(release: String, from source: String, to node: String, keep: Int) async throws -> String {
+        source
+    }
+
+    public func logLocation(node: String, release: String) -> String {
+        "in-process \(node)-\(release)"
+    }
+
     public func start(node: String, release: String, port: Int, command: String, environment: [String: String]) async throws -> NodeInstance {
         // WorkerBackend's listener is a plain NIO server: health checks keep connecting while an
         // instance stops, and an async-channel listener traps on a connection accepted as it closes.

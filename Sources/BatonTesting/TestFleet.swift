@@ -10,7 +10,9 @@ import NIOConcurrencyHelpers
 /// for `nodes` nodes on free ports. `cleanup()` stops every process the fleet started.
 public final class TestFleet: Sendable {
     public let directory: String
+    /// The first of `proxies`.
     public let proxy: LiveProxy
+    public let proxies: [LiveProxy]
     public let configPath: String
     public let config: BatonConfig
     public let nodeCount: Int
@@ -24,14 +26,29 @@ public final class TestFleet: Sendable {
         extra: String = "",
         openapi: [String: String] = [:],
         proxyHealthPath: String = DefaultHealthCheckPath,
-        haproxy: LiveHAProxy? = nil
+        haproxy: LiveHAProxy? = nil,
+        hosts: NamespaceHosts? = nil,
+        proxies proxyCount: Int = 1
     ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
         // The proxy's own check is only for backends added by hand: a deploy sends baton.yml's.
-        let proxy = try await LiveProxy.start(directory: directory + "/proxy") {
-            $0.healthCheck = HealthCheck(path: proxyHealthPath, interval: .milliseconds(50), timeout: .milliseconds(500), rise: 1, fall: 2)
+        var proxies: [LiveProxy] = []
+        for index in 0..<proxyCount {
+            proxies.append(try await LiveProxy.start(directory: directory + (index == 0 ? "/proxy" : "/proxy\(index + 1)")) {
+                $0.healthCheck = HealthCheck(path: proxyHealthPath, interval: .milliseconds(50), timeout: .milliseconds(500), rise: 1, fall: 2)
+            })
         }
-        let app = try BuiltProducts.path("TranslateApp")
+        var app = try BuiltProducts.path("TranslateApp")
+        if let hosts {
+            // The hosts' users run it: a copy where every user may read it.
+            let copy = hosts.directory + "/bin/TranslateApp"
+            if !FileManager.default.fileExists(atPath: copy) {
+                try FileManager.default.createDirectory(atPath: hosts.directory + "/bin", withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: app, toPath: copy)
+                chmod(copy, 0o755)
+            }
+            app = copy
+        }
         for release in ["5.3", "5.4"] {
             let artifact = "\(directory)/artifacts/\(release)"
             try FileManager.default.createDirectory(atPath: artifact, withIntermediateDirectories: true)
@@ -41,17 +58,25 @@ public final class TestFleet: Sendable {
             try openapi[release]?.write(toFile: "\(artifact)/openapi.yaml", atomically: true, encoding: .utf8)
         }
         let driver = LocalProcessDriver(stateDirectory: directory)
-        let nodeLines = try (1...nodes).map { "  - { name: web\($0), port: \(try driver.freePort(node: "web\($0)")) }" }.joined(separator: "\n")
+        var nodeLines = try (1...nodes).map { "  - { name: web\($0), port: \(try driver.freePort(node: "web\($0)")) }" }.joined(separator: "\n")
+        var sshSection = ""
+        if let hosts {
+            // The same port on every host, as on a real fleet.
+            nodeLines = hosts.hosts.enumerated().map { "  - { name: web\($0.offset + 1), host: ssh://\($0.element.user)@\($0.element.address), port: 3000 }" }
+                .joined(separator: "\n")
+            sshSection = "ssh:\n  identity_file: \(hosts.identityFile)\n  known_hosts: \(hosts.knownHosts)\n  connect_timeout: 2s"
+        }
         let yaml = """
             service: translate
             state_dir: .baton
             proxies:
-              - admin_socket: \(directory)/proxy/admin.sock
+            \(proxies.map { "  - admin_socket: \($0.directory)/admin.sock" }.joined(separator: "\n"))
             \(haproxy.map { "  - haproxy: { socket: \($0.socket), backend: \($0.backend) }" } ?? "")
             nodes:
             \(nodeLines)
+            \(sshSection)
             release:
-              start: "{dir}/run --release {release} --port {port}"
+              start: "{dir}/run --release {release} --port {port}\(hosts == nil ? "" : " --host 0.0.0.0")"
               stop_grace: 5s
             health:
               \(health)
@@ -68,12 +93,13 @@ public final class TestFleet: Sendable {
         for release in ["5.3", "5.4"] {
             try store.add(source: "\(directory)/artifacts/\(release)", id: release, keep: 5, protected: [])
         }
-        return TestFleet(directory: directory, proxy: proxy, configPath: configPath, config: config, nodeCount: nodes)
+        return TestFleet(directory: directory, proxies: proxies, configPath: configPath, config: config, nodeCount: hosts?.hosts.count ?? nodes)
     }
 
-    private init(directory: String, proxy: LiveProxy, configPath: String, config: BatonConfig, nodeCount: Int) {
+    private init(directory: String, proxies: [LiveProxy], configPath: String, config: BatonConfig, nodeCount: Int) {
         self.directory = directory
-        self.proxy = proxy
+        self.proxy = proxies[0]
+        self.proxies = proxies
         self.configPath = configPath
         self.config = config
         self.nodeCount = nodeCount
@@ -85,21 +111,24 @@ public final class TestFleet: Sendable {
 
     public var driver: LocalProcessDriver { LocalProcessDriver(stateDirectory: config.stateDirectory) }
 
-    /// Releases of the live instances, by node.
-    public func releases() -> [String: [String]] {
+    /// Releases of the live instances, by node (on their hosts, for ssh:// nodes).
+    public func releases() async throws -> [String: [String]] {
+        let driver = FleetDriver(config: config)
         var result: [String: [String]] = [:]
-        for node in config.nodes { result[node.name] = driver.instances(node: node.name).filter(\.alive).map(\.release) }
+        for node in config.nodes { result[node.name] = try await driver.instances(node: node.name).filter(\.alive).map(\.release) }
         return result
     }
 
-    public func everyNodeRuns(_ release: String) -> Bool {
-        releases().values.allSatisfy { $0 == [release] }
+    public func everyNodeRuns(_ release: String) async throws -> Bool {
+        try await releases().values.allSatisfy { $0 == [release] }
     }
 
-    /// Every proxy backend is ready and belongs to `release`.
+    /// On every proxy, every backend is ready and belongs to `release`.
     public func proxyServesOnly(_ release: String) -> Bool {
-        let backends = proxy.server.pool.list()
-        return backends.count == nodeCount && backends.allSatisfy { $0.state == .ready && $0.name.hasSuffix("-\(release)") }
+        proxies.allSatisfy { proxy in
+            let backends = proxy.server.pool.list()
+            return backends.count == nodeCount && backends.allSatisfy { $0.state == .ready && $0.name.hasSuffix("-\(release)") }
+        }
     }
 
     public func journalEvents() throws -> [RolloutEvent] {
@@ -114,7 +143,7 @@ public final class TestFleet: Sendable {
         for instance in driver.allInstances() {
             try? await driver.stop(instance, signal: SIGKILL, grace: .zero)
         }
-        try? await proxy.shutdown()
+        for proxy in proxies { try? await proxy.shutdown() }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

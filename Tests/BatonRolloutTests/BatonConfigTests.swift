@@ -1,4 +1,5 @@
 import BatonCore
+import Foundation
 import Testing
 
 @Suite struct BatonConfigTests {
@@ -43,6 +44,37 @@ import Testing
         ])
     }
 
+    @Test func sshNodesParse() throws {
+        let text = """
+            service: x
+            proxies: [{admin_socket: a}]
+            nodes:
+              - {name: a, host: 'ssh://deploy@10.0.0.11', port: 3000}
+              - {name: b, host: 'ssh://app-2.internal:2222', port: 3000}
+              - {name: c, port: 3000}
+            ssh:
+              identity_file: keys/deploy
+              known_hosts: ~/.ssh/fleet_hosts
+              directory: /srv/baton
+              connect_timeout: 3s
+              transfer: tar
+            release: {start: '{port}'}
+            rollout: {max_parallel_hosts: 2}
+            """
+        let config = try BatonConfig.parse(text, file: "/srv/app/baton.yml")
+        #expect(config.nodes.map(\.ssh) == [
+            BatonConfig.SSHTarget(user: "deploy", host: "10.0.0.11"), BatonConfig.SSHTarget(user: nil, host: "app-2.internal", port: 2222), nil,
+        ])
+        #expect(config.nodes.map(\.endpoint.description) == ["10.0.0.11:3000", "app-2.internal:3000", "127.0.0.1:3000"])
+        #expect(config.nodes[1].ssh?.description == "ssh://app-2.internal:2222")
+        #expect(config.ssh.identityFile == "/srv/app/keys/deploy")
+        #expect(config.ssh.knownHosts == NSHomeDirectory() + "/.ssh/fleet_hosts")
+        #expect(config.ssh.directory == "/srv/baton")
+        #expect(config.ssh.connectTimeout == .seconds(3))
+        #expect(config.ssh.transfer == .tar)
+        #expect(config.rollout.maxParallelHosts == 2)
+    }
+
     @Test func theExampleParses() throws {
         let config = try BatonConfig.parse(BatonConfig.example, file: "baton.yml")
         #expect(config.nodes.count == 2)
@@ -81,7 +113,19 @@ import Testing
          "baton.yml:6: rollout.max_p99: needs a baton proxy in 'proxies': HAProxy keeps no latency distribution per server"),
         ("- just\n- a list\n", "baton.yml:1: expected a mapping of settings at the top level"),
         ("service: [unclosed\n", "baton.yml: not valid YAML: line 2, column 1: did not find expected ',' or ']'"),
-        ("servce: x\n", "baton.yml:1: servce: unknown field; expected one of service, state_dir, proxies, nodes, release, health, rollout, hooks, compat"),
+        ("servce: x\n", "baton.yml:1: servce: unknown field; expected one of service, state_dir, proxies, nodes, ssh, release, health, rollout, hooks, compat"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, host: 10.0.0.5, port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:3: nodes[0].host: expected 'local' or ssh://[user@]host[:port], got '10.0.0.5'"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, host: 'ssh://me@-oProxyCommand=x', port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:3: nodes[0].host: expected 'local' or ssh://[user@]host[:port], got 'ssh://me@-oProxyCommand=x'"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, host: 'ssh://h:70000', port: 1}]\nrelease: {start: '{port}'}\n",
+         "baton.yml:3: nodes[0].host: expected 'local' or ssh://[user@]host[:port], got 'ssh://h:70000'"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes:\n  - {name: a, host: 'ssh://h1', port: 3000}\n  - {name: b, host: 'ssh://u@h1:2222', port: 3000}\nrelease: {start: '{port}'}\n",
+         "baton.yml:5: nodes[1].port: 3000 on h1 is used by node a"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, port: 1}]\nssh:\n  transfer: scp\nrelease: {start: '{port}'}\n",
+         "baton.yml:5: ssh.transfer: expected auto, rsync or tar, got 'scp'"),
+        ("service: x\nproxies: [{admin_socket: a}]\nnodes: [{name: w, port: 1}]\nrelease: {start: '{port}'}\nrollout:\n  max_parallel_hosts: 0\n",
+         "baton.yml:6: rollout.max_parallel_hosts: expected a whole number of 1 or more, got '0'"),
     ])
     func badFilesGiveOneLineErrors(text: String, expected: String) {
         do {

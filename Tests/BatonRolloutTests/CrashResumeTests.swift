@@ -53,14 +53,14 @@ import Testing
         if recovery == "resume" {
             let resumed = try baton(fleet, ["deploy", "--resume"])
             #expect(resumed.status == 0, "\(resumed.output)")
-            #expect(fleet.everyNodeRuns("5.4"), "\(fleet.releases())")
+            #expect(try await fleet.everyNodeRuns("5.4"))
             #expect(fleet.proxyServesOnly("5.4"), "\(fleet.proxy.server.pool.list())")
             // Resuming twice is safe: nothing left to do.
             #expect(try baton(fleet, ["deploy", "--resume"]).output.contains("no interrupted deployment"))
         } else {
             let rolledBack = try baton(fleet, ["rollback"])
             #expect(rolledBack.status == 0, "\(rolledBack.output)")
-            #expect(fleet.everyNodeRuns("5.3"), "\(fleet.releases())")
+            #expect(try await fleet.everyNodeRuns("5.3"))
             #expect(fleet.proxyServesOnly("5.3"), "\(fleet.proxy.server.pool.list())")
         }
         #expect(try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").interrupted() == nil)
@@ -77,7 +77,7 @@ import Testing
         #expect(lines.count == 1, "\(result.output)")
         #expect(result.output.contains("baton.yml:"))
         #expect(result.output.contains("health.rise: expected a whole number of 1 or more, got 'many'"))
-        #expect(fleet.releases().values.allSatisfy { $0.isEmpty })
+        #expect(try await fleet.releases().values.allSatisfy { $0.isEmpty })
         #expect(fleet.proxy.server.pool.list().isEmpty)
         await fleet.cleanup()
     }

@@ -11,7 +11,7 @@ import Testing
     @Test func rollingDeployUnderLoadFailsNothing() async throws {
         let fleet = try await TestFleet.make()
         try await fleet.rollout().deploy(release: "5.3", resume: false)
-        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(fleet.proxyServesOnly("5.3"))
 
         let load = LoadGenerator.start(against: fleet.proxy.endpoint, concurrency: 6, request: translateRequests)
@@ -29,7 +29,7 @@ import Testing
         #expect(socketResult.politeCloses >= 4, "\(socketResult)")
         #expect(socketResult.sessions >= 4 + socketResult.politeCloses)
         #expect(socketResult.acknowledged > 20)
-        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(try await fleet.everyNodeRuns("5.4"))
         #expect(fleet.proxyServesOnly("5.4"))
         #expect(fewestReady >= 3, "more than max_unavailable (1) nodes were out of rotation")
         let events = try fleet.journalEvents()
@@ -48,7 +48,7 @@ import Testing
         let result = await load.stop()
 
         #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
-        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(try await fleet.everyNodeRuns("5.4"))
         #expect(fleet.proxyServesOnly("5.4"))
         #expect(fewestReady >= 4, "capacity dipped during a surge deploy: \(fewestReady) ready")
         await fleet.cleanup()
@@ -62,7 +62,7 @@ import Testing
         let result = await load.stop()
 
         #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
-        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(fleet.proxyServesOnly("5.3"))
         let events = try fleet.journalEvents()
         #expect(events.contains { $0.kind == .rollbackStarted })
@@ -86,7 +86,7 @@ import Testing
             #expect(failure.message.contains("error rate"))
         }
         _ = await load.stop()
-        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(fleet.proxyServesOnly("5.3"))
         await fleet.cleanup()
     }
@@ -117,7 +117,7 @@ import Testing
             #expect(failure.message.contains("hook pre_deploy"))
             #expect(failure.message.contains("exited with status 1"))
         }
-        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(try fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
         await fleet.cleanup()
     }
@@ -142,7 +142,7 @@ import Testing
     @Test func unknownReleaseIsRefusedBeforeAnythingChanges() async throws {
         let fleet = try await TestFleet.make(nodes: 2)
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "9.9", resume: false) }
-        #expect(fleet.releases().values.allSatisfy { $0.isEmpty })
+        #expect(try await fleet.releases().values.allSatisfy { $0.isEmpty })
         #expect(try fleet.journalEvents().isEmpty)
         await fleet.cleanup()
     }
@@ -167,18 +167,18 @@ import Testing
             #expect(failure.message.hasPrefix("release 5.4 is not compatible with 5.3: 1 ERR finding, first: backward operation-removed POST /api/notes"), "\(failure.message)")
             #expect(failure.message.hasSuffix("or deploy with --force"))
         }
-        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(try fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
 
         let reporter = CollectingReporter()
         try await fleet.rollout(reporter).deploy(release: "5.4", resume: false, force: true)
-        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(try await fleet.everyNodeRuns("5.4"))
         #expect(reporter.events.contains { $0.detail?.hasPrefix("deploying anyway (--force): 1 ERR finding") == true })
 
         // Back to 5.3: removing nothing, adding an operation, is a forward WARN only.
         let back = CollectingReporter()
         try await fleet.rollout(back).deploy(release: "5.3", resume: false)
-        #expect(fleet.everyNodeRuns("5.3"))
+        #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(back.events.contains { $0.detail == "compat openapi 5.4 → 5.3: compatible both ways: roll out in any order" })
         await fleet.cleanup()
     }

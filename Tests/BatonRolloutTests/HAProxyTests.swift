@@ -149,7 +149,7 @@ import Testing
         #expect(result.total > 100)
         #expect(try await lb.backends()[lb.description]?.map(\.name) == (1...4).map { "web\($0)-5.4" })
         #expect(fleet.proxyServesOnly("5.4"))
-        #expect(fleet.everyNodeRuns("5.4"))
+        #expect(try await fleet.everyNodeRuns("5.4"))
         await fleet.cleanup()
     }
 }

@@ -1,0 +1,129 @@
+import BatonCore
+import Foundation
+import Synchronization
+
+/// One host reached with the system OpenSSH client. The first call opens a master connection
+/// (ControlMaster, kept for a minute after the last use) and every later command rides on it,
+/// so a command costs a round trip, not a handshake. `BatchMode` never prompts, and host keys
+/// are checked strictly against known_hosts: an unknown key is an error that names the
+/// `ssh-keyscan` line to add, never trusted on first use.
+final class SSHConnection: Sendable {
+    let target: BatonConfig.SSHTarget
+    let settings: BatonConfig.SSH
+    /// The node's name, for messages.
+    let node: String
+    /// The master being opened, shared by the commands that wait for it: two `ssh -f` masters
+    /// for one host would leave the second running unused.
+    private let opening = Mutex<Task<Void, any Error>?>(nil)
+
+    init(target: BatonConfig.SSHTarget, settings: BatonConfig.SSH, node: String) {
+        self.target = target
+        self.settings = settings
+        self.node = node
+    }
+
+    /// Control sockets live in a short per-user directory: a Unix socket path is limited to
+    /// 108 bytes, and a project's state directory can be deeper than that.
+    static var controlDirectory: String { "/tmp/baton-ssh-\(getuid())" }
+
+    /// The options every ssh (and rsync's ssh) is run with.
+    var options: [String] {
+        var options = [
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=\(max(1, Int(settings.connectTimeout.components.seconds)))",
+            // A host that stops answering is noticed in about 6 s, not at TCP's minutes.
+            "-o", "ServerAliveInterval=2",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "ControlPath=\(Self.controlDirectory)/%C",
+            "-o", "LogLevel=ERROR",
+            "-p", String(target.port),
+        ]
+        if let identity = settings.identityFile { options += ["-i", identity, "-o", "IdentitiesOnly=yes"] }
+        if let knownHosts = settings.knownHosts { options += ["-o", "UserKnownHostsFile=\(knownHosts)"] }
+        return options
+    }
+
+    /// Runs `script` with `sh` on the host, its arguments as `$1`…, standard input from the file
+    /// `input`; returns what it printed. A non-zero exit is an error carrying its stderr.
+    @discardableResult
+    func run(_ script: String, _ arguments: [String], input: String = "/dev/null", timeout: Duration) async throws -> String {
+        try await openMaster()
+        let remote = (["sh", "-c", script, "baton"] + arguments).map(Self.quote).joined(separator: " ")
+        let (code, output, errors) = try await Self.execute(["/usr/bin/ssh"] + options + ["-o", "ControlMaster=no", target.destination, remote], input: input, timeout: timeout)
+        guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no answer within \(timeout.shortDescription)") }
+        guard code == 0 else { throw failure(code: code, errors: errors) }
+        return output
+    }
+
+    /// Runs a local command that itself uses ssh (rsync), with the same options and master.
+    func runLocal(_ arguments: [String], timeout: Duration) async throws {
+        try await openMaster()
+        let (code, _, errors) = try await Self.execute(arguments, input: "/dev/null", timeout: timeout)
+        guard let code else { throw BatonError(.timeout, "\(node) (\(target)): \(arguments[0]) did not finish within \(timeout.shortDescription)") }
+        guard code == 0 else { throw failure(code: code, errors: errors) }
+    }
+
+    /// Opens the master connection when there is none: `ssh -f` returns once it is
+    /// authenticated and leaves it in the background.
+    private func openMaster() async throws {
+        let task = opening.withLock { current in
+            if let current { return current }
+            let task = Task { try await self.connect() }
+            current = task
+            return task
+        }
+        defer { opening.withLock { if $0 == task { $0 = nil } } }
+        try await task.value
+    }
+
+    private func connect() async throws {
+        try FileManager.default.createDirectory(atPath: Self.controlDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let check = try await Self.execute(["/usr/bin/ssh"] + options + ["-O", "check", target.destination], input: "/dev/null", timeout: .seconds(5))
+        if check.code == 0 { return }
+        let timeout = settings.connectTimeout + .seconds(5)
+        let (code, _, errors) = try await Self.execute(
+            ["/usr/bin/ssh"] + options + ["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", target.destination],
+            input: "/dev/null", timeout: timeout
+        )
+        guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no SSH connection within \(timeout.shortDescription)") }
+        guard code == 0 else { throw failure(code: code, errors: errors) }
+    }
+
+    /// One line that says what went wrong and what to do about it.
+    private func failure(code: Int32, errors: String) -> BatonError {
+        let said = errors.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let knownHosts = settings.knownHosts ?? "~/.ssh/known_hosts"
+        let keyscan = "ssh-keyscan -p \(target.port) \(target.host) >> \(knownHosts)"
+        if errors.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+            return BatonError(.conflict, "\(node) (\(target)): its host key is not the one in \(knownHosts); if the host was rebuilt, remove the old key (ssh-keygen -f \(knownHosts) -R '[\(target.host)]:\(target.port)') and add the new one after checking it: \(keyscan)")
+        }
+        if errors.contains("Host key verification failed") || errors.contains("host key is known") {
+            return BatonError(.unavailable, "\(node) (\(target)): its host key is not in \(knownHosts), so Baton will not trust it; check the key, then add it: \(keyscan)")
+        }
+        if code == 255 {
+            return BatonError(.unavailable, "\(node) (\(target)): ssh failed: \(said.last ?? "exit 255")")
+        }
+        return BatonError(.unavailable, "\(node) (\(target)): exit \(code): \(said.suffix(3).joined(separator: " / "))")
+    }
+
+    /// Spawns `arguments` with output and errors in files (no pipe a backgrounded master could
+    /// hold open); nil code when it ran past `timeout` and was killed.
+    static func execute(_ arguments: [String], input: String, timeout: Duration) async throws -> (code: Int32?, output: String, errors: String) {
+        let base = NSTemporaryDirectory() + "baton-ssh-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer {
+            unlink(base + ".out")
+            unlink(base + ".err")
+        }
+        let pid = try ChildProcess.spawn(arguments, input: input, output: base + ".out", errors: base + ".err", detached: false)
+        let code = try await ChildProcess.wait(pid, timeout: timeout, group: false)
+        let output = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        return (code, output, errors)
+    }
+
+    /// Single-quotes a word for the remote shell.
+    static func quote(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}

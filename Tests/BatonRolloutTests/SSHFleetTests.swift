@@ -1,0 +1,126 @@
+import BatonCore
+import BatonProxy
+import BatonRollout
+import BatonTesting
+import Foundation
+import Testing
+
+/// Real hosts: each a network namespace with its own address, sshd, user and home, reached with
+/// the system OpenSSH client; the app listens on port 3000 on every host. Needs root (CI is).
+@Suite(.serialized, .enabled(if: NamespaceHosts.available, "needs root, sshd and iproute2"))
+struct SSHFleetTests {
+    /// Four hosts behind two `baton proxy` instances, load through both: every release is
+    /// shipped to every host and verified, nothing fails, and each host runs the release under
+    /// its supervisor from its own releases directory.
+    @Test func rollingDeployAcrossHostsBehindTwoProxiesFailsNothing() async throws {
+        let hosts = try await NamespaceHosts.make(count: 4)
+        defer { hosts.remove() }
+        let fleet = try await TestFleet.make(hosts: hosts, proxies: 2)
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        #expect(try await fleet.everyNodeRuns("5.3"))
+        #expect(fleet.proxyServesOnly("5.3"))
+        #expect(fleet.proxy.server.pool.list().map(\.address).sorted() == hosts.hosts.map { "\($0.address):3000" }.sorted())
+
+        let loads = fleet.proxies.map { LoadGenerator.start(against: $0.endpoint, concurrency: 3, request: translateRequests) }
+        try await fleet.rollout().deploy(release: "5.4", resume: false)
+        for load in loads {
+            let result = await load.stop()
+            #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
+            #expect(result.total > 50)
+        }
+        #expect(try await fleet.everyNodeRuns("5.4"))
+        #expect(fleet.proxyServesOnly("5.4"))
+        for host in hosts.hosts {
+            // Both releases arrived and were verified; the host's user owns them.
+            for release in ["5.3", "5.4"] {
+                let sum = try String(contentsOfFile: "\(host.home)/.baton/releases/\(release).sha256", encoding: .utf8)
+                #expect(sum.count == 65)
+                #expect(FileManager.default.isExecutableFile(atPath: "\(host.home)/.baton/releases/\(release)/run"))
+            }
+            let owner = try FileManager.default.attributesOfItem(atPath: "\(host.home)/.baton/releases/5.4")[.ownerAccountName] as? String
+            #expect(owner == host.user)
+        }
+        await fleet.cleanup()
+    }
+
+    /// A host whose key is not in known_hosts stops the deploy before anything changes, and
+    /// the message holds the line to add.
+    @Test func anUnknownHostKeyIsRefusedBeforeAnyChange() async throws {
+        let hosts = try await NamespaceHosts.make(count: 2)
+        defer { hosts.remove() }
+        let fleet = try await TestFleet.make(hosts: hosts)
+        let known = try String(contentsOfFile: hosts.knownHosts, encoding: .utf8).split(separator: "\n")
+        try (known.filter { !$0.hasPrefix(hosts.hosts[1].address + " ") }.joined(separator: "\n") + "\n")
+            .write(toFile: hosts.knownHosts, atomically: true, encoding: .utf8)
+
+        let error = await #expect(throws: (any Error).self) { try await fleet.rollout().deploy(release: "5.3", resume: false) }
+        let message = "\(error.map { "\($0)" } ?? "")"
+        #expect(message.contains("web2 (ssh://\(hosts.hosts[1].user)@\(hosts.hosts[1].address))"), "\(message)")
+        #expect(message.contains("ssh-keyscan -p 22 \(hosts.hosts[1].address) >> \(hosts.knownHosts)"), "\(message)")
+        #expect(try fleet.journalEvents().isEmpty)
+        #expect(fleet.proxy.server.pool.list().isEmpty)
+        for host in hosts.hosts {
+            #expect(!FileManager.default.fileExists(atPath: "\(host.home)/.baton/run"))
+        }
+        await fleet.cleanup()
+    }
+
+    /// The app on a host dies by itself: the host's supervisor starts it again, and the proxy
+    /// takes it back once its checks pass.
+    @Test func aCrashedInstanceIsRestartedByItsHostsSupervisor() async throws {
+        let hosts = try await NamespaceHosts.make(count: 2)
+        defer { hosts.remove() }
+        let fleet = try await TestFleet.make(hosts: hosts)
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+        let driver = FleetDriver(config: fleet.config)
+        let instance = try #require(try await driver.instances(node: "web1").first)
+        let listener = try #require(try await driver.listener(node: "web1", port: 3000))
+        let app = try #require(listener.pids.first { $0 != instance.pid })
+        #expect(listener.isOwned(by: instance))
+        kill(app, SIGKILL)
+
+        let restarted = try await eventually(timeout: .seconds(15)) {
+            guard let now = try await driver.instances(node: "web1").first, now.restarts == 1, now.alive else { return false }
+            guard let listener = try await driver.listener(node: "web1", port: 3000) else { return false }
+            return listener.isOwned(by: now) && !listener.pids.contains(app)
+        }
+        #expect(restarted)
+        #expect(try await driver.instances(node: "web1").first?.lastExit == 137)
+        #expect(await eventually(timeout: .seconds(10)) { fleet.proxyServesOnly("5.3") })
+        await fleet.cleanup()
+    }
+
+    /// A host cut off the network mid-deploy: its step fails within the SSH timeouts, the hosts
+    /// already upgraded are rolled back on every proxy, the cut host is named, and once it is
+    /// back `--resume` finishes the rollback.
+    @Test func aHostCutOffMidDeployIsNamedAndTheRollbackResumesWhenItReturns() async throws {
+        let hosts = try await NamespaceHosts.make(count: 3)
+        defer { hosts.remove() }
+        // The hook runs on this machine, as root: it pulls web2's cable as its turn begins.
+        let cut = "hooks:\n  before_node: '[ \"$BATON_NODE-$BATON_RELEASE\" != web2-5.4 ] || ip link set \(hosts.hosts[1].link) down'"
+        let fleet = try await TestFleet.make(extra: cut, hosts: hosts)
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+
+        let start = ContinuousClock.now
+        let error = await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "5.4", resume: false) }
+        #expect(ContinuousClock.now - start < .seconds(90))
+        let message = error?.message ?? ""
+        #expect(message.contains("web2 (ssh://\(hosts.hosts[1].user)@\(hosts.hosts[1].address))"), "\(message)")
+        #expect(message.contains("did not finish"), "\(message)")
+        #expect(message.contains("--resume"), "\(message)")
+        // web1 went to 5.4 and back; web3 was never touched (web2 cannot be asked).
+        let driver = FleetDriver(config: fleet.config)
+        #expect(try await driver.instances(node: "web1").filter(\.alive).map(\.release) == ["5.3"])
+        #expect(try await driver.instances(node: "web3").filter(\.alive).map(\.release) == ["5.3"])
+        for proxy in fleet.proxies {
+            #expect(!proxy.server.pool.list().contains { $0.name.hasSuffix("-5.4") })
+        }
+
+        try hosts.restore(1)
+        let resumed = await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: String?.none, resume: true) }
+        #expect(resumed?.message.contains("rolled back to 5.3") == true, "\(resumed?.message ?? "")")
+        #expect(try await fleet.everyNodeRuns("5.3"))
+        #expect(fleet.proxyServesOnly("5.3"))
+        await fleet.cleanup()
+    }
+}
