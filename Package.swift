@@ -45,6 +45,7 @@ let package = Package(
             dependencies: [
                 "BatonCompat",
                 "BatonCore",
+                "BatonMigrate",
                 "BatonProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

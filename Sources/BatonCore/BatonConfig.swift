@@ -49,10 +49,15 @@ public struct BatonConfig: Sendable, Equatable {
         public init?(parsing text: String) {
             guard text.hasPrefix("ssh://") else { return nil }
             var rest = Substring(text.dropFirst(6))
+            // ASCII only, and never a leading '-': ssh would read `-F…@host` as an option.
+            func plain(_ text: Substring, extra: String) -> Bool {
+                guard let first = text.first, first.isASCII, first.isLetter || first.isNumber || first == "_" else { return false }
+                return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || extra.contains($0)) }
+            }
             if let at = rest.firstIndex(of: "@") {
+                guard plain(rest[..<at], extra: "._-") else { return nil }
                 user = String(rest[..<at])
                 rest = rest[rest.index(after: at)...]
-                guard let user, !user.isEmpty, user.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else { return nil }
             }
             port = 22
             if let colon = rest.lastIndex(of: ":") {
@@ -60,9 +65,9 @@ public struct BatonConfig: Sendable, Equatable {
                 port = number
                 rest = rest[..<colon]
             }
-            host = String(rest)
             // A host name or an IPv4 address: no option-like or shell-special characters reach ssh.
-            guard !host.isEmpty, !host.hasPrefix("-"), host.allSatisfy({ $0.isLetter || $0.isNumber || ".-".contains($0) }) else { return nil }
+            guard plain(rest, extra: ".-") else { return nil }
+            host = String(rest)
         }
 
         /// `user@host` as ssh takes it (the port goes with -p).
@@ -141,6 +146,9 @@ public struct BatonConfig: Sendable, Equatable {
     public var file: String
     public var service: String
     public var stateDirectory: String
+    /// `state: postgres://…` (or BATON_STATE_URL): the journal, history and deploy lock in
+    /// PostgreSQL, shared by every machine that deploys; nil keeps them in `stateDirectory`.
+    public var stateURL: String?
     public var proxies: [ProxyTarget]
     public var nodes: [Node]
     public var ssh: SSH
@@ -151,16 +159,29 @@ public struct BatonConfig: Sendable, Equatable {
     public var compat: Compat
 
     /// Reads and validates a config file. Relative paths are taken from the file's directory.
-    public static func load(path: String) throws -> BatonConfig {
+    /// Reads and validates a config file; BATON_STATE_URL in `environment` overrides `state`.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BatonConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw BatonError(.invalidConfiguration, "\(path): cannot read the file; `baton init` writes an example")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: path)
+        var config = try parse(String(decoding: data, as: UTF8.self), file: path)
+        if let url = environment["BATON_STATE_URL"], !url.isEmpty {
+            guard isPostgresURL(url) else { throw BatonError(.invalidConfiguration, "BATON_STATE_URL: expected postgres://USER@HOST:PORT/DATABASE") }
+            config.stateURL = url
+        }
+        return config
+    }
+
+    static func isPostgresURL(_ text: String) -> Bool {
+        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+            components.host?.isEmpty == false, components.user?.isEmpty == false
+        else { return false }
+        return true
     }
 
     public static func parse(_ text: String, file: String) throws -> BatonConfig {
         let root = try YAMLReader.root(text: text, file: file)
-        try root.allowKeys(["service", "state_dir", "proxies", "nodes", "ssh", "release", "health", "rollout", "hooks", "compat"])
+        try root.allowKeys(["service", "state_dir", "state", "proxies", "nodes", "ssh", "release", "health", "rollout", "hooks", "compat"])
         let base = (file as NSString).deletingLastPathComponent
         func resolve(_ path: String) -> String {
             if path.hasPrefix("~") { return (path as NSString).expandingTildeInPath }
@@ -169,6 +190,10 @@ public struct BatonConfig: Sendable, Equatable {
 
         let service = try root.requiredString("service", example: "translate")
         let stateDirectory = resolve(try root.string("state_dir") ?? ".baton")
+        let stateURL = try root.string("state")
+        if let stateURL, !isPostgresURL(stateURL) {
+            throw root.error("state", "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or leave it out to keep state in state_dir)")
+        }
 
         guard let proxyList = try root.list("proxies"), !proxyList.isEmpty else {
             throw root.error(nil, "missing 'proxies': a list with at least one {admin_socket: PATH}, {admin_url: HOST:PORT, token: …} or {haproxy: {socket: PATH, backend: NAME}}")
@@ -245,9 +270,13 @@ public struct BatonConfig: Sendable, Equatable {
         guard let transfer = SSH.Transfer(rawValue: transferName) else {
             throw sshReader!.error("transfer", "expected auto, rsync or tar, got '\(transferName)'")
         }
-        let remoteDirectory = try sshReader?.string("directory") ?? ".baton"
-        guard !remoteDirectory.isEmpty, !remoteDirectory.contains("'"), !remoteDirectory.contains("\n") else {
-            throw sshReader!.error("directory", "expected a path without quotes or newlines, got '\(remoteDirectory)'")
+        // The service's own directory by default: two services deployed as one user must not
+        // see (or prune) each other's instances and releases.
+        let remoteDirectory = try sshReader?.string("directory") ?? ".baton/\(service)"
+        guard let first = remoteDirectory.first, first != "-", first != "~",
+            remoteDirectory.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._/-".contains($0)) })
+        else {
+            throw sshReader!.error("directory", "expected a path of letters, digits, '.', '_', '/' and '-' (relative paths are under the SSH user's home), got '\(remoteDirectory)'")
         }
         let ssh = SSH(
             identityFile: try sshReader?.string("identity_file").map(resolve),
@@ -268,9 +297,15 @@ public struct BatonConfig: Sendable, Equatable {
         guard let stopSignal = Self.signals[signalName.uppercased().replacingOccurrences(of: "SIG", with: "")] else {
             throw releaseReader.error("stop_signal", "expected one of \(Self.signals.keys.sorted().joined(separator: ", ")), got '\(signalName)'")
         }
+        let environment = try releaseReader.stringMap("environment") ?? [:]
+        for key in environment.keys.sorted() {
+            guard let first = key.first, first.isASCII, first.isLetter || first == "_",
+                key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+            else { throw releaseReader.error("environment", "expected variable names of letters, digits and '_', got '\(key)'") }
+        }
         let release = Release(
             start: start,
-            environment: try releaseReader.stringMap("environment") ?? [:],
+            environment: environment,
             stopSignal: stopSignal,
             stopGrace: try releaseReader.duration("stop_grace") ?? .seconds(10),
             keep: try releaseReader.int("keep", min: 2) ?? 5
@@ -324,7 +359,7 @@ public struct BatonConfig: Sendable, Equatable {
         let compat = Compat(openapi: try compatReader?.string("openapi") ?? "openapi.yaml")
 
         return BatonConfig(
-            file: file, service: service, stateDirectory: stateDirectory, proxies: proxies, nodes: nodes, ssh: ssh,
+            file: file, service: service, stateDirectory: stateDirectory, stateURL: stateURL, proxies: proxies, nodes: nodes, ssh: ssh,
             release: release, health: health, rollout: rollout, hooks: hooks, compat: compat
         )
     }
@@ -336,6 +371,8 @@ public struct BatonConfig: Sendable, Equatable {
         # baton.yml: how `baton deploy` upgrades this service, one server at a time.
         service: translate
         # state_dir: .baton            # releases, journal, lock, logs (default .baton)
+        # state: postgres://baton@db.internal:5432/ops   # journal, history and lock shared by
+        #                                # every machine that deploys (or BATON_STATE_URL)
 
         # The load balancers in front of the nodes, all driven in lockstep: `baton proxy`
         # through its admin API, HAProxy through its Runtime API (dynamic servers).
@@ -355,7 +392,7 @@ public struct BatonConfig: Sendable, Equatable {
         # ssh:                            # for ssh:// nodes
         #   identity_file: ~/.ssh/deploy_ed25519
         #   known_hosts: ~/.ssh/known_hosts   # unknown host keys are refused, never trusted
-        #   directory: .baton                 # on each host, under the user's home
+        #   directory: .baton/translate       # on each host, under the user's home (default .baton/SERVICE)
         #   connect_timeout: 5s
         #   transfer: auto                    # rsync when both ends have it, else tar
 

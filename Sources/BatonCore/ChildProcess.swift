@@ -64,7 +64,8 @@ public enum ChildProcess {
 
     /// Waits for `pid` (a child of ours) without holding a thread; returns its exit code (128 +
     /// the signal when one killed it), or nil when it was still running after `timeout` and was
-    /// killed: its process group too when `group` (a detached child leads one).
+    /// killed: its process group too when `group` (a detached child leads one). Cancelling the
+    /// wait kills it too.
     public static func wait(_ pid: pid_t, timeout: Duration, group: Bool) async throws -> Int32? {
         let start = ContinuousClock.now
         var status: Int32 = 0
@@ -79,7 +80,14 @@ public enum ChildProcess {
                 return nil
             }
             // Short commands are seen at once; long ones are polled every 20 ms.
-            try await Task.sleep(for: pause)
+            do {
+                try await Task.sleep(for: pause)
+            } catch {
+                // Cancelled: the child must not outlive the wait (nor stay a zombie).
+                kill(group ? -pid : pid, SIGKILL)
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                throw error
+            }
             pause = min(pause * 2, .milliseconds(20))
         }
     }

@@ -184,7 +184,7 @@ public struct Demo: Sendable {
         let steady = result.records.filter { $0.at < from }
         let during = result.records.filter { $0.at >= from && $0.at < to }
         let served = Array(Set(result.records.compactMap(\.release))).sorted()
-        let markers = (deployMarkers(try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart) + migrationMarkers)
+        let markers = (deployMarkers(try await DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart) + migrationMarkers)
             .sorted { $0.at < $1.at }
         try FileManager.default.createDirectory(atPath: options.reportDirectory, withIntermediateDirectories: true)
         let writer = ReportWriter()

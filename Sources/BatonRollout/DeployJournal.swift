@@ -1,10 +1,11 @@
 import BatonCore
 import Foundation
 
-/// The append-only record of deployments: one JSON object a line in `journal.jsonl`, each
-/// written and fsynced before the step it announces runs, so a crashed deploy can be resumed.
-public final class DeployJournal: Sendable {
-    public let path: String
+/// The append-only record of deployments, read from a `StateStore`: each event is stored
+/// before the step it announces runs, so a crashed deploy can be resumed, from any machine
+/// that shares the store.
+public struct DeployJournal: Sendable {
+    public let store: any StateStore
 
     /// One deployment as the journal tells it.
     public struct Deployment: Sendable, Equatable {
@@ -25,48 +26,31 @@ public final class DeployJournal: Sendable {
         public var outcome: String? { finished ? target : (failed ? previous : nil) }
         /// Where it stopped: the last step event.
         public var lastStep: RolloutEvent? { events.last { $0.kind == .step } }
+        /// Who started it (user@host), when recorded.
+        public var actor: String? { events.first?.actor }
     }
 
+    public init(store: any StateStore) {
+        self.store = store
+    }
+
+    /// The journal file of a state directory (`journal.jsonl`).
     public init(path: String) {
-        self.path = path
+        self.init(store: FileStateStore(journalPath: path))
     }
 
-    public func append(_ event: RolloutEvent) throws {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
-        var line = try encoder.encode(event)
-        line.append(0x0A)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BatonError(.io, "\(path): cannot open the journal (errno \(errno))") }
-        defer { close(fd) }
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count, fsync(fd) == 0 else { throw BatonError(.io, "\(path): cannot write the journal (errno \(errno))") }
+    public func append(_ event: RolloutEvent) async throws {
+        try await store.append(event)
     }
 
-    public func events() throws -> [RolloutEvent] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        var events: [RolloutEvent] = []
-        for (index, line) in data.split(separator: 0x0A).enumerated() {
-            do {
-                events.append(try decoder.decode(RolloutEvent.self, from: Data(line)))
-            } catch {
-                // A torn last line (killed mid-write) is the only damage an append-only file
-                // can take; anything else is reported.
-                if index == data.split(separator: 0x0A).count - 1 { break }
-                throw BatonError(.invalidConfiguration, "\(path):\(index + 1): unreadable journal line (\(error))")
-            }
-        }
-        return events
+    public func events() async throws -> [RolloutEvent] {
+        try await store.events()
     }
 
-    public func deployments() throws -> [Deployment] {
+    public func deployments() async throws -> [Deployment] {
         var order: [String] = []
         var byID: [String: Deployment] = [:]
-        for event in try events() {
+        for event in try await events() {
             if event.kind == .deployStarted {
                 order.append(event.deployment)
                 byID[event.deployment] = Deployment(
@@ -81,19 +65,24 @@ public final class DeployJournal: Sendable {
     }
 
     /// The release the fleet runs according to the last deployment that ended.
-    public func currentRelease() throws -> String? {
-        try deployments().reversed().lazy.compactMap(\.outcome).first
+    public func currentRelease() async throws -> String? {
+        try await deployments().reversed().lazy.compactMap(\.outcome).first
     }
 
     /// How `release` was run when it was last deployed (a finished deployment preferred), or
     /// nil when the journal has no record of it.
-    public func settings(of release: String) throws -> ReleaseSettings? {
-        let deployments = try deployments().filter { $0.target == release && $0.settings != nil }
+    public func settings(of release: String) async throws -> ReleaseSettings? {
+        let deployments = try await deployments().filter { $0.target == release && $0.settings != nil }
         return (deployments.last(where: \.finished) ?? deployments.last)?.settings
     }
 
-    public func interrupted() throws -> Deployment? {
-        guard let last = try deployments().last, last.interrupted else { return nil }
+    /// Every deployment, newest first, as `baton history` shows it.
+    public func history() async throws -> [HistoryEntry] {
+        try await deployments().reversed().map(HistoryEntry.init)
+    }
+
+    public func interrupted() async throws -> Deployment? {
+        guard let last = try await deployments().last, last.interrupted else { return nil }
         return last
     }
 }

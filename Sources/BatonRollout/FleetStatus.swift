@@ -21,15 +21,23 @@ public struct FleetStatus: Codable, Sendable {
 
     public struct Node: Codable, Sendable {
         public var name: String
+        /// `local`, or the ssh:// target it runs on.
+        public var host: String
         public var port: Int
         public var instances: [Instance]
         /// A process holding the node's port that none of its instances is.
         public var foreignListener: String?
+        /// Why the node's host could not be asked (its instances are then unknown).
+        public var unreachable: String?
     }
 
     public var service: String
     public var release: String?
     public var interrupted: String?
+    /// Who holds the deploy lock right now (a deploy in progress), if anyone.
+    public var lockHolder: String?
+    /// Where the journal and lock are: a file, or PostgreSQL (without the password).
+    public var state: String
     public var nodes: [Node]
     /// Load balancers that could not be asked, with why; the others' states are shown.
     public var unreachable: [String] = []
@@ -39,10 +47,19 @@ public struct FleetStatus: Codable, Sendable {
         var nodes: [Node] = []
         for node in rollout.config.nodes {
             var instances: [Instance] = []
-            let recorded = try await rollout.driver.instances(node: node.name)
+            let host = node.ssh?.description ?? "local"
+            let recorded: [NodeInstance]
+            let nodeListener: PortListener?
+            do {
+                recorded = try await rollout.driver.instances(node: node.name)
+                nodeListener = try await rollout.driver.listener(node: node.name, port: node.port)
+            } catch {
+                // One host down must not hide the rest of the fleet.
+                nodes.append(Node(name: node.name, host: host, port: node.port, instances: [], unreachable: "\(error)"))
+                continue
+            }
             var foreign: String?
-            if let listener = try await rollout.driver.listener(node: node.name, port: node.port),
-                !recorded.contains(where: { $0.alive && listener.isOwned(by: $0) }) {
+            if let listener = nodeListener, !recorded.contains(where: { $0.alive && listener.isOwned(by: $0) }) {
                 foreign = "port \(node.port) is held by \(listener.holder), which Baton did not start"
             }
             for instance in recorded {
@@ -58,7 +75,7 @@ public struct FleetStatus: Codable, Sendable {
                     } else if listener == nil {
                         mismatch = "nothing listens on port \(instance.port)"
                     }
-                    let check = try rollout.settings(of: instance.release).health.check
+                    let check = try await rollout.settings(of: instance.release).health.check
                     healthy = await check.check(instance.endpoint, userAgent: "baton-status") == nil
                 }
                 instances.append(Instance(
@@ -67,13 +84,15 @@ public struct FleetStatus: Codable, Sendable {
                     restarts: instance.restarts, portMismatch: mismatch
                 ))
             }
-            nodes.append(Node(name: node.name, port: node.port, instances: instances, foreignListener: foreign))
+            nodes.append(Node(name: node.name, host: host, port: node.port, instances: instances, foreignListener: foreign))
         }
-        let interrupted = try rollout.journal.interrupted()
+        let interrupted = try await rollout.journal.interrupted()
         return FleetStatus(
             service: rollout.config.service,
-            release: try rollout.journal.currentRelease(),
+            release: try await rollout.journal.currentRelease(),
             interrupted: interrupted.map { "\($0.id) to \($0.target)" },
+            lockHolder: try await rollout.journal.store.lockHolder()?.description,
+            state: rollout.journal.store.location,
             nodes: nodes,
             unreachable: unreachable
         )
@@ -82,11 +101,17 @@ public struct FleetStatus: Codable, Sendable {
     /// Aligned text for a person.
     public func render() -> String {
         var lines = ["\(service): \(release.map { "release \($0)" } ?? "never deployed")"]
-        if let interrupted { lines.append("INTERRUPTED deployment \(interrupted): run `baton deploy --resume` or `baton rollback`") }
+        if let lockHolder {
+            lines.append("DEPLOYING now: \(lockHolder)")
+        } else if let interrupted {
+            lines.append("INTERRUPTED deployment \(interrupted): run `baton deploy --resume` or `baton rollback`")
+        }
         for problem in unreachable { lines.append("UNREACHABLE load balancer: \(problem)") }
         for node in nodes {
             let name = node.name.padding(toLength: 10, withPad: " ", startingAt: 0)
-            if node.instances.isEmpty {
+            if let unreachable = node.unreachable {
+                lines.append("  \(name) UNREACHABLE: \(unreachable)")
+            } else if node.instances.isEmpty {
                 lines.append("  \(name) not running")
             }
             for instance in node.instances {

@@ -8,7 +8,7 @@ extension Rollout {
             nodes: config.nodes.map(\.name), batchSize: surge ? config.rollout.maxSurge : config.rollout.maxUnavailable,
             canary: config.rollout.canary, observes: config.rollout.observe > .zero, pauses: config.rollout.pause > .zero
         )
-        let current = try journal.currentRelease() ?? "nothing"
+        let current = try await journal.currentRelease() ?? "nothing"
         var lines = ["deploy \(release) (fleet runs \(current)); \(surge ? "surge \(config.rollout.maxSurge)" : "max_unavailable \(config.rollout.maxUnavailable)"), canary \(config.rollout.canary)"]
         let problems = try await portProblems(config.nodes.map(\.name))
         if !problems.isEmpty { return DeployPlan(steps: lines, refusals: problems) }

@@ -13,7 +13,7 @@ extension Rollout {
             if let listener = try await driver.listener(node: node.name, port: port) {
                 throw RolloutFailure(message: "\(node.name): cannot start \(release): port \(port) is in use by \(listener.holder)")
             }
-            try step(deployment, node, .starting, release, "port \(port)")
+            try await step(deployment, node, .starting, release, "port \(port)")
             let command = settings.release.start
                 .replacingOccurrences(of: "{release}", with: release)
                 .replacingOccurrences(of: "{port}", with: String(port))
@@ -21,7 +21,7 @@ extension Rollout {
                 .replacingOccurrences(of: "{dir}", with: try await driver.ship(release: release, from: releases.path(of: release), to: node.name, keep: settings.release.keep))
             instance = try await driver.start(node: node.name, release: release, port: port, command: command, environment: settings.release.environment)
         }
-        try step(deployment, node, .warming, release, "pid \(instance.pid) on :\(instance.port)")
+        try await step(deployment, node, .warming, release, "pid \(instance.pid) on :\(instance.port)")
         try await waitHealthy(instance, health: settings.health)
         return instance
     }
@@ -30,13 +30,13 @@ extension Rollout {
     /// exactly what the warm-up checked.
     func admit(_ node: BatonConfig.Node, _ instance: NodeInstance, health: BatonConfig.Health, deployment: String) async throws {
         let backend = Self.backendName(node: node.name, release: instance.release)
-        try step(deployment, node, .admitting, instance.release, backend)
+        try await step(deployment, node, .admitting, instance.release, backend)
         do {
             try await traffic.admit(backend: backend, address: instance.endpoint.description, health: health.check, timeout: health.startupGrace)
         } catch {
             throw RolloutFailure(message: "\(node.name): the proxy did not admit \(backend): \(error)")
         }
-        try step(deployment, node, .admitted, instance.release, backend)
+        try await step(deployment, node, .admitted, instance.release, backend)
     }
 
     /// Rise consecutive passing checks within the startup grace, then healthy for min_ready.

@@ -37,7 +37,9 @@ public struct Rollout: Sendable {
         self.config = config
         self.driver = driver ?? FleetDriver(config: config)
         self.traffic = traffic ?? LoadBalancers(targets: config.proxies)
-        self.journal = DeployJournal(path: config.stateDirectory + "/journal.jsonl")
+        self.journal = DeployJournal(
+            store: config.stateURL.map { PostgresStateStore(url: $0, service: config.service) } ?? FileStateStore(stateDirectory: config.stateDirectory)
+        )
         self.releases = ReleaseStore(stateDirectory: config.stateDirectory)
         self.reporter = reporter
     }
@@ -49,9 +51,26 @@ public struct Rollout: Sendable {
 
     /// Upgrades every node to `release`; with `resume`, finishes the interrupted deployment.
     public func deploy(release requested: String?, resume: Bool, force: Bool = false) async throws {
-        let lock = try DeployLock.acquire(stateDirectory: config.stateDirectory)
-        defer { withExtendedLifetime(lock) {} }
-        if let interrupted = try journal.interrupted() {
+        try await holdingLock(resume ? "deploy --resume" : "deploy \(requested ?? "")") {
+            try await deployHoldingLock(release: requested, resume: resume, force: force)
+        }
+    }
+
+    /// Runs `body` holding the deploy lock (refused, naming the holder, when another has it).
+    func holdingLock<T>(_ command: String, _ body: () async throws -> T) async throws -> T {
+        let lock = try await journal.store.lock(.current(command))
+        do {
+            let result = try await body()
+            await lock.release()
+            return result
+        } catch {
+            await lock.release()
+            throw error
+        }
+    }
+
+    private func deployHoldingLock(release requested: String?, resume: Bool, force: Bool) async throws {
+        if let interrupted = try await journal.interrupted() {
             guard resume else {
                 let step = interrupted.lastStep.map { " at \($0.node ?? "?") (\($0.step?.rawValue ?? "?"))" } ?? ""
                 throw RolloutFailure(
@@ -72,19 +91,19 @@ public struct Rollout: Sendable {
         guard releases.exists(release) else {
             throw RolloutFailure(message: "release \(release) is not in \(releases.directory); add it with `baton release add DIR --id \(release)`")
         }
-        try checkCompatibility(to: release, force: force)
+        try await checkCompatibility(to: release, force: force)
         try await checkPorts(config.nodes.map(\.name))
         try await ship([release], to: config.nodes.map(\.name))
         if let hook = config.hooks.preDeploy { try await runHook(hook, name: "pre_deploy", environment: ["BATON_RELEASE": release]) }
-        let deployment = try begin(target: release, isRollback: false)
+        let deployment = try await begin(target: release, isRollback: false)
         try await run(deployment)
     }
 
     /// The pre-flight: when the running and the new release both ship their OpenAPI document,
     /// old and new servers will call each other during the rollout, so both directions must
     /// hold. ERR findings (or an unreadable document) refuse the deploy unless `force`.
-    private func checkCompatibility(to release: String, force: Bool) throws {
-        guard let current = try journal.currentRelease(), current != release else { return }
+    private func checkCompatibility(to release: String, force: Bool) async throws {
+        guard let current = try await journal.currentRelease(), current != release else { return }
         let (old, new) = (releases.path(of: current) + "/" + config.compat.openapi, releases.path(of: release) + "/" + config.compat.openapi)
         guard FileManager.default.fileExists(atPath: old), FileManager.default.fileExists(atPath: new) else { return }
         let say = { (text: String) in self.emit(RolloutEvent(deployment: "preflight", kind: .message, detail: text)) }
@@ -142,7 +161,7 @@ public struct Rollout: Sendable {
         let remote = config.nodes.filter { nodes.contains($0.name) && $0.ssh != nil }
         guard !remote.isEmpty else { return }
         for id in ids where releases.exists(id) {
-            let keep = try settings(of: id).release.keep
+            let keep = try await settings(of: id).release.keep
             reporter.tick("shipping \(id) to \(remote.count) host(s)")
             _ = try await Self.concurrently(remote, limit: config.rollout.maxParallelHosts) { node in
                 try await driver.ship(release: id, from: releases.path(of: id), to: node.name, keep: keep)
@@ -178,10 +197,12 @@ public struct Rollout: Sendable {
     /// Returns every node to `release` (default: the release before the current or interrupted
     /// deployment), without canary or observe windows.
     public func rollback(to requested: String?) async throws {
-        let lock = try DeployLock.acquire(stateDirectory: config.stateDirectory)
-        defer { withExtendedLifetime(lock) {} }
-        let deployments = try journal.deployments()
-        let interrupted = try journal.interrupted()
+        try await holdingLock("rollback \(requested ?? "")") { try await rollbackHoldingLock(to: requested) }
+    }
+
+    private func rollbackHoldingLock(to requested: String?) async throws {
+        let deployments = try await journal.deployments()
+        let interrupted = try await journal.interrupted()
         let target: String
         if let requested {
             target = requested
@@ -199,9 +220,9 @@ public struct Rollout: Sendable {
         try await checkPorts(interrupted?.nodes ?? config.nodes.map(\.name))
         try await ship([target], to: interrupted?.nodes ?? config.nodes.map(\.name))
         if let interrupted {
-            try journal.append(RolloutEvent(deployment: interrupted.id, kind: .failed, detail: "abandoned for a rollback to \(target)"))
+            try await journal.append(RolloutEvent(deployment: interrupted.id, kind: .failed, detail: "abandoned for a rollback to \(target)"))
         }
-        let deployment = try begin(target: target, isRollback: true)
+        let deployment = try await begin(target: target, isRollback: true)
         try await run(deployment)
     }
 
@@ -209,9 +230,11 @@ public struct Rollout: Sendable {
     /// and removed, and any backend of it left on a proxy is removed too. Returns what it did,
     /// a line each. The node must also leave baton.yml, or the next deploy starts it again.
     public func removeNode(_ name: String) async throws -> [String] {
-        let lock = try DeployLock.acquire(stateDirectory: config.stateDirectory)
-        defer { withExtendedLifetime(lock) {} }
-        if let interrupted = try journal.interrupted() {
+        try await holdingLock("node remove \(name)") { try await removeNodeHoldingLock(name) }
+    }
+
+    private func removeNodeHoldingLock(_ name: String) async throws -> [String] {
+        if let interrupted = try await journal.interrupted() {
             throw RolloutFailure(message: "deployment \(interrupted.id) was interrupted; finish it (`baton deploy --resume`) or roll it back before removing a node")
         }
         let instances = try await driver.instances(node: name)
@@ -220,7 +243,7 @@ public struct Rollout: Sendable {
             throw RolloutFailure(message: "node \(name): no instance and no backend of it anywhere; nothing to remove")
         }
         let id = "remove-" + String(Int(Date().timeIntervalSince1970 * 1000), radix: 36)
-        try record(RolloutEvent(deployment: id, kind: .message, node: name, detail: "removing node \(name)"))
+        try await record(RolloutEvent(deployment: id, kind: .message, node: name, detail: "removing node \(name)"))
         var done: [String] = []
         for instance in instances {
             try await retire(instance, deployment: id)
@@ -238,20 +261,20 @@ public struct Rollout: Sendable {
 
     // MARK: The run
 
-    private func begin(target: String, isRollback: Bool) throws -> DeployJournal.Deployment {
+    private func begin(target: String, isRollback: Bool) async throws -> DeployJournal.Deployment {
         let id = "d-" + String(Int(Date().timeIntervalSince1970 * 1000), radix: 36)
         let event = RolloutEvent(
-            deployment: id, kind: .deployStarted, target: target, previous: try journal.currentRelease(),
+            deployment: id, kind: .deployStarted, target: target, previous: try await journal.currentRelease(),
             nodes: config.nodes.map(\.name), isRollback: isRollback,
-            settings: isRollback ? try settings(of: target) : ReleaseSettings(config)
+            settings: isRollback ? try await settings(of: target) : ReleaseSettings(config), actor: LockHolder.current("").who
         )
-        try record(event)
+        try await record(event)
         return DeployJournal.Deployment(id: id, target: target, previous: event.previous, nodes: event.nodes ?? [], isRollback: isRollback, events: [event])
     }
 
     /// How `release` is run: as it was last deployed, else as baton.yml says now.
-    func settings(of release: String) throws -> ReleaseSettings {
-        try journal.settings(of: release) ?? ReleaseSettings(config)
+    func settings(of release: String) async throws -> ReleaseSettings {
+        try await journal.settings(of: release) ?? ReleaseSettings(config)
     }
 
     private func run(_ deployment: DeployJournal.Deployment) async throws {
@@ -296,15 +319,15 @@ public struct Rollout: Sendable {
                 action = machine.pauseElapsed()
             case .rollback(let nodes, let reason):
                 guard let previous = deployment.isRollback ? nil : deployment.previous else {
-                    try record(RolloutEvent(deployment: deployment.id, kind: .failed, detail: "\(reason); no earlier release to roll back to"))
+                    try await record(RolloutEvent(deployment: deployment.id, kind: .failed, detail: "\(reason); no earlier release to roll back to"))
                     throw RolloutFailure(message: "\(reason); no earlier release to roll back to", reported: true)
                 }
                 if !deployment.rollingBack || machine.phase != .notStarted {
-                    try record(RolloutEvent(deployment: deployment.id, kind: .rollbackStarted, release: previous, nodes: nodes, detail: reason))
+                    try await record(RolloutEvent(deployment: deployment.id, kind: .rollbackStarted, release: previous, nodes: nodes, detail: reason))
                 }
                 // The previous release runs as it was deployed; every node is tried, and one that
                 // cannot be rolled back is named with what (if anything) still serves there.
-                let previousSettings = try self.settings(of: previous)
+                let previousSettings = try await self.settings(of: previous)
                 var stranded: [String] = []
                 for batch in stride(from: 0, to: nodes.count, by: config.rollout.maxUnavailable) {
                     let slice = Array(nodes[batch..<min(batch + config.rollout.maxUnavailable, nodes.count)])
@@ -319,16 +342,16 @@ public struct Rollout: Sendable {
                 // deployment rolling back, not failed: `--resume` or `rollback` finishes it.
                 guard stranded.isEmpty else {
                     let detail = "rollback to \(previous) incomplete after: \(reason); " + stranded.joined(separator: "; ")
-                    try record(RolloutEvent(deployment: deployment.id, kind: .message, release: previous, detail: detail))
+                    try await record(RolloutEvent(deployment: deployment.id, kind: .message, release: previous, detail: detail))
                     throw RolloutFailure(
                         message: "deploy of \(deployment.target) failed (\(reason)) and the rollback to \(previous) did not finish: "
                             + stranded.joined(separator: "; ") + "; once the nodes are reachable, `baton deploy --resume` finishes the rollback"
                     )
                 }
-                try record(RolloutEvent(deployment: deployment.id, kind: .failed, release: previous, detail: "rolled back to \(previous): \(reason)"))
+                try await record(RolloutEvent(deployment: deployment.id, kind: .failed, release: previous, detail: "rolled back to \(previous): \(reason)"))
                 throw RolloutFailure(message: "deploy of \(deployment.target) failed and was rolled back to \(previous): \(reason)", reported: true)
             case .finished:
-                try record(RolloutEvent(deployment: deployment.id, kind: .finished, release: deployment.target, detail: "every node runs \(deployment.target)"))
+                try await record(RolloutEvent(deployment: deployment.id, kind: .finished, release: deployment.target, detail: "every node runs \(deployment.target)"))
                 if let hook = config.hooks.postDeploy, !deployment.isRollback {
                     try await runHook(hook, name: "post_deploy", environment: ["BATON_RELEASE": deployment.target])
                 }
@@ -371,7 +394,7 @@ public struct Rollout: Sendable {
         let admitted = try await admittedEverywhere(backend)
         let strayBackends = try await backends(of: node.name).filter { $0 != backend }
         if let current, admitted, others.isEmpty, strayBackends.isEmpty {
-            try step(deployment, node, .skipped, release, "already runs \(release) (pid \(current.pid))")
+            try await step(deployment, node, .skipped, release, "already runs \(release) (pid \(current.pid))")
             return false
         }
         let env = ["BATON_NODE": node.name, "BATON_RELEASE": release, "BATON_NODE_URL": "http://\(current?.endpoint ?? node.endpoint)"]
@@ -396,30 +419,30 @@ public struct Rollout: Sendable {
             try await admit(node, instance, health: settings.health, deployment: deployment)
         }
         if let hook = config.hooks.afterNode { try await runHook(hook, name: "after_node", environment: env) }
-        try step(deployment, node, .done, release)
+        try await step(deployment, node, .done, release)
         return true
     }
 
     /// Drains an instance on every proxy, stops it, and removes its backend.
     private func retire(_ instance: NodeInstance, deployment: String) async throws {
         let backend = Self.backendName(node: instance.node, release: instance.release)
-        try step(deployment, instance.node, .draining, instance.release, backend)
+        try await step(deployment, instance.node, .draining, instance.release, backend)
         let results = try await traffic.drain(backend: backend, timeout: config.rollout.drainTimeout)
         let cut = results.reduce(0) { $0 + $1.cut }
-        try step(deployment, instance.node, .drained, instance.release, cut > 0 ? "\(cut) request(s) cut at the drain timeout" : nil)
-        try step(deployment, instance.node, .stopping, instance.release, "pid \(instance.pid)")
-        let stopping = try settings(of: instance.release).release
+        try await step(deployment, instance.node, .drained, instance.release, cut > 0 ? "\(cut) request(s) cut at the drain timeout" : nil)
+        try await step(deployment, instance.node, .stopping, instance.release, "pid \(instance.pid)")
+        let stopping = try await settings(of: instance.release).release
         try await driver.stop(instance, signal: stopping.stopSignal, grace: stopping.stopGrace)
         try await traffic.remove(backend: backend)
-        try step(deployment, instance.node, .stopped, instance.release)
+        try await step(deployment, instance.node, .stopped, instance.release)
     }
 
     /// A backend on the proxies with no process behind it (left by a crash): drain and remove it.
     private func retireBackend(_ backend: String, node: String, deployment: String) async throws {
-        try step(deployment, node, .draining, nil, backend)
+        try await step(deployment, node, .draining, nil, backend)
         _ = try await traffic.drain(backend: backend, timeout: config.rollout.drainTimeout)
         try await traffic.remove(backend: backend)
-        try step(deployment, node, .stopped, nil, "removed \(backend), which had no process")
+        try await step(deployment, node, .stopped, nil, "removed \(backend), which had no process")
     }
 
     // MARK: Observe
@@ -443,7 +466,7 @@ public struct Rollout: Sendable {
                 maxP99: config.rollout.maxP99
             )
             let summary = "\(backend): \(verdict.requests) requests, \(String(format: "%.1f", verdict.errorRate * 100))% 5xx, p99 \(verdict.p99?.shortDescription ?? "-")"
-            try record(RolloutEvent(deployment: deployment, kind: .observed, node: backend, release: release, detail: summary + (verdict.breach.map { " — \($0)" } ?? "")))
+            try await record(RolloutEvent(deployment: deployment, kind: .observed, node: backend, release: release, detail: summary + (verdict.breach.map { " — \($0)" } ?? "")))
             if let breach = verdict.breach { return "\(backend): \(breach)" }
         }
         return nil
@@ -462,17 +485,17 @@ public struct Rollout: Sendable {
         return Array(Set(names.filter { $0.hasPrefix("\(node)-") })).sorted()
     }
 
-    func step(_ deployment: String, _ node: BatonConfig.Node, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) throws {
-        try self.step(deployment, node.name, step, release, detail)
+    func step(_ deployment: String, _ node: BatonConfig.Node, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) async throws {
+        try await self.step(deployment, node.name, step, release, detail)
     }
 
-    func step(_ deployment: String, _ node: String, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) throws {
-        try record(RolloutEvent(deployment: deployment, kind: .step, node: node, step: step, release: release, detail: detail))
+    func step(_ deployment: String, _ node: String, _ step: RolloutEvent.Step, _ release: String?, _ detail: String? = nil) async throws {
+        try await record(RolloutEvent(deployment: deployment, kind: .step, node: node, step: step, release: release, detail: detail))
     }
 
     /// Journal first (flushed), then show.
-    private func record(_ event: RolloutEvent) throws {
-        try journal.append(event)
+    private func record(_ event: RolloutEvent) async throws {
+        try await journal.append(event)
         reporter.report(event)
     }
 

@@ -25,12 +25,14 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
     public var isRollback: Bool?
     /// deployStarted: how the target release is run and checked (see ReleaseSettings).
     public var settings: ReleaseSettings?
+    /// deployStarted: who started it, user@host.
+    public var actor: String?
     public var detail: String?
 
     public init(
         deployment: String, kind: Kind, node: String? = nil, step: Step? = nil, release: String? = nil,
         target: String? = nil, previous: String? = nil, nodes: [String]? = nil, isRollback: Bool? = nil,
-        settings: ReleaseSettings? = nil, detail: String? = nil, time: Date = Date()
+        settings: ReleaseSettings? = nil, actor: String? = nil, detail: String? = nil, time: Date = Date()
     ) {
         self.time = time
         self.deployment = deployment
@@ -43,6 +45,7 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
         self.nodes = nodes
         self.isRollback = isRollback
         self.settings = settings
+        self.actor = actor
         self.detail = detail
     }
 }

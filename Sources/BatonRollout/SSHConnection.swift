@@ -10,7 +10,7 @@ import Synchronization
 final class SSHConnection: Sendable {
     let target: BatonConfig.SSHTarget
     let settings: BatonConfig.SSH
-    /// The node's name, for messages.
+    /// The names of the nodes on this host, for messages.
     let node: String
     /// The master being opened, shared by the commands that wait for it: two `ssh -f` masters
     /// for one host would leave the second running unused.
@@ -35,7 +35,7 @@ final class SSHConnection: Sendable {
             // A host that stops answering is noticed in about 6 s, not at TCP's minutes.
             "-o", "ServerAliveInterval=2",
             "-o", "ServerAliveCountMax=3",
-            "-o", "ControlPath=\(Self.controlDirectory)/%C",
+            "-o", "ControlPath=\(Self.controlDirectory)/\(controlName)",
             "-o", "LogLevel=ERROR",
             "-p", String(target.port),
         ]
@@ -78,9 +78,16 @@ final class SSHConnection: Sendable {
     }
 
     private func connect() async throws {
-        try FileManager.default.createDirectory(atPath: Self.controlDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let check = try await Self.execute(["/usr/bin/ssh"] + options + ["-O", "check", target.destination], input: "/dev/null", timeout: .seconds(5))
-        if check.code == 0 { return }
+        try Self.checkControlDirectory()
+        let socket = Self.controlDirectory + "/" + controlName
+        if access(socket, F_OK) == 0 {
+            if try await Self.execute(["/usr/bin/ssh"] + options + ["-O", "check", target.destination], input: "/dev/null", timeout: .seconds(5)).code == 0 {
+                return
+            }
+            // Left by a master that was killed: a new master would refuse to replace it and
+            // run on as a plain connection.
+            unlink(socket)
+        }
         let timeout = settings.connectTimeout + .seconds(5)
         let (code, _, errors) = try await Self.execute(
             ["/usr/bin/ssh"] + options + ["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", target.destination],
@@ -88,6 +95,28 @@ final class SSHConnection: Sendable {
         )
         guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no SSH connection within \(timeout.shortDescription)") }
         guard code == 0 else { throw failure(code: code, errors: errors) }
+    }
+
+    /// The control socket's name: a hash of the target (FNV-1a), short whatever the host
+    /// name's length, as a Unix socket path must be.
+    var controlName: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(target.user ?? "")@\(target.host):\(target.port)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+
+    /// Lets one shipment at a time reach the host: two nodes on one host share its releases.
+    let shipping = SerialGate()
+
+    /// Ours alone: another user's socket there would be used as our connection to the host.
+    static func checkControlDirectory() throws {
+        try? FileManager.default.createDirectory(atPath: controlDirectory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        var info = stat()
+        guard lstat(controlDirectory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o077 == 0 else {
+            throw BatonError(.conflict, "\(controlDirectory): expected a directory of this user's with mode 0700 for SSH control sockets; remove it")
+        }
     }
 
     /// One line that says what went wrong and what to do about it.
@@ -125,5 +154,23 @@ final class SSHConnection: Sendable {
     /// Single-quotes a word for the remote shell.
     static func quote(_ word: String) -> String {
         "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// One at a time, in arrival order.
+actor SerialGate {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
     }
 }

@@ -2,9 +2,11 @@ import BatonCore
 import Foundation
 
 /// Runs releases on hosts reached over SSH (`host: ssh://user@host:port`). Nothing is installed
-/// on a host beforehand but sshd and a POSIX shell: every operation is a small `sh` script sent
-/// with the command, and instances run under the same `Supervisor` script as local ones,
-/// written to the host when an instance starts. On each host, under `ssh.directory`:
+/// on a host beforehand: a Linux host with sshd, `sh` and the usual base tools (tar,
+/// sha256sum, setsid, awk) will do. Every operation is a small `sh` script sent with the
+/// command, and instances run under the same `Supervisor` script as local ones, written to the
+/// host when an instance starts. On each host, under `ssh.directory` (default
+/// `.baton/SERVICE` in the SSH user's home):
 /// `releases/ID/` (with `ID.sha256`, the checksum it was verified against), `run/NODE@ID.pid`
 /// (the supervisor's state), `logs/NODE-ID.log` and `bin/baton-supervise`.
 public struct SSHDriver: NodeDriver {
@@ -13,10 +15,13 @@ public struct SSHDriver: NodeDriver {
 
     public init(nodes: [BatonConfig.Node], settings: BatonConfig.SSH) {
         self.settings = settings
+        // One connection per host, shared by the nodes on it.
         var connections: [String: SSHConnection] = [:]
-        for node in nodes {
-            guard let target = node.ssh else { continue }
-            connections[node.name] = SSHConnection(target: target, settings: settings, node: node.name)
+        let remote = nodes.filter { $0.ssh != nil }
+        for target in Set(remote.compactMap(\.ssh)) {
+            let names = remote.filter { $0.ssh == target }.map(\.name).sorted().joined(separator: "/")
+            let connection = SSHConnection(target: target, settings: settings, node: names)
+            for node in remote where node.ssh == target { connections[node.name] = connection }
         }
         self.connections = connections
     }
@@ -35,6 +40,10 @@ public struct SSHDriver: NodeDriver {
 
     public func ship(release: String, from source: String, to node: String, keep: Int) async throws -> String {
         let connection = try connection(node)
+        return try await connection.shipping.run { try await ship(release: release, from: source, over: connection, keep: keep) }
+    }
+
+    private func ship(release: String, from source: String, over connection: SSHConnection, keep: Int) async throws -> String {
         let checksum = try await Self.localChecksum(of: source)
         let remote = "\(directory)/releases/\(release)"
         let state = try await connection.run(Self.shipStateScript, [directory, release], timeout: operationTimeout)
@@ -130,24 +139,20 @@ public struct SSHDriver: NodeDriver {
         return instance
     }
 
-    /// Writes the supervisor, starts it in a session of its own (setsid, or job control where
-    /// setsid is missing) detached from the SSH session, and waits for its state file.
+    /// Writes the supervisor, starts it in a session of its own (setsid) detached from the SSH
+    /// session, and waits for its state file.
     static let startScript = #"""
         dir=$1 node=$2 release=$3 port=$4 command=$5 supervisor=$6
         shift 6
         mkdir -p "$dir/run" "$dir/logs" "$dir/bin" || exit 1
         if [ "$(cat "$dir/bin/baton-supervise" 2>/dev/null)" != "$supervisor" ]; then
-            printf '%s\n' "$supervisor" > "$dir/bin/baton-supervise.tmp" && chmod 755 "$dir/bin/baton-supervise.tmp" && mv -f "$dir/bin/baton-supervise.tmp" "$dir/bin/baton-supervise" || exit 1
+            printf '%s\n' "$supervisor" > "$dir/bin/baton-supervise.$$" && chmod 755 "$dir/bin/baton-supervise.$$" && mv -f "$dir/bin/baton-supervise.$$" "$dir/bin/baton-supervise" || exit 1
         fi
         state="$dir/run/$node@$release.pid"
         rm -f "$state"
         log="$dir/logs/$node-$release.log"
-        if command -v setsid >/dev/null 2>&1; then
-            setsid env "$@" /bin/sh "$dir/bin/baton-supervise" "$state" "$port" "$command" </dev/null >>"$log" 2>&1 &
-        else
-            set -m
-            env "$@" /bin/sh "$dir/bin/baton-supervise" "$state" "$port" "$command" </dev/null >>"$log" 2>&1 &
-        fi
+        command -v setsid >/dev/null 2>&1 || { echo "setsid not found: Baton needs it (util-linux) to start instances in a session of their own" >&2; exit 3; }
+        setsid env "$@" /bin/sh "$dir/bin/baton-supervise" "$state" "$port" "$command" </dev/null >>"$log" 2>&1 &
         i=0
         while [ ! -s "$state" ] && [ "$i" -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
         [ -s "$state" ] || { echo "the supervisor did not start; see $log" >&2; exit 3; }
@@ -202,13 +207,14 @@ public struct SSHDriver: NodeDriver {
     /// stops restarting), kills it after the grace, and forgets the instance.
     static let stopScript = aliveFunction + "\n" + #"""
         dir=$1 node=$2 release=$3 pid=$4 signal=$5 tenths=$6
-        if alive "$pid"; then
+        # The supervisor, or what is left of its session (an app whose supervisor died).
+        if alive "$pid" || kill -0 -- "-$pid" 2>/dev/null; then
             kill -s "$signal" -- "-$pid" 2>/dev/null
             i=0
-            while alive "$pid" && [ "$i" -lt "$tenths" ]; do sleep 0.1; i=$((i + 1)); done
+            while { alive "$pid" || kill -0 -- "-$pid" 2>/dev/null; } && [ "$i" -lt "$tenths" ]; do sleep 0.1; i=$((i + 1)); done
             kill -s KILL -- "-$pid" 2>/dev/null
             i=0
-            while alive "$pid"; do
+            while alive "$pid" || kill -0 -- "-$pid" 2>/dev/null; do
                 [ "$i" -ge 100 ] && { echo "pid $pid (release $release) survived SIGKILL for 10s" >&2; exit 3; }
                 sleep 0.1; i=$((i + 1))
             done
@@ -223,7 +229,7 @@ public struct SSHDriver: NodeDriver {
     // MARK: Ports
 
     public func freePort(node: String) async throws -> Int {
-        let output = try await connection(node).run(Self.freePortScript, [], timeout: operationTimeout)
+        let output = try await connection(node).run(Self.freePortScript, [String(UInt32.random(in: 0...UInt32.max))], timeout: operationTimeout)
         guard let port = Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw BatonError(.unavailable, "\(node): found no free port between 20000 and 39999")
         }
@@ -235,12 +241,13 @@ public struct SSHDriver: NodeDriver {
         function hex(s,   n, i) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789ABCDEF", toupper(substr(s, i, 1))) - 1; return n }
         """#
 
-    /// A port from 20000–39999, starting at a random place, that nothing listens on.
+    /// A port from 20000–39999, starting at a random place (seeded by `$1`: awk's own seed is
+    /// the time in seconds, the same for two nodes asking at once), that nothing listens on.
     static let freePortScript = #"""
-        cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '
+        cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v seed="$1" '
         \#(listeningPorts)
         $4 == "0A" { split($2, a, ":"); used[hex(a[2])] = 1 }
-        END { srand(); s = int(rand() * 20000); for (i = 0; i < 20000; i++) { p = 20000 + (s + i) % 20000; if (!(p in used)) { print p; exit } } }'
+        END { srand(seed); s = int(rand() * 20000); for (i = 0; i < 20000; i++) { p = 20000 + (s + i) % 20000; if (!(p in used)) { print p; exit } } }'
         """#
 
     public func listener(node: String, port: Int) async throws -> PortListener? {
@@ -276,6 +283,7 @@ public struct SSHDriver: NodeDriver {
             command=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)
             [ -n "$session" ] && echo "$pid $session $command"
         done
+        exit 0
         """#
 
     public func logLocation(node: String, release: String) -> String {

@@ -43,17 +43,16 @@ public final class NamespaceHosts: Sendable {
             throw BatonError(.unavailable, "no free namespace fleet number")
         }
         let directory = "/tmp/baton-hosts-\(fleet)"
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let identity = directory + "/client_ed25519"
-        _ = try run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "baton-test", "-f", identity])
-        try FileManager.default.copyItem(atPath: identity + ".pub", toPath: directory + "/authorized_keys")
-        chmod(directory + "/authorized_keys", 0o644)
-
         var hosts: [Host] = []
         var knownHosts = ""
         do {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "baton-test", "-f", identity])
+            try FileManager.default.copyItem(atPath: identity + ".pub", toPath: directory + "/authorized_keys")
+            chmod(directory + "/authorized_keys", 0o644)
             for index in 1...count {
                 let name = "\(prefix)\(fleet)h\(index)"
                 let address = "10.213.\(fleet).\(index * 4 + 2)"
@@ -153,11 +152,13 @@ public final class NamespaceHosts: Sendable {
     }
 
     private static func removeHost(namespace: String, user: String) {
-        for _ in 0..<3 {
+        // Bounded: a process dying takes a moment, and userdel refuses a user still running one.
+        for _ in 0..<40 {
             let pids = ((try? run(["/usr/sbin/ip", "netns", "pids", namespace])) ?? "").split(separator: "\n").compactMap { Int32($0) }
             for pid in pids { kill(pid, SIGKILL) }
             _ = try? ChildProcess.run(["/usr/bin/pkill", "-KILL", "-u", user])
-            if pids.isEmpty { break }
+            let userLeft = (try? ChildProcess.run(["/usr/bin/pgrep", "-u", user]))?.status == 0
+            if pids.isEmpty && !userLeft { break }
             usleep(50_000)
         }
         _ = try? ChildProcess.run(["/usr/sbin/ip", "link", "del", "\(namespace)o"])
@@ -169,14 +170,21 @@ public final class NamespaceHosts: Sendable {
     /// Removes what a killed test run left: namespaces and users with our prefix.
     static func sweep() {
         let namespaces = ((try? run(["/usr/sbin/ip", "netns", "list"])) ?? "").split(separator: "\n")
-            .map { String($0.split(separator: " ")[0]) }.filter { $0.hasPrefix(prefix) }
+            .map { String($0.split(separator: " ")[0]) }.filter(isOurs)
         let passwd = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
-        let users = passwd.split(separator: "\n").map { String($0.split(separator: ":")[0]) }.filter { $0.hasPrefix(prefix) }
+        let users = passwd.split(separator: "\n").map { String($0.split(separator: ":")[0]) }.filter(isOurs)
         // Only fleets whose directory is gone or whose sshd is dead are leftovers; a fleet of a
         // test running now has both.
         for name in Set(namespaces + users) where !isLive(name) {
             removeHost(namespace: name, user: name)
         }
+    }
+
+    /// btnFLEETh INDEX exactly: never a real user or namespace that merely starts with "btn".
+    private static func isOurs(_ name: String) -> Bool {
+        guard name.hasPrefix(prefix) else { return false }
+        let parts = name.dropFirst(prefix.count).split(separator: "h", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
     }
 
     private static func isLive(_ name: String) -> Bool {

@@ -131,8 +131,8 @@ public final class TestFleet: Sendable {
         }
     }
 
-    public func journalEvents() throws -> [RolloutEvent] {
-        try DeployJournal(path: config.stateDirectory + "/journal.jsonl").events()
+    public func journalEvents() async throws -> [RolloutEvent] {
+        try await DeployJournal(path: config.stateDirectory + "/journal.jsonl").events()
     }
 
     /// Samples how many backends are ready on the proxy every 10 ms until stopped.

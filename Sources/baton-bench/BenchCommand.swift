@@ -100,7 +100,7 @@ struct RolloutBench: AsyncParsableCommand {
             }
             let samples = await load.stop()
             let socketResult = await sockets.stop()
-            let deployments = try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").deployments().suffix(`repeat`)
+            let deployments = try await DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").deployments().suffix(`repeat`)
             let failures = (samples.filter(\.failed) + socketResult.failures).sorted { $0.due < $1.due }
             let row = Row(
                 mode: surge ? "surge" : "no surge",

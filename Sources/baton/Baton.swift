@@ -21,7 +21,7 @@ struct Baton: AsyncParsableCommand {
               baton compat openapi releases/5.3/openapi.yaml releases/5.4/openapi.yaml
             """,
         subcommands: [
-            InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self,
+            InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self, HistoryCommand.self, LockCommand.self,
             PlanCommand.self, NodeCommand.self, MigrateCommand.self, CompatCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,
         ]
     )

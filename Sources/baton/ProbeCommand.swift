@@ -44,7 +44,8 @@ struct ProbeCommand: AsyncParsableCommand {
             let started = Date()
             let probe = Probe(scenario: chosen, options: .init(users: users, rate: rate, duration: duration))
             let result = await probe.run()
-            let markers = try journal.map { deployMarkers(try DeployJournal(path: $0).events(), since: started) } ?? []
+            var markers: [ReportWriter.Marker] = []
+            if let journal { markers = deployMarkers(try await DeployJournal(path: journal).events(), since: started) }
             let writer = ReportWriter()
             try FileManager.default.createDirectory(atPath: report, withIntermediateDirectories: true)
             let data = try writer.json(result, markers: markers)

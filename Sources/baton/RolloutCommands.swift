@@ -50,8 +50,8 @@ struct ReleaseCommand: AsyncParsableCommand {
             try await failing {
                 let config = try options.load()
                 let rollout = Rollout(config: config)
-                let current = try rollout.journal.currentRelease()
-                let previous = try rollout.journal.deployments().last { $0.finished }?.previous
+                let current = try await rollout.journal.currentRelease()
+                let previous = try await rollout.journal.deployments().last { $0.finished }?.previous
                 let pruned = try rollout.releases.add(
                     source: directory, id: id, keep: config.release.keep, protected: Set([current, previous].compactMap { $0 })
                 )
@@ -67,7 +67,7 @@ struct ReleaseCommand: AsyncParsableCommand {
         func run() async throws {
             try await failing {
                 let rollout = Rollout(config: try options.load())
-                let current = try rollout.journal.currentRelease()
+                let current = try await rollout.journal.currentRelease()
                 let releases = rollout.releases.list()
                 if json {
                     try printJSON(releases)
@@ -146,6 +146,74 @@ struct StatusCommand: AsyncParsableCommand {
                 try printJSON(status)
             } else {
                 print(status.render())
+            }
+        }
+    }
+}
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Who deployed what, when, and how it ended; newest first.",
+        discussion: "With `state: postgres://…` every machine's deployments are listed.\n\nExamples:\n  baton history\n  baton history --limit 5 --json"
+    )
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Show at most this many.") var limit = 20
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await failing {
+            let entries = Array(try await Rollout(config: try options.load()).journal.history().prefix(max(0, limit)))
+            if json { return try printJSON(entries) }
+            guard !entries.isEmpty else { return print("no deployments yet") }
+            print(Table.render(
+                header: ["STARTED", "BY", "WHAT", "OUTCOME", "TOOK", "ID"],
+                rows: entries.map { entry in
+                    let what = "\(entry.kind) \(entry.previous.map { "\($0) → " } ?? "")\(entry.release)"
+                    let took = entry.ended.map { Duration.seconds($0.timeIntervalSince(entry.started)).shortDescription } ?? "-"
+                    let outcome = entry.outcome.rawValue + (entry.reason.map { ": \($0.prefix(80))" } ?? "")
+                    return [entry.started.formatted(.iso8601), entry.by ?? "?", what, outcome, took, entry.deployment]
+                }
+            ))
+        }
+    }
+}
+
+struct LockCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lock",
+        abstract: "See or break the deploy lock that stops two deploys at once.",
+        discussion: """
+            Examples:
+              baton lock status
+              baton lock release      # ends a stuck holder's database session (state: postgres://…)
+            """,
+        subcommands: [Status.self, Release.self]
+    )
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Who holds the lock, from where, since when.", discussion: "Example: baton lock status --json")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "Print JSON.") var json = false
+        func run() async throws {
+            try await failing {
+                let store = Rollout(config: try options.load()).journal.store
+                let holder = try await store.lockHolder()
+                if json { return try printJSON(holder.map { ["holder": $0] } ?? [:]) }
+                print(holder.map { "held by \($0)" } ?? "free (\(store.location))")
+            }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Free the lock of a holder that is stuck.",
+            discussion: "The interrupted deployment stays in the journal: finish it with `baton deploy --resume`.\n\nExample: baton lock release"
+        )
+        @OptionGroup var options: ConfigOptions
+        func run() async throws {
+            try await failing {
+                print(try await Rollout(config: try options.load()).journal.store.breakLock())
             }
         }
     }

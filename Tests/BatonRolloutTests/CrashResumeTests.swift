@@ -7,30 +7,10 @@ import Testing
 /// The orchestrator as a real process, SIGKILLed right after it announced each kind of step.
 @Suite(.serialized) struct CrashResumeTests {
     /// Runs `baton ARGS --config …` (with `--json` unless told otherwise); with `killAfter`,
-    /// SIGKILLs it as soon as it reports that step. Returns the exit status and the output.
+    /// SIGKILLs it as soon as it reports that step.
     @discardableResult
     func baton(_ fleet: TestFleet, _ arguments: [String], json: Bool = true, killAfter step: RolloutEvent.Step? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
-        process.arguments = arguments + ["--config", fleet.configPath] + (json ? ["--json"] : [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        var output = Data()
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        while true {
-            let chunk = pipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            output.append(chunk)
-            if let step, output.split(separator: 0x0A).contains(where: { (try? decoder.decode(RolloutEvent.self, from: Data($0)))?.step == step }) {
-                kill(process.processIdentifier, SIGKILL)
-                break
-            }
-        }
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        try BatonCLI.run(arguments + ["--config", fleet.configPath] + (json ? ["--json"] : []), killAfter: step)
     }
 
     static let cases: [(RolloutEvent.Step, String)] = [
@@ -63,7 +43,7 @@ import Testing
             #expect(try await fleet.everyNodeRuns("5.3"))
             #expect(fleet.proxyServesOnly("5.3"), "\(fleet.proxy.server.pool.list())")
         }
-        #expect(try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").interrupted() == nil)
+        #expect(try await DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").interrupted() == nil)
         await fleet.cleanup()
     }
 

@@ -32,7 +32,7 @@ import Testing
         #expect(try await fleet.everyNodeRuns("5.4"))
         #expect(fleet.proxyServesOnly("5.4"))
         #expect(fewestReady >= 3, "more than max_unavailable (1) nodes were out of rotation")
-        let events = try fleet.journalEvents()
+        let events = try await fleet.journalEvents()
         #expect(maxOutOfRotation(events) == 1)
         #expect(result.byBackend.keys.contains { $0.hasSuffix("-5.3") } && result.byBackend.keys.contains { $0.hasSuffix("-5.4") })
         await fleet.cleanup()
@@ -64,7 +64,7 @@ import Testing
         #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
         #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(fleet.proxyServesOnly("5.3"))
-        let events = try fleet.journalEvents()
+        let events = try await fleet.journalEvents()
         #expect(events.contains { $0.kind == .rollbackStarted })
         #expect(events.last?.kind == .failed)
         #expect(events.last?.detail?.contains("did not become healthy") == true)
@@ -118,7 +118,7 @@ import Testing
             #expect(failure.message.contains("exited with status 1"))
         }
         #expect(try await fleet.everyNodeRuns("5.3"))
-        #expect(try fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
+        #expect(try await fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
         await fleet.cleanup()
     }
 
@@ -135,7 +135,7 @@ import Testing
         #expect(await eventually(timeout: .seconds(5)) { try! ChildProcess.run(["/usr/bin/pgrep", "-f", "sleep 31.4159"]).status == 1 })
         let log = try String(contentsOfFile: fleet.config.stateDirectory + "/logs/hook-pre_deploy.log", encoding: .utf8)
         #expect(log == "started\n")
-        #expect(try fleet.journalEvents().isEmpty)
+        #expect(try await fleet.journalEvents().isEmpty)
         await fleet.cleanup()
     }
 
@@ -143,7 +143,7 @@ import Testing
         let fleet = try await TestFleet.make(nodes: 2)
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: "9.9", resume: false) }
         #expect(try await fleet.releases().values.allSatisfy { $0.isEmpty })
-        #expect(try fleet.journalEvents().isEmpty)
+        #expect(try await fleet.journalEvents().isEmpty)
         await fleet.cleanup()
     }
 
@@ -168,7 +168,7 @@ import Testing
             #expect(failure.message.hasSuffix("or deploy with --force"))
         }
         #expect(try await fleet.everyNodeRuns("5.3"))
-        #expect(try fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
+        #expect(try await fleet.journalEvents().filter { $0.kind == .deployStarted }.count == 1)
 
         let reporter = CollectingReporter()
         try await fleet.rollout(reporter).deploy(release: "5.4", resume: false, force: true)

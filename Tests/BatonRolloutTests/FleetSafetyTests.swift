@@ -34,7 +34,7 @@ import Testing
         #expect(!message.contains("\n"))
         // Nothing started, nothing journaled, nothing on the proxy.
         #expect(try await fleet.releases().values.allSatisfy { $0.isEmpty })
-        #expect(try fleet.journalEvents().isEmpty)
+        #expect(try await fleet.journalEvents().isEmpty)
         #expect(fleet.proxy.server.pool.list().isEmpty)
         let plan = try await fleet.rollout().plan(release: "5.3")
         #expect(plan.isRefused)
@@ -102,7 +102,7 @@ import Testing
         #expect(try await fleet.everyNodeRuns("5.3"))
         #expect(fleet.proxyServesOnly("5.3"), "\(fleet.proxy.server.pool.list())")
         #expect(fleet.proxy.server.pool.list().allSatisfy { $0.health?.path == "/up" })
-        #expect(try DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").interrupted() == nil)
+        #expect(try await DeployJournal(path: fleet.config.stateDirectory + "/journal.jsonl").interrupted() == nil)
         await fleet.cleanup()
     }
 

@@ -73,7 +73,7 @@ import Testing
         try await fleet.rollout.deploy(release: "B", resume: false)
         #expect(fleet.runs("B"))
         #expect(fleet.proxyServesOnly("B"))
-        #expect(try fleet.rollout.journal.currentRelease() == "B")
+        #expect(try await fleet.rollout.journal.currentRelease() == "B")
         // Deploying the release every node runs changes nothing.
         try await fleet.rollout.deploy(release: "B", resume: false)
         #expect(fleet.runs("B"))
@@ -101,8 +101,8 @@ import Testing
         await #expect(throws: RolloutFailure.self) { try await fleet.rollout.deploy(release: "B", resume: false) }
         #expect(fleet.runs("A"))
         #expect(fleet.proxyServesOnly("A"))
-        #expect(try fleet.rollout.journal.currentRelease() == "A")
-        #expect(try fleet.rollout.journal.deployments().last?.rollingBack == true)
+        #expect(try await fleet.rollout.journal.currentRelease() == "A")
+        #expect(try await fleet.rollout.journal.deployments().last?.rollingBack == true)
         try await fleet.stop()
     }
 }

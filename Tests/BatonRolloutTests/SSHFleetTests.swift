@@ -33,11 +33,11 @@ struct SSHFleetTests {
         for host in hosts.hosts {
             // Both releases arrived and were verified; the host's user owns them.
             for release in ["5.3", "5.4"] {
-                let sum = try String(contentsOfFile: "\(host.home)/.baton/releases/\(release).sha256", encoding: .utf8)
+                let sum = try String(contentsOfFile: "\(host.home)/.baton/translate/releases/\(release).sha256", encoding: .utf8)
                 #expect(sum.count == 65)
-                #expect(FileManager.default.isExecutableFile(atPath: "\(host.home)/.baton/releases/\(release)/run"))
+                #expect(FileManager.default.isExecutableFile(atPath: "\(host.home)/.baton/translate/releases/\(release)/run"))
             }
-            let owner = try FileManager.default.attributesOfItem(atPath: "\(host.home)/.baton/releases/5.4")[.ownerAccountName] as? String
+            let owner = try FileManager.default.attributesOfItem(atPath: "\(host.home)/.baton/translate/releases/5.4")[.ownerAccountName] as? String
             #expect(owner == host.user)
         }
         await fleet.cleanup()
@@ -57,10 +57,10 @@ struct SSHFleetTests {
         let message = "\(error.map { "\($0)" } ?? "")"
         #expect(message.contains("web2 (ssh://\(hosts.hosts[1].user)@\(hosts.hosts[1].address))"), "\(message)")
         #expect(message.contains("ssh-keyscan -p 22 \(hosts.hosts[1].address) >> \(hosts.knownHosts)"), "\(message)")
-        #expect(try fleet.journalEvents().isEmpty)
+        #expect(try await fleet.journalEvents().isEmpty)
         #expect(fleet.proxy.server.pool.list().isEmpty)
         for host in hosts.hosts {
-            #expect(!FileManager.default.fileExists(atPath: "\(host.home)/.baton/run"))
+            #expect(!FileManager.default.fileExists(atPath: "\(host.home)/.baton/translate/run"))
         }
         await fleet.cleanup()
     }

@@ -1,0 +1,45 @@
+import Foundation
+
+/// One line of `baton history`: who deployed what, when, and how it ended.
+public struct HistoryEntry: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable {
+        case finished
+        /// Failed, and every node went back to the previous release.
+        case rolledBack = "rolled back"
+        case failed
+        /// Stopped part-way (killed, or a rollback that could not reach a node): resumable.
+        case interrupted
+    }
+
+    public var deployment: String
+    public var kind: String
+    public var release: String
+    public var previous: String?
+    /// user@host, when the journal recorded it.
+    public var by: String?
+    public var started: Date
+    public var ended: Date?
+    public var outcome: Outcome
+    /// Why it failed or rolled back.
+    public var reason: String?
+
+    public init(_ deployment: DeployJournal.Deployment) {
+        self.deployment = deployment.id
+        kind = deployment.isRollback ? "rollback" : "deploy"
+        release = deployment.target
+        previous = deployment.previous
+        by = deployment.actor
+        started = deployment.events.first?.time ?? .distantPast
+        let end = deployment.events.last { $0.kind == .finished || $0.kind == .failed }
+        ended = end?.time
+        reason = end?.kind == .failed ? end?.detail : nil
+        if deployment.finished {
+            outcome = .finished
+        } else if let end, end.kind == .failed {
+            // Only a completed rollback records the release it returned to.
+            outcome = end.release != nil && end.release == deployment.previous ? .rolledBack : .failed
+        } else {
+            outcome = .interrupted
+        }
+    }
+}
