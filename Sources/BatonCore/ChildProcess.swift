@@ -62,6 +62,16 @@ public enum ChildProcess {
         return (exitCode(status), output)
     }
 
+    /// Runs `arguments` to the end without holding a thread; returns the exit code (nil when it
+    /// ran past `timeout` and was killed) and what it printed.
+    public static func run(_ arguments: [String], timeout: Duration) async throws -> (status: Int32?, output: String) {
+        let outputPath = NSTemporaryDirectory() + "baton-child-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(outputPath) }
+        let pid = try spawn(arguments, output: outputPath, detached: false)
+        let status = try await wait(pid, timeout: timeout, group: false)
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
     /// Waits for `pid` (a child of ours) without holding a thread; returns its exit code (128 +
     /// the signal when one killed it), or nil when it was still running after `timeout` and was
     /// killed: its process group too when `group` (a detached child leads one). Cancelling the
@@ -79,7 +89,7 @@ public enum ChildProcess {
                 while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
                 return nil
             }
-            // Short commands are seen at once; long ones are polled every 20 ms.
+            // Short commands are seen within a few ms; long ones are polled every 20 ms.
             do {
                 try await Task.sleep(for: pause)
             } catch {
@@ -88,7 +98,8 @@ public enum ChildProcess {
                 while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
                 throw error
             }
-            pause = min(pause * 2, .milliseconds(20))
+            // 1 ms doubling to 4 ms for the first half second, then 20 ms.
+            pause = ContinuousClock.now - start < .milliseconds(500) ? min(pause * 2, .milliseconds(4)) : .milliseconds(20)
         }
     }
 

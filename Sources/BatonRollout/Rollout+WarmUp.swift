@@ -48,11 +48,20 @@ extension Rollout {
         var healthySince: ContinuousClock.Instant?
         var lastProblem = "no answer yet"
         let log = driver.logLocation(node: instance.node, release: instance.release)
-        while ContinuousClock.now - start < health.startupGrace {
+        // Whether it is still the process just started: asked at most twice a second (on a
+        // remote node each ask is an SSH round trip), and once more before it counts as ready.
+        func stillRunning() async throws {
             let seen = try await driver.instances(node: instance.node).first { $0.pid == instance.pid }
             guard let seen, seen.alive, seen.restarts == instance.restarts else {
                 let status = seen?.lastExit.map { " with status \($0)" } ?? ""
                 throw RolloutFailure(message: "\(instance.node): release \(instance.release) exited while starting\(status); see \(log)")
+            }
+        }
+        var lookedAt = ContinuousClock.now - .seconds(1)
+        while ContinuousClock.now - start < health.startupGrace {
+            if ContinuousClock.now - lookedAt >= .milliseconds(500) {
+                lookedAt = .now
+                try await stillRunning()
             }
             if let failure = await check.check(endpoint, userAgent: "baton-deploy") {
                 passes = 0
@@ -63,6 +72,7 @@ extension Rollout {
             if passes >= check.rise {
                 healthySince = healthySince ?? .now
                 if ContinuousClock.now - healthySince! >= health.minReady {
+                    try await stillRunning()
                     try await confirmListener(instance)
                     return
                 }

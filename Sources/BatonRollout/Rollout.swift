@@ -147,7 +147,8 @@ public struct Rollout: Sendable {
     /// the deploy before anything changes.
     func portProblems(_ nodes: [String]) async throws -> [String] {
         let selected = config.nodes.filter { nodes.contains($0.name) }
-        return try await Self.concurrently(selected, limit: config.rollout.maxParallelHosts) { node -> String? in
+        // Only looking: every host at once (max_parallel_hosts bounds the work on them).
+        return try await Self.concurrently(selected, limit: max(selected.count, 1)) { node -> String? in
             guard let listener = try await driver.listener(node: node.name, port: node.port) else { return nil }
             let own = try await driver.instances(node: node.name).filter(\.alive)
             guard !own.contains(where: listener.isOwned) else { return nil }

@@ -49,6 +49,8 @@ final class SSHConnection: Sendable {
     @discardableResult
     func run(_ script: String, _ arguments: [String], input: String = "/dev/null", timeout: Duration) async throws -> String {
         try await openMaster()
+        let started = ContinuousClock.now
+        defer { SSHStatistics.shared.record(.command, since: started) }
         let remote = (["sh", "-c", script, "baton"] + arguments).map(Self.quote).joined(separator: " ")
         let (code, output, errors) = try await Self.execute(["/usr/bin/ssh"] + options + ["-o", "ControlMaster=no", target.destination, remote], input: input, timeout: timeout)
         guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no answer within \(timeout.shortDescription)") }
@@ -59,6 +61,8 @@ final class SSHConnection: Sendable {
     /// Runs a local command that itself uses ssh (rsync), with the same options and master.
     func runLocal(_ arguments: [String], timeout: Duration) async throws {
         try await openMaster()
+        let started = ContinuousClock.now
+        defer { SSHStatistics.shared.record(.copy, since: started) }
         let (code, _, errors) = try await Self.execute(arguments, input: "/dev/null", timeout: timeout)
         guard let code else { throw BatonError(.timeout, "\(node) (\(target)): \(arguments[0]) did not finish within \(timeout.shortDescription)") }
         guard code == 0 else { throw failure(code: code, errors: errors) }
@@ -89,6 +93,8 @@ final class SSHConnection: Sendable {
             unlink(socket)
         }
         let timeout = settings.connectTimeout + .seconds(5)
+        let started = ContinuousClock.now
+        defer { SSHStatistics.shared.record(.connect, since: started) }
         let (code, _, errors) = try await Self.execute(
             ["/usr/bin/ssh"] + options + ["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", target.destination],
             input: "/dev/null", timeout: timeout
@@ -172,5 +178,36 @@ actor SerialGate {
             if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
         }
         return try await body()
+    }
+}
+
+/// What this process spent on SSH: commands (each a round trip on the master connection),
+/// copies (rsync) and new master connections. Read by the rollout benchmark.
+public final class SSHStatistics: Sendable {
+    public enum Kind: Sendable { case command, copy, connect }
+
+    public struct Totals: Sendable, Equatable {
+        public var commands = 0
+        public var commandTime = Duration.zero
+        public var copies = 0
+        public var copyTime = Duration.zero
+        public var connects = 0
+        public var connectTime = Duration.zero
+    }
+
+    public static let shared = SSHStatistics()
+    private let totals = Mutex(Totals())
+
+    public var current: Totals { totals.withLock { $0 } }
+
+    func record(_ kind: Kind, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        totals.withLock {
+            switch kind {
+            case .command: $0.commands += 1; $0.commandTime += elapsed
+            case .copy: $0.copies += 1; $0.copyTime += elapsed
+            case .connect: $0.connects += 1; $0.connectTime += elapsed
+            }
+        }
     }
 }

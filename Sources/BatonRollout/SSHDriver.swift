@@ -1,5 +1,6 @@
 import BatonCore
 import Foundation
+import Synchronization
 
 /// Runs releases on hosts reached over SSH (`host: ssh://user@host:port`). Nothing is installed
 /// on a host beforehand: a Linux host with sshd, `sh` and the usual base tools (tar,
@@ -12,6 +13,12 @@ import Foundation
 public struct SSHDriver: NodeDriver {
     public let settings: BatonConfig.SSH
     private let connections: [String: SSHConnection]
+    /// Checksums of release directories here, by path: a release in the store never changes.
+    private let checksums = Checksums()
+
+    final class Checksums: Sendable {
+        let known = Mutex<[String: String]>([:])
+    }
 
     public init(nodes: [BatonConfig.Node], settings: BatonConfig.SSH) {
         self.settings = settings
@@ -44,7 +51,13 @@ public struct SSHDriver: NodeDriver {
     }
 
     private func ship(release: String, from source: String, over connection: SSHConnection, keep: Int) async throws -> String {
-        let checksum = try await Self.localChecksum(of: source)
+        let checksum: String
+        if let known = checksums.known.withLock({ $0[source] }) {
+            checksum = known
+        } else {
+            checksum = try await Self.localChecksum(of: source)
+            checksums.known.withLock { $0[source] = checksum }
+        }
         let remote = "\(directory)/releases/\(release)"
         let state = try await connection.run(Self.shipStateScript, [directory, release], timeout: operationTimeout)
         let fields = Dictionary(uniqueKeysWithValues: state.split(separator: "\n").compactMap { line -> (String, String)? in
@@ -68,7 +81,7 @@ public struct SSHDriver: NodeDriver {
         } else {
             let archive = NSTemporaryDirectory() + "baton-ship-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).tar"
             defer { unlink(archive) }
-            let (status, output) = try ChildProcess.run(["/bin/tar", "-cf", archive, "-C", source, "."])
+            let (status, output) = try await ChildProcess.run(["/bin/tar", "-cf", archive, "-C", source, "."], timeout: .seconds(600))
             guard status == 0 else { throw BatonError(.io, "\(source): cannot archive release \(release): \(output)") }
             try await connection.run(Self.receiveTarScript, [directory, release], input: archive, timeout: transferTimeout)
         }
@@ -85,7 +98,7 @@ public struct SSHDriver: NodeDriver {
     static let checksumCommand = "find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2 | sha256sum | cut -d' ' -f1"
 
     static func localChecksum(of directory: String) async throws -> String {
-        let (status, output) = try ChildProcess.run(["/bin/sh", "-c", "cd \"$1\" && \(checksumCommand)", "baton", directory])
+        let (status, output) = try await ChildProcess.run(["/bin/sh", "-c", "cd \"$1\" && \(checksumCommand)", "baton", directory], timeout: .seconds(600))
         guard status == 0 else { throw BatonError(.io, "\(directory): cannot checksum the release: \(output)") }
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -285,6 +298,14 @@ public struct SSHDriver: NodeDriver {
         done
         exit 0
         """#
+
+    /// One command that does nothing, timed: the cost of a round trip to the node's host.
+    public func roundTrip(node: String) async throws -> Duration {
+        let connection = try connection(node)
+        let start = ContinuousClock.now
+        try await connection.run("true", [], timeout: operationTimeout)
+        return ContinuousClock.now - start
+    }
 
     public func logLocation(node: String, release: String) -> String {
         let target = connections[node].map(\.target.description) ?? node

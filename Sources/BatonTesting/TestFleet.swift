@@ -28,7 +28,8 @@ public final class TestFleet: Sendable {
         proxyHealthPath: String = DefaultHealthCheckPath,
         haproxy: LiveHAProxy? = nil,
         hosts: NamespaceHosts? = nil,
-        proxies proxyCount: Int = 1
+        proxies proxyCount: Int = 1,
+        payload: Int = 0
     ) async throws -> TestFleet {
         let directory = TemporaryDirectory.make(prefix: "baton-deploy")
         // The proxy's own check is only for backends added by hand: a deploy sends baton.yml's.
@@ -56,6 +57,11 @@ public final class TestFleet: Sendable {
             try "#!/bin/sh\n\(fault)exec '\(app)' \"$@\"\n".write(toFile: "\(artifact)/run", atomically: true, encoding: .utf8)
             chmod("\(artifact)/run", 0o755)
             try openapi[release]?.write(toFile: "\(artifact)/openapi.yaml", atomically: true, encoding: .utf8)
+            if payload > 0 {
+                // Something to ship, as a real release has: incompressible bytes.
+                let bytes = (0..<payload / 8).map { _ in UInt64.random(in: 0...UInt64.max) }
+                try bytes.withUnsafeBytes { Data($0) }.write(to: URL(fileURLWithPath: "\(artifact)/payload.bin"))
+            }
         }
         let driver = LocalProcessDriver(stateDirectory: directory)
         var nodeLines = try (1...nodes).map { "  - { name: web\($0), port: \(try driver.freePort(node: "web\($0)")) }" }.joined(separator: "\n")

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton-bench",
         abstract: "Benchmarks behind benchmarks/*.sh.",
-        subcommands: [RolloutBench.self]
+        subcommands: [RolloutBench.self, HostsBench.self]
     )
 }
 

@@ -43,6 +43,36 @@ struct SSHFleetTests {
         await fleet.cleanup()
     }
 
+    /// Three hosts behind HAProxy and a baton proxy, with surge: each new instance starts on a
+    /// free port of its host beside the old one and is a new dynamic server on HAProxy; load
+    /// through HAProxy fails nothing.
+    @Test func surgeAcrossHostsBehindHAProxyFailsNothing() async throws {
+        let haproxy = try await LiveHAProxy.start()
+        defer { haproxy.stop() }
+        let hosts = try await NamespaceHosts.make(count: 3)
+        defer { hosts.remove() }
+        let fleet = try await TestFleet.make(rollout: "max_surge: 1\n  canary: 1\n  observe: 0s", haproxy: haproxy, hosts: hosts)
+        try await fleet.rollout().deploy(release: "5.3", resume: false)
+
+        let load = LoadGenerator.start(against: haproxy.endpoint, concurrency: 6, request: translateRequests)
+        try await fleet.rollout().deploy(release: "5.4", resume: false)
+        let result = await load.stop()
+        #expect(result.failures.isEmpty, "\(result.failures.prefix(5))")
+        #expect(result.total > 50)
+
+        let lb = HAProxyController(runtime: HAProxyRuntime(endpoint: .unix(path: haproxy.socket)), backend: haproxy.backend)
+        #expect(try await lb.backends()[lb.description]?.map(\.name) == ["web1-5.4", "web2-5.4", "web3-5.4"])
+        #expect(fleet.proxyServesOnly("5.4"))
+        // The port 5.3 held was busy when 5.4 started: each host found another one free.
+        let driver = FleetDriver(config: fleet.config)
+        for node in ["web1", "web2", "web3"] {
+            let instances = try await driver.instances(node: node)
+            #expect(instances.map(\.release) == ["5.4"])
+            #expect(instances.first.map { $0.port != 3000 && (20000..<40000).contains($0.port) } == true, "\(instances)")
+        }
+        await fleet.cleanup()
+    }
+
     /// A host whose key is not in known_hosts stops the deploy before anything changes, and
     /// the message holds the line to add.
     @Test func anUnknownHostKeyIsRefusedBeforeAnyChange() async throws {
