@@ -288,10 +288,12 @@ public struct Rollout: Sendable {
             observes: !deployment.isRollback && config.rollout.observe > .zero,
             pauses: !deployment.isRollback && config.rollout.pause > .zero
         )
-        // A deployment interrupted while rolling back goes on rolling back.
+        // A deployment interrupted while rolling back goes on rolling back (its start is in the
+        // journal already).
         var action = deployment.rollingBack
-            ? .rollback(nodes: deployment.nodes, reason: deployment.events.last { $0.kind == .rollbackStarted }?.detail ?? "resumed rollback")
+            ? machine.resumeRollback(reason: deployment.events.last { $0.kind == .rollbackStarted }?.detail ?? "resumed rollback")
             : machine.start()
+        var rollbackRecorded = deployment.rollingBack
         var changed: [String: Bool] = [:]
         while true {
             switch action {
@@ -323,8 +325,9 @@ public struct Rollout: Sendable {
                     try await record(RolloutEvent(deployment: deployment.id, kind: .failed, detail: "\(reason); no earlier release to roll back to"))
                     throw RolloutFailure(message: "\(reason); no earlier release to roll back to", reported: true)
                 }
-                if !deployment.rollingBack || machine.phase != .notStarted {
+                if !rollbackRecorded {
                     try await record(RolloutEvent(deployment: deployment.id, kind: .rollbackStarted, release: previous, nodes: nodes, detail: reason))
+                    rollbackRecorded = true
                 }
                 // The previous release runs as it was deployed; every node is tried, and one that
                 // cannot be rolled back is named with what (if anything) still serves there.

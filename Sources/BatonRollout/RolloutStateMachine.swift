@@ -41,6 +41,15 @@ public struct RolloutStateMachine: Sendable, Equatable {
         return nextBatch()
     }
 
+    /// Goes on with a rollback that an earlier run began and did not finish (it crashed, or a
+    /// node could not be reached): which nodes that run had touched is not known, so every node
+    /// of the deployment goes back (a node already back is skipped by the orchestrator).
+    public mutating func resumeRollback(reason: String) -> Action {
+        guard phase == .notStarted else { return .failed(reason: "rollout started twice") }
+        touched = batches.flatMap { $0 }
+        return rollback(reason)
+    }
+
     public mutating func batchSucceeded() -> Action {
         guard phase == .upgrading else { return .failed(reason: "no batch was running") }
         if observes {

@@ -31,6 +31,14 @@ import Testing
         #expect(machine.rollbackFinished() == .failed(reason: "b unhealthy"))
     }
 
+    @Test func aResumedRollbackTakesEveryNodeBackAndEndsFailed() {
+        var machine = RolloutStateMachine(nodes: ["a", "b", "c"], batchSize: 1, canary: 1, observes: true, pauses: false)
+        #expect(machine.resumeRollback(reason: "b unreachable") == .rollback(nodes: ["a", "b", "c"], reason: "b unreachable"))
+        #expect(machine.phase == .rollingBack)
+        #expect(machine.start() == .failed(reason: "rollout started twice"))
+        #expect(machine.rollbackFinished() == .failed(reason: "b unreachable"))
+    }
+
     @Test func observeBreachOnTheCanaryRollsBackTheCanary() {
         var machine = RolloutStateMachine(nodes: ["a", "b"], batchSize: 1, canary: 1, observes: true, pauses: false)
         _ = machine.start()
