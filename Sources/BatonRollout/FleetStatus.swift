@@ -109,6 +109,7 @@ public struct FleetStatus: Codable, Sendable {
         for problem in unreachable { lines.append("UNREACHABLE load balancer: \(problem)") }
         for node in nodes {
             let name = node.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+            if node.host != "local" { lines.append("  \(name) on \(node.host)") }
             if let unreachable = node.unreachable {
                 lines.append("  \(name) UNREACHABLE: \(unreachable)")
             } else if node.instances.isEmpty {

@@ -289,7 +289,9 @@ public struct SSHDriver: NodeDriver {
         $4 == "0A" { split($2, a, ":"); if (hex(a[2]) == port) print $10 }')
         [ -n "$inodes" ] || exit 0
         echo listening
-        for pid in $(ls -l /proc/[0-9]*/fd 2>/dev/null | awk -v inodes=" $(echo $inodes) " '
+        # Only this user's processes: the others' descriptors cannot be read anyway.
+        own=$(find /proc -mindepth 1 -maxdepth 1 -name '[0-9]*' -user "$(id -u)" 2>/dev/null | sed 's|$|/fd|')
+        for pid in $(ls -l $own 2>/dev/null | awk -v inodes=" $(echo $inodes) " '
             /^\/proc\/[0-9]+\/fd:$/ { split($0, p, "/"); pid = p[3]; next }
             { if (match($0, /socket:\[[0-9]+\]$/)) { i = substr($0, RSTART + 8, RLENGTH - 9); if (index(inodes, " " i " ")) print pid } }' | sort -un); do
             session=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f4)

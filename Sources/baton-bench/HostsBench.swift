@@ -45,7 +45,7 @@ struct HostsBench: AsyncParsableCommand {
 
         print("")
         print("\(hosts) SSH hosts, batches of \(batch) (canary 1), max_parallel_hosts \(parallel), \(payload) MB release")
-        print("deploy  wall s  node steps s  wall/steps  ship s  ssh cmds  ms/cmd  rsync copies  ms/copy  new conns")
+        print("deploy  wall s  node steps s  wall/steps  ship s  ssh cmds  ms/cmd  ssh ms/step  rsync copies  ms/copy  new conns")
         for round in 0..<`repeat` {
             let before = SSHStatistics.shared.current
             let start = ContinuousClock.now
@@ -61,10 +61,12 @@ struct HostsBench: AsyncParsableCommand {
             let ship = events.first { $0.kind == .deployStarted }?.time.timeIntervalSince(startDate) ?? 0
             let commands = after.commands - before.commands
             let copies = after.copies - before.copies
+            let nodeSteps = events.filter { $0.kind == .step }.count
             print(String(
-                format: "%6d %7.2f %13.2f %10.2fx %7.2f %9d %7.1f %13d %8.1f %10d",
+                format: "%6d %7.2f %13.2f %10.2fx %7.2f %9d %7.1f %12.1f %13d %8.1f %10d",
                 round + 1, wall, steps, wall / max(steps, 0.001), max(0, ship), commands,
                 commands > 0 ? (after.commandTime - before.commandTime).seconds * 1000 / Double(commands) : 0,
+                nodeSteps > 0 ? (after.commandTime - before.commandTime).seconds * 1000 / Double(nodeSteps) : 0,
                 copies, copies > 0 ? (after.copyTime - before.copyTime).seconds * 1000 / Double(copies) : 0,
                 after.connects - before.connects
             ))
@@ -73,7 +75,7 @@ struct HostsBench: AsyncParsableCommand {
         for _ in 0..<50 { trips.append(try await FleetDriver(config: fleet.config).ssh.roundTrip(node: "web1").seconds * 1000) }
         trips.sort()
         print(String(format: "one SSH round trip on the master connection (`true` on web1, 50 times): median %.1f ms, p90 %.1f ms", trips[25], trips[45]))
-        print("(ship s: from the command to the deployment's first journal event: pre-flight checks of every host and the copies; ms/cmd: one SSH round trip on the multiplexed connection, the script's own work included)")
+        print("(ship s: from the command to the deployment's first journal event: pre-flight checks of every host and the copies; ms/cmd: one SSH round trip on the multiplexed connection, the script's own work included; ssh ms/step: all SSH command time of the deploy divided by its node steps (draining … done), the SSH cost a node step carries)")
     }
 
     /// For each batch (nodes whose steps overlap), the longest node from its first step to
