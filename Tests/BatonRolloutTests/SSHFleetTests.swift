@@ -145,6 +145,12 @@ struct SSHFleetTests {
         for proxy in fleet.proxies {
             #expect(!proxy.server.pool.list().contains { $0.name.hasSuffix("-5.4") })
         }
+        // Status shows the fleet with the cut host named, not an error.
+        let status = try await FleetStatus.gather(fleet.rollout())
+        #expect(status.nodes.first { $0.name == "web2" }?.unreachable != nil)
+        #expect(status.nodes.first { $0.name == "web3" }?.instances.map(\.release) == ["5.3"])
+        #expect(status.render().contains("web2       UNREACHABLE: web2 (ssh://"), "\(status.render())")
+        #expect(status.render().contains("interrupted") || status.render().contains("INTERRUPTED"), "\(status.render())")
 
         try hosts.restore(1)
         let resumed = await #expect(throws: RolloutFailure.self) { try await fleet.rollout().deploy(release: String?.none, resume: true) }
