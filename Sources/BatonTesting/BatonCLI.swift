@@ -4,6 +4,18 @@ import Foundation
 
 /// The `baton` executable as a real process, for tests of what a user (or CI) runs.
 public enum BatonCLI {
+    /// Starts `baton ARGUMENTS` in `directory` in the background, its output discarded.
+    public static func start(_ arguments: [String], in directory: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs `baton ARGUMENTS` in `directory` (the current one when nil) with stdout and stderr
     /// together; with `killAfter`, SIGKILLs it as soon as its `--json` output reports that step
     /// (with `whenOn`, that step of that node). Returns the exit status and the output.

@@ -28,13 +28,7 @@ import Testing
         let other = try secondCheckout(of: fleet)
 
         // The first deploy, from the fleet's directory, holds the lock for a few seconds.
-        let first = Process()
-        first.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
-        first.arguments = ["deploy", "5.3"]
-        first.currentDirectoryURL = URL(fileURLWithPath: fleet.directory)
-        first.standardOutput = FileHandle.nullDevice
-        first.standardError = FileHandle.nullDevice
-        try first.run()
+        let first = try BatonCLI.start(["deploy", "5.3"], in: fleet.directory)
         let store = PostgresStateStore(url: database.url(), service: "translate")
         let held = try await eventually(timeout: .seconds(10)) { try await store.lockHolder() != nil }
         #expect(held)
@@ -71,12 +65,7 @@ import Testing
         defer { database.stop() }
         let fleet = try await TestFleet.make(nodes: 1, extra: "state: \(database.url())\nhooks:\n  before_node: sleep 30")
         let other = try secondCheckout(of: fleet)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try BuiltProducts.path("baton"))
-        process.arguments = ["deploy", "5.3", "--config", fleet.configPath]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try BatonCLI.start(["deploy", "5.3"], in: fleet.directory)
         defer {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
