@@ -158,8 +158,8 @@ public struct BatonConfig: Sendable, Equatable {
     public var hooks: Hooks
     public var compat: Compat
 
-    /// Reads and validates a config file. Relative paths are taken from the file's directory.
-    /// Reads and validates a config file; BATON_STATE_URL in `environment` overrides `state`.
+    /// Reads and validates a config file (relative paths are taken from its directory);
+    /// BATON_STATE_URL in `environment` overrides `state`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> BatonConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw BatonError(.invalidConfiguration, "\(path): cannot read the file; `baton init` writes an example")

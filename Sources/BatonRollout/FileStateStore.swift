@@ -66,23 +66,34 @@ public struct FileStateStore: StateStore {
     }
 
     public func lockHolder() async throws -> LockHolder? {
-        let fd = open(lockPath, O_RDWR | O_CLOEXEC)
+        // Read-only, and a shared lock to look: a deploy taking the lock meanwhile is not refused.
+        let fd = open(lockPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return nil }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return nil
+        }
         return Self.holder(in: fd) ?? LockHolder(who: "?", pid: 0, directory: "?", command: "?", since: .distantPast)
     }
 
     public func breakLock() async throws -> String {
         guard let holder = try await lockHolder() else { return "the lock is free" }
-        throw BatonError(.conflict, "the lock is a flock held by pid \(holder.pid) on this machine, released when it exits; stop it (kill \(holder.pid)) if it is stuck")
+        let stop = holder.pid > 0 ? "stop it (kill \(holder.pid)) if it is stuck" : "stop the baton process that holds it if it is stuck"
+        throw BatonError(.conflict, "the lock is a flock held by \(holder.pid > 0 ? "pid \(holder.pid)" : "a process") on this machine, released when it exits; \(stop)")
     }
 
+    /// The holder written in the lock file: JSON, or a bare pid (older Baton); nil while the
+    /// holder is still writing it.
     private static func holder(in fd: Int32) -> LockHolder? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = pread(fd, &buffer, buffer.count, 0)
         guard count > 0 else { return nil }
-        return try? decoder.decode(LockHolder.self, from: Data(buffer.prefix(count)))
+        let data = Data(buffer.prefix(count))
+        if let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+            return LockHolder(who: "?", pid: pid, directory: "?", command: "?", since: .distantPast)
+        }
+        return try? decoder.decode(LockHolder.self, from: data)
     }
 
     /// How events and holders are written, in files and in PostgreSQL alike.

@@ -7,7 +7,8 @@ public struct HistoryEntry: Codable, Sendable, Equatable {
         /// Failed, and every node went back to the previous release.
         case rolledBack = "rolled back"
         case failed
-        /// Stopped part-way (killed, or a rollback that could not reach a node): resumable.
+        /// Stopped part-way (killed, or a rollback that could not reach a node): resumable; or
+        /// still running (`baton lock status` tells which).
         case interrupted
     }
 
@@ -36,8 +37,14 @@ public struct HistoryEntry: Codable, Sendable, Equatable {
         if deployment.finished {
             outcome = .finished
         } else if let end, end.kind == .failed {
-            // Only a completed rollback records the release it returned to.
-            outcome = end.release != nil && end.release == deployment.previous ? .rolledBack : .failed
+            // A completed rollback records the release it returned to, and says so.
+            let back = "rolled back to \(deployment.previous ?? "")"
+            if end.release != nil, end.release == deployment.previous, let detail = end.detail, detail.hasPrefix(back) {
+                outcome = .rolledBack
+                reason = detail.hasPrefix(back + ": ") ? String(detail.dropFirst(back.count + 2)) : nil
+            } else {
+                outcome = .failed
+            }
         } else {
             outcome = .interrupted
         }

@@ -14,6 +14,8 @@ public final class PostgresStateStore: StateStore {
     public let service: String
     /// Set once the `baton` schema is known to exist, so later sessions skip creating it.
     private let schemaReady = Mutex(false)
+    /// The backend pid of the session holding this process's lock, while it does.
+    private let lockBackend = Mutex<Int32?>(nil)
 
     /// The advisory lock's first key ("btn"); the second is the service name's hash.
     static let lockClass: Int32 = 0x62_74_6E
@@ -32,11 +34,30 @@ public final class PostgresStateStore: StateStore {
 
     public func append(_ event: RolloutEvent) async throws {
         let json = String(decoding: try FileStateStore.encoder.encode(event), as: UTF8.self)
-        try await run { session in
-            try await session.execute(
-                "INSERT INTO baton.journal (service, deployment, event) VALUES (\(SQL.literal(self.service)), \(SQL.literal(event.deployment)), \(SQL.literal(json))::jsonb)"
+        let values = "\(SQL.literal(service)), \(SQL.literal(event.deployment)), \(SQL.literal(json))::jsonb"
+        guard let holder = lockBackend.withLock({ $0 }) else {
+            return try await run { try await $0.execute("INSERT INTO baton.journal (service, deployment, event) VALUES (\(values))") }
+        }
+        // Written only while this process's lock session still holds the lock, in one
+        // statement: a lock lost with its session stops the deploy at its next write.
+        let written = try await run { session in
+            try await session.rows(
+                "INSERT INTO baton.journal (service, deployment, event) SELECT \(values) WHERE EXISTS (\(Self.granted(to: "\(holder)", service: SQL.literal(self.service)))) RETURNING seq"
             )
         }
+        guard !written.isEmpty else {
+            throw BatonError(.conflict, "\(location): this deploy no longer holds the lock of \(service) (its session ended: `baton lock release`, or a lost connection)")
+        }
+    }
+
+    /// A query for the advisory lock of `service` granted to backend `pid` (SQL expressions):
+    /// this database, our class, the service's hash, the two-key form.
+    static func granted(to pid: String, service: String) -> String {
+        """
+        SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted AND p.pid = \(pid)
+            AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND p.classid = \(lockClass) AND p.objsubid = 2 AND p.objid = (hashtext(\(service))::bigint & 4294967295)::oid
+        """
     }
 
     public func events() async throws -> [RolloutEvent] {
@@ -67,11 +88,13 @@ public final class PostgresStateStore: StateStore {
                 )
             }
             let json = String(decoding: try FileStateStore.encoder.encode(holder), as: UTF8.self)
-            try await own.execute("""
+            let backend = try await own.value("""
                 INSERT INTO baton.locks (service, holder, backend_pid) VALUES (\(SQL.literal(service)), \(SQL.literal(json))::jsonb, pg_backend_pid())
                 ON CONFLICT (service) DO UPDATE SET holder = EXCLUDED.holder, backend_pid = EXCLUDED.backend_pid
-                """)
-            return PostgresLock(session: own, service: service)
+                RETURNING backend_pid
+                """).flatMap { Int32($0) }
+            lockBackend.withLock { $0 = backend }
+            return PostgresLock(session: own, service: service) { [weak self] in self?.lockBackend.withLock { $0 = nil } }
         } catch let error as BatonError {
             throw error
         } catch {
@@ -101,9 +124,7 @@ public final class PostgresStateStore: StateStore {
         let rows = try await run { session in
             try await session.rows("""
                 SELECT l.holder::text, l.backend_pid FROM baton.locks l
-                WHERE l.service = \(SQL.literal(self.service)) AND EXISTS (
-                    SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted AND p.pid = l.backend_pid
-                        AND p.classid = \(Self.lockClass) AND p.objsubid = 2)
+                WHERE l.service = \(SQL.literal(self.service)) AND EXISTS (\(Self.granted(to: "l.backend_pid", service: "l.service")))
                 """)
         }
         guard let row = rows.first, let text = row[0], let backend = row[1].flatMap({ Int32($0) }) else { return nil }
@@ -111,8 +132,8 @@ public final class PostgresStateStore: StateStore {
         return (holder, backend)
     }
 
-    /// Runs `body` on a session of its own, closed afterwards: a deploy lasts long, and a
-    /// connection dropped meanwhile must cost one statement's retry, not the deploy.
+    /// Runs `body` on a session of its own, closed afterwards (reads, and writes of a process
+    /// that holds no lock): a deploy lasts long, and no idle connection is kept for it.
     private func run<T: Sendable>(_ body: @Sendable (PostgresSession) async throws -> T) async throws -> T {
         let session = try await connect()
         do {
@@ -138,6 +159,11 @@ public final class PostgresStateStore: StateStore {
             throw BatonError(error.code, "state \(location): \(error.message)")
         }
         if schemaReady.withLock({ $0 }) { return session }
+        // Only when missing: a role that may read but not create still gets status and history.
+        if (try? await session.value("SELECT to_regclass('baton.journal') IS NOT NULL AND to_regclass('baton.locks') IS NOT NULL")) == "t" {
+            schemaReady.withLock { $0 = true }
+            return session
+        }
         do {
             try await session.execute("BEGIN")
             try await session.execute("SELECT pg_advisory_xact_lock(\(Self.lockClass), 0)")
@@ -163,14 +189,44 @@ public final class PostgresStateStore: StateStore {
 final class PostgresLock: HeldLock {
     private let session: PostgresSession
     private let service: String
+    private let released: @Sendable () -> Void
 
-    init(session: PostgresSession, service: String) {
+    init(session: PostgresSession, service: String, released: @escaping @Sendable () -> Void) {
         self.session = session
         self.service = service
+        self.released = released
     }
 
     func release() async {
-        try? await session.execute("DELETE FROM baton.locks WHERE service = \(SQL.literal(service)) AND backend_pid = pg_backend_pid()")
-        await session.close()
+        released()
+        // A session the server ended can leave a query waiting forever in the client: give up
+        // after a few seconds (the process's exit or the server's end of it frees the lock).
+        let session = self.session
+        let service = self.service
+        let once = Once()
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let resume: @Sendable () -> Void = { if once.first() { done.resume() } }
+            Task {
+                try? await session.execute("DELETE FROM baton.locks WHERE service = \(SQL.literal(service)) AND backend_pid = pg_backend_pid()")
+                await session.close()
+                resume()
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(5))
+                resume()
+            }
+        }
+    }
+}
+
+/// True the first time only.
+final class Once: Sendable {
+    private let taken = Mutex(false)
+
+    func first() -> Bool {
+        taken.withLock { taken in
+            defer { taken = true }
+            return !taken
+        }
     }
 }

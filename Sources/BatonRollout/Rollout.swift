@@ -80,8 +80,13 @@ public struct Rollout: Sendable {
             if let requested, requested != interrupted.target, !interrupted.isRollback {
                 throw RolloutFailure(message: "--resume: the interrupted deployment targets \(interrupted.target), not \(requested)")
             }
+            // Resuming from another checkout: it needs the releases in its own store.
+            let needed = [interrupted.target] + (interrupted.isRollback ? [] : [interrupted.previous].compactMap { $0 })
+            for id in needed where !releases.exists(id) {
+                throw RolloutFailure(message: "--resume: release \(id) is not in \(releases.directory); add it first (`baton release add DIR --id \(id)`): the deployment may need it")
+            }
             try await checkPorts(interrupted.nodes)
-            try await ship([interrupted.target] + [interrupted.previous].compactMap { $0 }, to: interrupted.nodes)
+            try await ship(needed, to: interrupted.nodes)
             emit(RolloutEvent(deployment: interrupted.id, kind: .message, detail: Self.resumeSummary(interrupted)))
             try await run(interrupted)
             return
@@ -161,7 +166,7 @@ public struct Rollout: Sendable {
     private func ship(_ ids: [String], to nodes: [String]) async throws {
         let remote = config.nodes.filter { nodes.contains($0.name) && $0.ssh != nil }
         guard !remote.isEmpty else { return }
-        for id in ids where releases.exists(id) {
+        for id in ids {
             let keep = try await settings(of: id).release.keep
             reporter.tick("shipping \(id) to \(remote.count) host(s)")
             _ = try await Self.concurrently(remote, limit: config.rollout.maxParallelHosts) { node in
@@ -302,6 +307,8 @@ public struct Rollout: Sendable {
                     let results = try await upgrade(nodes, to: deployment.target, settings: settings, deployment: deployment.id, surge: surge)
                     changed.merge(results) { $1 }
                     action = machine.batchSucceeded()
+                } catch let error as JournalUnwritable {
+                    throw RolloutFailure(message: error.description)
                 } catch {
                     emit(RolloutEvent(deployment: deployment.id, kind: .message, detail: "\(error)"))
                     action = machine.batchFailed(reason: "\(error)")
@@ -499,8 +506,21 @@ public struct Rollout: Sendable {
 
     /// Journal first (flushed), then show.
     private func record(_ event: RolloutEvent) async throws {
-        try await journal.append(event)
+        do {
+            try await journal.append(event)
+        } catch {
+            throw JournalUnwritable(message: "\(error)")
+        }
         reporter.report(event)
+    }
+
+    /// The journal (or the lock it is written under) is gone: nothing more may be done, since
+    /// nothing more could be recorded. Not a node's failure, so no rollback either.
+    struct JournalUnwritable: Error, CustomStringConvertible {
+        var message: String
+        var description: String {
+            "the deployment stopped where it was, because its journal cannot be written: \(message); once the state store is back, `baton deploy --resume` finishes it"
+        }
     }
 
     private func emit(_ event: RolloutEvent) {

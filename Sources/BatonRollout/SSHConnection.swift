@@ -15,6 +15,9 @@ final class SSHConnection: Sendable {
     /// The master being opened, shared by the commands that wait for it: two `ssh -f` masters
     /// for one host would leave the second running unused.
     private let opening = Mutex<Task<Void, any Error>?>(nil)
+    /// When the master was last seen working: within 10 s (of its 60 s persistence) it is
+    /// trusted without another `ssh -O check` process.
+    private let confirmed = Mutex<ContinuousClock.Instant?>(nil)
 
     init(target: BatonConfig.SSHTarget, settings: BatonConfig.SSH, node: String) {
         self.target = target
@@ -53,8 +56,13 @@ final class SSHConnection: Sendable {
         defer { SSHStatistics.shared.record(.command, since: started) }
         let remote = (["sh", "-c", script, "baton"] + arguments).map(Self.quote).joined(separator: " ")
         let (code, output, errors) = try await Self.execute(["/usr/bin/ssh"] + options + ["-o", "ControlMaster=no", target.destination, remote], input: input, timeout: timeout)
-        guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no answer within \(timeout.shortDescription)") }
+        guard let code, code != 255 else {
+            confirmed.withLock { $0 = nil }
+            guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no answer within \(timeout.shortDescription)") }
+            throw failure(code: code, errors: errors)
+        }
         guard code == 0 else { throw failure(code: code, errors: errors) }
+        confirmed.withLock { $0 = .now }
         return output
     }
 
@@ -84,8 +92,12 @@ final class SSHConnection: Sendable {
     private func connect() async throws {
         try Self.checkControlDirectory()
         let socket = Self.controlDirectory + "/" + controlName
+        if access(socket, F_OK) == 0, let seen = confirmed.withLock({ $0 }), ContinuousClock.now - seen < .seconds(10) {
+            return
+        }
         if access(socket, F_OK) == 0 {
             if try await Self.execute(["/usr/bin/ssh"] + options + ["-O", "check", target.destination], input: "/dev/null", timeout: .seconds(5)).code == 0 {
+                confirmed.withLock { $0 = .now }
                 return
             }
             // Left by a master that was killed: a new master would refuse to replace it and
@@ -101,6 +113,7 @@ final class SSHConnection: Sendable {
         )
         guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no SSH connection within \(timeout.shortDescription)") }
         guard code == 0 else { throw failure(code: code, errors: errors) }
+        confirmed.withLock { $0 = .now }
     }
 
     /// The control socket's name: a hash of the target (FNV-1a), short whatever the host

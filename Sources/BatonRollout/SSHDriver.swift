@@ -97,7 +97,7 @@ public struct SSHDriver: NodeDriver {
     /// regular file's SHA-256 and path.
     static let checksumCommand = "find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2 | sha256sum | cut -d' ' -f1"
 
-    static func localChecksum(of directory: String) async throws -> String {
+    public static func localChecksum(of directory: String) async throws -> String {
         let (status, output) = try await ChildProcess.run(["/bin/sh", "-c", "cd \"$1\" && \(checksumCommand)", "baton", directory], timeout: .seconds(600))
         guard status == 0 else { throw BatonError(.io, "\(directory): cannot checksum the release: \(output)") }
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
