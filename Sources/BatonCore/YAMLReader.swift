@@ -72,9 +72,12 @@ public struct YAMLReader {
         return sequence.enumerated().map { YAMLReader(file: file, path: "\(field(key))[\($0.offset)]", node: $0.element) }
     }
 
+    /// The string at `key`; nil when it is absent or null (`null`, `~` or empty, unquoted: YAML's
+    /// and JSON's null, which pgroll reads as "remove", e.g. `comment: null`).
     public func string(_ key: String) throws -> String? {
         guard let value = mapping?[key] else { return nil }
         guard case .scalar(let scalar) = value else { throw error(key, "expected a string") }
+        if scalar.style == .plain, ["null", "Null", "NULL", "~", ""].contains(scalar.string) { return nil }
         return scalar.string
     }
 

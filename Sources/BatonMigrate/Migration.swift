@@ -27,8 +27,10 @@ public struct Migration: Sendable, Equatable {
         guard let items = try root.list("operations"), !items.isEmpty else {
             throw root.error(nil, "missing 'operations': a list such as [{\"add_column\": {...}}]")
         }
-        guard name.utf8.count <= 40, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
-            throw root.error("name", "'\(name)' must be at most 40 letters, digits, '_', '-' or '.', since it names the version schema")
+        // The version schema is SCHEMA_NAME, checked against PostgreSQL's 63-byte limit at plan
+        // time, when the schema is known.
+        guard name.utf8.count <= 62, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
+            throw root.error("name", "'\(name)' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema")
         }
         return Migration(name: name, operations: try items.map(Operation.parse), file: file)
     }

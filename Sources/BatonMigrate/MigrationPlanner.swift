@@ -30,6 +30,13 @@ struct MigrationPlanner {
 
     static func plan(_ migration: Migration, catalog: Catalog, previousSchema: String?) throws -> MigrationPlan {
         var planner = MigrationPlanner(migration: migration, catalog: catalog)
+        // PostgreSQL cuts identifiers at 63 bytes: a longer version schema would be another's.
+        guard planner.versionSchema.utf8.count <= 63 else {
+            throw BatonError(
+                .invalidArgument,
+                "\(migration.file): name: '\(migration.name)' is too long for schema \(catalog.schema): its version schema \(planner.versionSchema) would exceed PostgreSQL's 63-byte identifier limit (at most \(62 - catalog.schema.utf8.count) bytes here)"
+            )
+        }
         for (index, operation) in migration.operations.enumerated() {
             planner.index = index
             planner.rollbacks.append([])

@@ -34,6 +34,22 @@ import Testing
         }
     }
 
+    /// Names may be as long as PostgreSQL allows the version schema's to be: SCHEMA_NAME in 63 bytes.
+    @Test func aNameIsAsLongAsTheVersionSchemaMayBe() async throws {
+        try await MigrationDatabase.with(Self.setup) { db in
+            let longest = String(repeating: "n", count: 63 - "public_".count)
+            let migration = try await db.start(#"{"name": "\#(longest)", "operations": [{"sql": {"up": "SELECT 1"}}]}"#)
+            #expect(try await db.query("SELECT count(*) FROM products", as: db.version(migration)).count == 1)
+            try await db.migrator.rollback()
+            let before = try db.dump()
+            let error = await #expect(throws: BatonError.self) {
+                _ = try await db.start(#"{"name": "\#(longest)x", "operations": [{"sql": {"up": "SELECT 1"}}]}"#)
+            }
+            #expect(error?.description == "test.json: name: '\(longest)x' is too long for schema public: its version schema public_\(longest)x would exceed PostgreSQL's 63-byte identifier limit (at most 56 bytes here)")
+            #expect(try db.dump() == before)
+        }
+    }
+
     @Test func oneColumnChangesOncePerMigration() async throws {
         try await MigrationDatabase.with(Self.setup) { db in
             let error = await #expect(throws: BatonError.self) {

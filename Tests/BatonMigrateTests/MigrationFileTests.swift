@@ -102,3 +102,28 @@ import Testing
         }
     }
 }
+
+/// pgroll's reading of the file: `null` removes, names as long as PostgreSQL allows.
+@Suite struct MigrationFileConformanceTests {
+    @Test func nullRemovesAndAQuotedNullIsText() throws {
+        let migration = try Migration.parse(
+            #"{"name": "c", "operations": [{"alter_column": {"table": "t", "column": "a", "comment": null}}, {"alter_column": {"table": "t", "column": "b", "comment": "null"}}]}"#,
+            file: "c.json"
+        )
+        guard case .alterColumn(let removed) = migration.operations[0], case .alterColumn(let text) = migration.operations[1] else {
+            Issue.record("expected two alter_column operations")
+            return
+        }
+        #expect(removed.comment == .some(nil))
+        #expect(text.comment == .some("null"))
+    }
+
+    @Test func namesUpToPostgresLimitParse() throws {
+        let long = String(repeating: "a", count: 62)
+        #expect(try Migration.parse(#"{"name": "\#(long)", "operations": [{"sql": {"up": "select 1"}}]}"#, file: "m.json").name == long)
+        let error = #expect(throws: BatonError.self) {
+            try Migration.parse(#"{"name": "\#(long)b", "operations": [{"sql": {"up": "select 1"}}]}"#, file: "m.json")
+        }
+        #expect(error?.message == "m.json:1: name: '\(long)b' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema")
+    }
+}
