@@ -82,7 +82,7 @@ import Testing
 
     @Test func pgrollFilesAreLintedInTheirSQLOperations() throws {
         let path = NSTemporaryDirectory() + "baton-lint-\(UInt32.random(in: 0...UInt32.max)).json"
-        try #"{"name": "07", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int"}}}, {"sql": {"up": "CREATE INDEX i ON t (c)"}}]}"#
+        try #"{"name": "07", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nullable": true}}}, {"sql": {"up": "CREATE INDEX i ON t (c)"}}]}"#
             .write(toFile: path, atomically: true, encoding: .utf8)
         defer { unlink(path) }
         let findings = try MigrationLint.lint(path: path)

@@ -12,7 +12,7 @@ import Testing
         """
 
     @Test(arguments: [
-        (#"{"add_column": {"table": "nope", "column": {"name": "x", "type": "int"}}}"#,
+        (#"{"add_column": {"table": "nope", "column": {"name": "x", "type": "int", "nullable": true}}}"#,
          "test.json: operations[0].add_column.table: no table 'nope' in schema 'public'"),
         (#"{"alter_column": {"table": "products", "column": "nme", "nullable": false}}"#,
          "test.json: operations[0].alter_column.column: no column 'nme' in table 'products' (did you mean 'name'?)"),
@@ -64,7 +64,7 @@ import Testing
 
     /// Failures at each stage of start: the transaction, a CONCURRENTLY index, the backfill.
     @Test(arguments: [
-        ("transaction", #"{"add_column": {"table": "products", "column": {"name": "x", "type": "int"}}}, {"sql": {"up": "SELECT 1/0"}}"#, "division by zero"),
+        ("transaction", #"{"add_column": {"table": "products", "column": {"name": "x", "type": "int", "nullable": true}}}, {"sql": {"up": "SELECT 1/0"}}"#, "division by zero"),
         ("index", #"{"create_index": {"name": "one_name", "table": "products", "columns": ["name"], "unique": true}}"#, "could not create unique index"),
         ("backfill", #"{"add_column": {"table": "products", "up": "100 / n", "column": {"name": "inverse", "type": "int"}}}"#, "division by zero"),
     ])

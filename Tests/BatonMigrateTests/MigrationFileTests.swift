@@ -127,3 +127,22 @@ import Testing
         #expect(error?.message == "m.json:1: name: '\(long)b' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema")
     }
 }
+
+extension MigrationFileConformanceTests {
+    /// pgroll's columns are NOT NULL unless `nullable: true`, so the same file gives the same schema.
+    @Test func columnsAreNotNullUnlessNullable() throws {
+        let migration = try Migration.parse(
+            #"{"name": "n", "operations": [{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int"}, {"name": "b", "type": "int", "nullable": true}]}}]}"#,
+            file: "n.json"
+        )
+        guard case .createTable(let table) = migration.operations[0] else {
+            Issue.record("expected create_table")
+            return
+        }
+        #expect(table.columns.map(\.nullable) == [false, true])
+        let error = #expect(throws: BatonError.self) {
+            try Migration.parse(#"{"name": "n", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int"}}}]}"#, file: "n.json")
+        }
+        #expect(error?.message.contains("a NOT NULL column without a default needs 'up' to fill existing rows") == true)
+    }
+}

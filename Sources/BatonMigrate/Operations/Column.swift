@@ -24,7 +24,8 @@ public struct Column: Sendable, Equatable {
         name = try reader.required("name")
         type = try reader.required("type")
         pk = try reader.bool("pk") ?? false
-        nullable = try reader.bool("nullable") ?? !pk
+        // pgroll's default: NOT NULL unless `nullable: true`.
+        nullable = try reader.bool("nullable") ?? false
         unique = try reader.bool("unique") ?? false
         defaultValue = try reader.string("default")
         check = try reader.child("check").map(CheckConstraint.init)
