@@ -62,14 +62,23 @@ public enum ChildProcess {
         return (exitCode(status), output)
     }
 
-    /// Runs `arguments` to the end without holding a thread; returns the exit code (nil when it
-    /// ran past `timeout` and was killed) and what it printed.
-    public static func run(_ arguments: [String], timeout: Duration) async throws -> (status: Int32?, output: String) {
-        let outputPath = NSTemporaryDirectory() + "baton-child-\(UInt32.random(in: 0...UInt32.max)).out"
-        defer { unlink(outputPath) }
-        let pid = try spawn(arguments, output: outputPath, detached: false)
+    /// Runs `arguments` to the end without holding a thread, standard input from the file
+    /// `input`; returns the exit code (nil when it ran past `timeout` and was killed), what it
+    /// printed and, apart, what it printed on standard error. Files, not pipes: a daemon the
+    /// child leaves behind (ssh's backgrounded master) cannot hold a read open.
+    public static func run(
+        _ arguments: [String], input: String = "/dev/null", timeout: Duration
+    ) async throws -> (status: Int32?, output: String, errors: String) {
+        let base = NSTemporaryDirectory() + "baton-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        defer {
+            unlink(base + ".out")
+            unlink(base + ".err")
+        }
+        let pid = try spawn(arguments, input: input, output: base + ".out", errors: base + ".err", detached: false)
         let status = try await wait(pid, timeout: timeout, group: false)
-        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        let output = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        return (status, output, errors)
     }
 
     /// Waits for `pid` (a child of ours) without holding a thread; returns its exit code (128 +

@@ -55,7 +55,7 @@ final class SSHConnection: Sendable {
         let started = ContinuousClock.now
         defer { SSHStatistics.shared.record(.command, since: started) }
         let remote = (["sh", "-c", script, "baton"] + arguments).map(Self.quote).joined(separator: " ")
-        let (code, output, errors) = try await Self.execute(["/usr/bin/ssh"] + options + ["-o", "ControlMaster=no", target.destination, remote], input: input, timeout: timeout)
+        let (code, output, errors) = try await ChildProcess.run(["/usr/bin/ssh"] + options + ["-o", "ControlMaster=no", target.destination, remote], input: input, timeout: timeout)
         guard let code, code != 255 else {
             confirmed.withLock { $0 = nil }
             guard let code else { throw BatonError(.timeout, "\(node) (\(target)): no answer within \(timeout.shortDescription)") }
@@ -71,7 +71,7 @@ final class SSHConnection: Sendable {
         try await openMaster()
         let started = ContinuousClock.now
         defer { SSHStatistics.shared.record(.copy, since: started) }
-        let (code, _, errors) = try await Self.execute(arguments, input: "/dev/null", timeout: timeout)
+        let (code, _, errors) = try await ChildProcess.run(arguments, input: "/dev/null", timeout: timeout)
         guard let code else { throw BatonError(.timeout, "\(node) (\(target)): \(arguments[0]) did not finish within \(timeout.shortDescription)") }
         guard code == 0 else { throw failure(code: code, errors: errors) }
     }
@@ -96,7 +96,7 @@ final class SSHConnection: Sendable {
             return
         }
         if access(socket, F_OK) == 0 {
-            if try await Self.execute(["/usr/bin/ssh"] + options + ["-O", "check", target.destination], input: "/dev/null", timeout: .seconds(5)).code == 0 {
+            if try await ChildProcess.run(["/usr/bin/ssh"] + options + ["-O", "check", target.destination], input: "/dev/null", timeout: .seconds(5)).status == 0 {
                 confirmed.withLock { $0 = .now }
                 return
             }
@@ -107,7 +107,7 @@ final class SSHConnection: Sendable {
         let timeout = settings.connectTimeout + .seconds(5)
         let started = ContinuousClock.now
         defer { SSHStatistics.shared.record(.connect, since: started) }
-        let (code, _, errors) = try await Self.execute(
+        let (code, _, errors) = try await ChildProcess.run(
             ["/usr/bin/ssh"] + options + ["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", target.destination],
             input: "/dev/null", timeout: timeout
         )
@@ -153,21 +153,6 @@ final class SSHConnection: Sendable {
             return BatonError(.unavailable, "\(node) (\(target)): ssh failed: \(said.last ?? "exit 255")")
         }
         return BatonError(.unavailable, "\(node) (\(target)): exit \(code): \(said.suffix(3).joined(separator: " / "))")
-    }
-
-    /// Spawns `arguments` with output and errors in files (no pipe a backgrounded master could
-    /// hold open); nil code when it ran past `timeout` and was killed.
-    static func execute(_ arguments: [String], input: String, timeout: Duration) async throws -> (code: Int32?, output: String, errors: String) {
-        let base = NSTemporaryDirectory() + "baton-ssh-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        defer {
-            unlink(base + ".out")
-            unlink(base + ".err")
-        }
-        let pid = try ChildProcess.spawn(arguments, input: input, output: base + ".out", errors: base + ".err", detached: false)
-        let code = try await ChildProcess.wait(pid, timeout: timeout, group: false)
-        let output = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
-        let errors = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-        return (code, output, errors)
     }
 
     /// Single-quotes a word for the remote shell.

@@ -81,8 +81,8 @@ public struct SSHDriver: NodeDriver {
         } else {
             let archive = NSTemporaryDirectory() + "baton-ship-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).tar"
             defer { unlink(archive) }
-            let (status, output) = try await ChildProcess.run(["/bin/tar", "-cf", archive, "-C", source, "."], timeout: .seconds(600))
-            guard status == 0 else { throw BatonError(.io, "\(source): cannot archive release \(release): \(output)") }
+            let (status, _, errors) = try await ChildProcess.run(["/bin/tar", "-cf", archive, "-C", source, "."], timeout: .seconds(600))
+            guard status == 0 else { throw BatonError(.io, "\(source): cannot archive release \(release): \(errors)") }
             try await connection.run(Self.receiveTarScript, [directory, release], input: archive, timeout: transferTimeout)
         }
         do {
@@ -98,8 +98,8 @@ public struct SSHDriver: NodeDriver {
     static let checksumCommand = "find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2 | sha256sum | cut -d' ' -f1"
 
     public static func localChecksum(of directory: String) async throws -> String {
-        let (status, output) = try await ChildProcess.run(["/bin/sh", "-c", "cd \"$1\" && \(checksumCommand)", "baton", directory], timeout: .seconds(600))
-        guard status == 0 else { throw BatonError(.io, "\(directory): cannot checksum the release: \(output)") }
+        let (status, output, errors) = try await ChildProcess.run(["/bin/sh", "-c", "cd \"$1\" && \(checksumCommand)", "baton", directory], timeout: .seconds(600))
+        guard status == 0 else { throw BatonError(.io, "\(directory): cannot checksum the release: \(errors)") }
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -209,7 +209,7 @@ public struct SSHDriver: NodeDriver {
 
     public func stop(_ instance: NodeInstance, signal: Int32, grace: Duration) async throws {
         let connection = try connection(instance.node)
-        let tenths = Int(grace.components.seconds) * 10 + Int(grace.components.attoseconds / 100_000_000_000_000_000)
+        let tenths = Int(grace.milliseconds / 100)
         try await connection.run(
             Self.stopScript, [directory, instance.node, instance.release, String(instance.pid), Self.signalName(signal), String(tenths)],
             timeout: grace + operationTimeout

@@ -104,7 +104,3 @@ struct HostsBench: AsyncParsableCommand {
         return total
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
