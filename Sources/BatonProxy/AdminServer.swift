@@ -32,6 +32,9 @@ struct AdminServer: Sendable {
     func bind(_ endpoint: Endpoint) async throws -> (NIOAsyncChannel<Connection, Never>, SocketAddress?) {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A deploy script may fire many calls at once; a full accept queue makes a Unix
+            // socket connect fail at once (EAGAIN) rather than wait, so leave room for bursts.
+            .serverChannelOption(.backlog, value: 1024)
         let open = self.openConnections
         let requestTimeout = self.requestTimeout
         let isTCP: Bool

@@ -182,19 +182,23 @@ extension LiveProxyTests {
             let admin = proxy.admin
             // 200 calls at once: adds of 50 backends (never healthy: nothing listens there),
             // drains and readies of them, in any order.
-            await withTaskGroup(of: Void.self) { group in
+            let failedAdds = await withTaskGroup(of: String?.self) { group in
                 for index in 0..<200 {
                     group.addTask {
                         let name = "b\(index % 50)"
                         switch index / 50 {
-                        case 0: _ = try? await admin.add(name: name, address: "127.0.0.1:\(1 + index % 50)", wait: false)
+                        case 0:
+                            do { _ = try await admin.add(name: name, address: "127.0.0.1:\(1 + index % 50)", wait: false) } catch { return "\(name): \(error)" }
                         case 1: _ = try? await admin.drain(name, timeout: .milliseconds(10))
                         case 2: _ = try? await admin.raw(.POST, "/backends/\(name)/ready")
                         default: _ = try? await admin.list()
                         }
+                        return nil
                     }
                 }
+                return await group.compactMap { $0 }.reduce(into: [String]()) { $0.append($1) }
             }
+            #expect(failedAdds.isEmpty, "\(failedAdds)")
             let listed = try await admin.list()
             try await proxy.shutdown()
             let saved = try BackendStore(path: directory + "/backends.json").load()
