@@ -36,7 +36,7 @@ public enum MigrationLint {
              message: "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE unless a validated CHECK (col IS NOT NULL) exists; add the check NOT VALID, VALIDATE it, then SET NOT NULL (alter_column with nullable: false does this)"),
         Rule(id: "add-column-not-null", level: .err, pattern: regex(#"\bADD\s+(COLUMN\s+)?\S+\s+[^,;]*\bNOT\s+NULL\b"#), unless: regex(#"\bDEFAULT\b"#),
              message: "adds a NOT NULL column without a default: it fails on a non-empty table and the old release's inserts break; use add_column with up (or a default)"),
-        Rule(id: "volatile-default", level: .warn, pattern: regex(#"\bADD\s+(COLUMN\s+)?\S+\s+[^,;]*\bDEFAULT\s+(random|clock_timestamp|gen_random_uuid|uuid_generate_v4|timeofday)\s*\("#), unless: nil,
+        Rule(id: "volatile-default", level: .warn, pattern: regex(#"\bADD\s+(COLUMN\s+)?\S+\s+[^,;]*\bDEFAULT\s+"# + SQL.volatileCallPattern), unless: nil,
              message: "a volatile default rewrites the whole table under ACCESS EXCLUSIVE; add the column without it and backfill (add_column with up)"),
         Rule(id: "create-index", level: .err, pattern: regex(#"\bCREATE\s+(UNIQUE\s+)?INDEX\b"#), unless: regex(#"\bINDEX\s+CONCURRENTLY\b"#),
              message: "CREATE INDEX without CONCURRENTLY blocks writes to the table until it is built; use CREATE INDEX CONCURRENTLY (create_index does)"),

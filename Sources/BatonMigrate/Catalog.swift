@@ -47,32 +47,32 @@ public struct Catalog: Sendable, Codable, Equatable {
         let s = SQL.literal(schema)
         var tables: [String: Table] = [:]
         for row in try await session.rows("""
-            SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), (NOT a.attnotnull)::text, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
+            SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
             WHERE n.nspname = \(s) AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum
-            """)
+            """, as: (String, String, String, Bool, String?, String?).self)
         {
-            let name = row[0]!
+            let (name, column, type, nullable, defaultValue, comment) = row
             tables[name, default: Table(name: name, columns: [], primaryKey: [], uniqueNotNullKey: [], dependents: [])]
-                .columns.append(Column(name: row[1]!, type: row[2]!, nullable: row[3] == "true", defaultValue: row[4], comment: row[5]))
+                .columns.append(Column(name: column, type: type, nullable: nullable, defaultValue: defaultValue, comment: comment))
         }
         // Constraints (and the indexes behind them), plain indexes and foreign keys pointing here.
         for row in try await session.rows("""
-            SELECT c.relname, k.conname, k.contype::text,
+            SELECT c.relname::text, k.conname::text, k.contype::text,
                    array_to_json(ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i))::text,
                    pg_get_constraintdef(k.oid)
             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND k.contype IN ('p', 'u', 'c', 'f', 'x')
             UNION ALL
-            SELECT c.relname, k.conname, 'r',
+            SELECT c.relname::text, k.conname::text, 'r',
                    array_to_json(ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i))::text,
                    pg_get_constraintdef(k.oid)
             FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND k.contype = 'f'
             UNION ALL
-            SELECT c.relname, i.relname, CASE WHEN x.indisunique AND x.indexprs IS NULL AND x.indpred IS NULL THEN 'U' ELSE 'i' END,
+            SELECT c.relname::text, i.relname::text, CASE WHEN x.indisunique AND x.indexprs IS NULL AND x.indpred IS NULL THEN 'U' ELSE 'i' END,
                    -- key columns in order, then columns used only by expressions or the predicate
                    array_to_json(ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.o)
                      || ARRAY(SELECT a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -81,14 +81,15 @@ public struct Catalog: Sendable, Codable, Equatable {
             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.contype IN ('p', 'u', 'x'))
             ORDER BY 1, 2
-            """)
+            """, as: (String, String, String, String, String?).self)
         {
-            guard var table = tables[row[0]!] else { continue }
-            let columns = (try? JSONDecoder().decode([String].self, from: Data(row[3]!.utf8))) ?? []
+            let (tableName, name, type, columnList, definition) = row
+            guard var table = tables[tableName] else { continue }
+            let columns = (try? JSONDecoder().decode([String].self, from: Data(columnList.utf8))) ?? []
             let kind: Dependent.Kind
-            switch row[2]! {
+            switch type {
             case "p": kind = .primaryKey; table.primaryKey = columns
-            case "u", "U": kind = row[2] == "u" ? .unique : .index
+            case "u", "U": kind = type == "u" ? .unique : .index
                 if table.uniqueNotNullKey.isEmpty && !columns.isEmpty && columns.allSatisfy({ table.column($0)?.nullable == false }) { table.uniqueNotNullKey = columns }
             case "c": kind = .check
             case "f": kind = .foreignKey
@@ -96,8 +97,8 @@ public struct Catalog: Sendable, Codable, Equatable {
             case "x": kind = .exclusion
             default: kind = .index
             }
-            table.dependents.append(Dependent(name: row[1]!, kind: kind, columns: columns, definition: row[4]))
-            tables[row[0]!] = table
+            table.dependents.append(Dependent(name: name, kind: kind, columns: columns, definition: definition))
+            tables[tableName] = table
         }
         return Catalog(schema: schema, tables: tables)
     }

@@ -9,7 +9,7 @@ struct MigrationState {
 
     struct Record: Sendable {
         var name: String
-        var status: String
+        var status: MigrationStatus
         var plan: MigrationPlan
         var startedAt: String
         var completedAt: String?
@@ -57,12 +57,15 @@ struct MigrationState {
         return try await session.rows("""
             SELECT name, status, plan::text, started_at::text, completed_at::text FROM baton.migrations
             WHERE schema = \(SQL.literal(schema)) ORDER BY started_at, name
-            """).map { row in
-            Record(name: row[0]!, status: row[1]!, plan: try JSONDecoder().decode(MigrationPlan.self, from: Data(row[2]!.utf8)), startedAt: row[3]!, completedAt: row[4])
+            """, as: (String, String, String, String, String?).self).map { name, status, plan, startedAt, completedAt in
+            guard let status = MigrationStatus(rawValue: status) else {
+                throw BatonError(.protocolError, "baton.migrations: migration '\(name)' has an unknown status '\(status)'")
+            }
+            return Record(name: name, status: status, plan: try JSONDecoder().decode(MigrationPlan.self, from: Data(plan.utf8)), startedAt: startedAt, completedAt: completedAt)
         }
     }
 
-    func unfinished() async throws -> Record? { try await records().last { $0.status != "complete" } }
+    func unfinished() async throws -> Record? { try await records().last { $0.status != .complete } }
 
     func insert(_ plan: MigrationPlan) async throws {
         let json = String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)
@@ -71,9 +74,9 @@ struct MigrationState {
             """)
     }
 
-    func setStatus(_ name: String, _ status: String) async throws {
+    func setStatus(_ name: String, _ status: MigrationStatus) async throws {
         try await session.execute("""
-            UPDATE baton.migrations SET status = \(SQL.literal(status))\(status == "complete" ? ", completed_at = now()" : "")
+            UPDATE baton.migrations SET status = \(SQL.literal(status.rawValue))\(status == .complete ? ", completed_at = now()" : "")
             WHERE schema = \(SQL.literal(schema)) AND name = \(SQL.literal(name))
             """)
     }

@@ -1,25 +1,6 @@
 import BatonCore
 import Foundation
 
-/// What `baton migrate status` reports.
-public struct MigrationStatus: Sendable, Codable, Equatable {
-    public struct Entry: Sendable, Codable, Equatable {
-        public var name: String
-        public var status: String
-        public var versionSchema: String
-        public var startedAt: String
-        public var completedAt: String?
-    }
-
-    public var schema: String
-    public var initialized: Bool
-    /// The schema the newest release should put first in its search_path.
-    public var latest: String
-    public var active: Entry?
-    public var backfills: [BackfillProgress]
-    public var history: [Entry]
-}
-
 /// Events of a migration, for the CLI's progress display.
 public enum MigrationEvent: Sendable {
     case phase(String)
@@ -49,17 +30,17 @@ public final class Migrator: @unchecked Sendable {
     /// The plan for `migration` against the database as it is now; nothing runs.
     public func plan(_ migration: Migration) async throws -> MigrationPlan {
         let records = try await state.records()
-        if let unfinished = records.last(where: { $0.status != "complete" }), unfinished.name != migration.name {
-            throw BatonError(.conflict, "migration '\(unfinished.name)' is \(unfinished.status == "active" ? "active" : "still backfilling"); complete or roll it back before starting '\(migration.name)'")
+        if let unfinished = records.last(where: { $0.status != .complete }), unfinished.name != migration.name {
+            throw BatonError(.conflict, "migration '\(unfinished.name)' is \(unfinished.status == .active ? "active" : "still backfilling"); complete or roll it back before starting '\(migration.name)'")
         }
         if let done = records.first(where: { $0.name == migration.name }) {
-            throw BatonError(.conflict, "migration '\(migration.name)' was already \(done.status == "complete" ? "completed" : "started") (\(done.startedAt))")
+            throw BatonError(.conflict, "migration '\(migration.name)' was already \(done.status == .complete ? "completed" : "started") (\(done.startedAt))")
         }
         let catalog = try await Catalog.read(session, schema: schema)
         if catalog.tables.isEmpty, try await session.value("SELECT 1 FROM pg_namespace WHERE nspname = \(SQL.literal(schema))") == nil {
             throw BatonError(.notFound, "schema '\(schema)' does not exist")
         }
-        let previous = records.last(where: { $0.status == "complete" }).map(\.plan.versionSchema)
+        let previous = records.last(where: { $0.status == .complete }).map(\.plan.versionSchema)
         return try MigrationPlanner.plan(migration, catalog: catalog, previousSchema: previous)
     }
 
@@ -97,7 +78,7 @@ public final class Migrator: @unchecked Sendable {
     public func resumeBackfill(options: BackfillOptions = .init()) async throws {
         try await state.lock()
         guard let record = try await state.unfinished() else { throw BatonError(.notFound, "no migration is in progress") }
-        guard record.status == "backfilling" else {
+        guard record.status == .backfilling else {
             events(.phase("\(record.name): the backfill is already finished"))
             return
         }
@@ -113,7 +94,7 @@ public final class Migrator: @unchecked Sendable {
             let catalog = try await Catalog.read(session, schema: schema)
             try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(plan.versionSchema)) CASCADE")
             for statement in plan.versionStatements(after: catalog) { try await session.execute(statement.sql) }
-            try await state.setStatus(plan.name, "active")
+            try await state.setStatus(plan.name, .active)
         }
         events(.phase("\(plan.name) is active: the new version is schema \(plan.versionSchema)"))
     }
@@ -122,7 +103,7 @@ public final class Migrator: @unchecked Sendable {
     public func complete() async throws {
         try await state.lock()
         guard let record = try await state.unfinished() else { throw BatonError(.notFound, "no migration is in progress") }
-        guard record.status == "active" else {
+        guard record.status == .active else {
             throw BatonError(.conflict, "the backfill of '\(record.name)' has not finished; run baton migrate backfill --resume first")
         }
         let plan = record.plan
@@ -131,7 +112,7 @@ public final class Migrator: @unchecked Sendable {
         try await session.transaction {
             if let previous = plan.previousSchema { try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(previous)) CASCADE") }
             for statement in plan.complete where statement.transactional { try await run(statement) }
-            try await state.setStatus(plan.name, "complete")
+            try await state.setStatus(plan.name, .complete)
         }
         events(.phase("\(plan.name) is complete"))
     }
@@ -158,23 +139,23 @@ public final class Migrator: @unchecked Sendable {
         if statement.script { try await session.executeScript(statement.sql) } else { try await session.execute(statement.sql) }
     }
 
-    public func status() async throws -> MigrationStatus {
+    public func status() async throws -> MigrationReport {
         let records = try await state.records()
         let initialized = try await state.isInitialized()
-        func entry(_ record: MigrationState.Record) -> MigrationStatus.Entry {
+        func entry(_ record: MigrationState.Record) -> MigrationReport.Entry {
             .init(name: record.name, status: record.status, versionSchema: record.plan.versionSchema, startedAt: record.startedAt, completedAt: record.completedAt)
         }
-        let active = records.last { $0.status != "complete" }
+        let active = records.last { $0.status != .complete }
         var backfills: [BackfillProgress] = []
         if let active {
             backfills = try await session.rows("""
-                SELECT table_name, rows::text, total::text, done::text FROM baton.backfills
+                SELECT table_name, rows, total, done FROM baton.backfills
                 WHERE schema = \(SQL.literal(schema)) AND migration = \(SQL.literal(active.name)) ORDER BY table_name
-                """).map { BackfillProgress(table: $0[0]!, rows: Int($0[1]!) ?? 0, total: Int($0[2]!) ?? 0, done: $0[3] == "true", rowsPerSecond: 0) }
+                """, as: (String, Int64, Int64, Bool).self).map { BackfillProgress(table: $0, rows: Int($1), total: Int($2), done: $3, rowsPerSecond: 0) }
         }
-        return MigrationStatus(
+        return MigrationReport(
             schema: schema, initialized: initialized, latest: Self.latest(records, base: schema), active: active.map(entry),
-            backfills: backfills, history: records.filter { $0.status == "complete" }.map(entry))
+            backfills: backfills, history: records.filter { $0.status == .complete }.map(entry))
     }
 
     /// The newest version schema that exists: the active migration's once its backfill is done,
@@ -182,14 +163,14 @@ public final class Migrator: @unchecked Sendable {
     public func latest() async throws -> String { Self.latest(try await state.records(), base: schema) }
 
     static func latest(_ records: [MigrationState.Record], base: String) -> String {
-        records.last { $0.status == "active" || $0.status == "complete" }?.plan.versionSchema ?? base
+        records.last { $0.status != .backfilling }?.plan.versionSchema ?? base
     }
 
     /// Every file in `directory` not yet completed, in name order, each started and completed;
     /// one left half-done (active or backfilling) is finished first.
     public func migrate(directory: String, options: BackfillOptions = .init()) async throws -> [String] {
         let files = try Migration.files(in: directory)
-        var done = Set(try await state.records().filter { $0.status == "complete" }.map(\.name))
+        var done = Set(try await state.records().filter { $0.status == .complete }.map(\.name))
         var applied: [String] = []
         for file in files {
             let migration = try Migration.load(path: file)
@@ -198,7 +179,7 @@ public final class Migrator: @unchecked Sendable {
                 guard unfinished.name == migration.name else {
                     throw BatonError(.conflict, "migration '\(unfinished.name)' is in progress, but the next file is '\(migration.name)'; complete or roll back '\(unfinished.name)' first")
                 }
-                if unfinished.status == "backfilling" { try await resumeBackfill(options: options) }
+                if unfinished.status == .backfilling { try await resumeBackfill(options: options) }
             } else {
                 try await start(migration, options: options)
             }

@@ -6,16 +6,19 @@ import PostgresNIO
 /// One connection to the database. postgres-nio speaks the extended protocol, one statement per
 /// query; `executeScript` runs a migration's raw SQL, which may hold several. Values come back as
 /// text, the way psql shows them.
-public final class PostgresSession: @unchecked Sendable {
+public final class PostgresSession: Sendable {
     let connection: PostgresConnection
     private let logger = Logger(label: "baton.migrate.db")
     /// How long a DDL statement waits for a lock before it gives up and is retried.
-    public var lockTimeout: Duration = .seconds(2)
+    public let lockTimeout: Duration
 
-    private init(connection: PostgresConnection) { self.connection = connection }
+    private init(connection: PostgresConnection, lockTimeout: Duration) {
+        self.connection = connection
+        self.lockTimeout = lockTimeout
+    }
 
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`
-    public static func connect(url: String) async throws -> PostgresSession {
+    public static func connect(url: String, lockTimeout: Duration = .seconds(2)) async throws -> PostgresSession {
         guard let components = URLComponents(string: url), components.scheme == "postgres" || components.scheme == "postgresql",
             let host = components.host, let user = components.user
         else {
@@ -26,7 +29,8 @@ public final class PostgresSession: @unchecked Sendable {
             host: host, port: components.port ?? 5432, username: user, password: components.password, database: database, tls: .disable)
         configuration.options.connectTimeout = .seconds(10)
         do {
-            return PostgresSession(connection: try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "baton.migrate.db")))
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "baton.migrate.db"))
+            return PostgresSession(connection: connection, lockTimeout: lockTimeout)
         } catch {
             throw BatonError(.unavailable, "cannot connect to \(host):\(components.port ?? 5432)/\(database): \(Self.describe(error))")
         }
@@ -48,6 +52,17 @@ public final class PostgresSession: @unchecked Sendable {
             return try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).collect().map { row in
                 row.map(Self.text)
             }
+        } catch {
+            throw SessionError(error, sql: sql)
+        }
+    }
+
+    /// Rows decoded column by column into Swift types, e.g. `as: (String, Int64, Bool?).self`.
+    public func rows<each Column: PostgresDecodable & Sendable>(_ sql: String, as types: (repeat each Column).Type) async throws -> [(repeat each Column)] {
+        do {
+            var result: [(repeat each Column)] = []
+            for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(types) { result.append(row) }
+            return result
         } catch {
             throw SessionError(error, sql: sql)
         }

@@ -7,6 +7,13 @@ public enum SQL {
 
     public static func qualified(_ schema: String, _ name: String) -> String { ident(schema) + "." + ident(name) }
 
+    /// Functions whose value differs row by row: as a column default they make ADD COLUMN write
+    /// every row (a table rewrite). One list for the planner's lock notes and the lint.
+    public static let volatileFunctions = ["random", "clock_timestamp", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4", "timeofday", "nextval", "txid_current"]
+
+    /// `\b(random|…)\s*\(`: a call of one of `volatileFunctions`.
+    public static let volatileCallPattern = #"\b("# + volatileFunctions.joined(separator: "|") + #")\s*\("#
+
     public static func literal(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
     }

@@ -35,8 +35,7 @@ struct DatabaseOptions: ParsableArguments {
         guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] else {
             throw BatonError(.invalidArgument, "give --database-url or set DATABASE_URL")
         }
-        let session = try await PostgresSession.connect(url: url)
-        session.lockTimeout = lockTimeout
+        let session = try await PostgresSession.connect(url: url, lockTimeout: lockTimeout)
         let progress = MigrationProgress()
         let migrator = Migrator(session: session, schema: schema) { progress.show($0) }
         do {
@@ -141,7 +140,7 @@ struct MigrateStatus: AsyncParsableCommand {
             if json { return try printJSON(status) }
             guard status.initialized else { return print("not initialized: run baton migrate init") }
             if let active = status.active {
-                print("in progress: \(active.name) (\(active.status)), new version schema \(active.versionSchema), started \(active.startedAt)")
+                print("in progress: \(active.name) (\(active.status.rawValue)), new version schema \(active.versionSchema), started \(active.startedAt)")
                 for backfill in status.backfills {
                     print("  backfill \(backfill.table): \(backfill.rows)/\(backfill.total) rows\(backfill.done ? ", done" : "")")
                 }

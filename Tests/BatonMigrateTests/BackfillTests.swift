@@ -31,7 +31,7 @@ import Testing
             waitpid(pid, &status, 0)
             saved = Int(try await db.query("SELECT rows FROM baton.backfills").first ?? "0") ?? 0
             #expect(saved >= 2000 && saved < 20000, "killed mid-backfill")
-            #expect(try await db.migrator.status().active?.status == "backfilling")
+            #expect(try await db.migrator.status().active?.status == .backfilling)
             // The checkpoint moves with its batch: exactly the saved rows are filled.
             #expect(try await db.query("SELECT count(*) FROM items WHERE _baton_new_twice IS NOT NULL") == [String(saved)])
             #expect(try await db.migrator.latest() == "public", "no new version before the backfill is done")
@@ -95,15 +95,22 @@ import Testing
             let holder = try await PostgresSession.connect(url: db.url)
             try await holder.execute("BEGIN")
             try await holder.execute("SELECT * FROM items WHERE id = 1500 FOR UPDATE")
-            db.session.lockTimeout = .milliseconds(50)
+            let impatient = try await PostgresSession.connect(url: db.url, lockTimeout: .milliseconds(50))
             let release = Task {
                 try await Task.sleep(for: .milliseconds(600))
                 try await holder.execute("COMMIT")
                 await holder.close()
             }
             let started = ContinuousClock.now
-            _ = try await db.start(#"{"name": "04_neg", "operations": [{"add_column": {"table": "items", "up": "-n", "column": {"name": "neg", "type": "int", "nullable": false}}}]}"#,
-                                   options: .init(batchSize: 1000))
+            let migration = try Migration.parse(
+                #"{"name": "04_neg", "operations": [{"add_column": {"table": "items", "up": "-n", "column": {"name": "neg", "type": "int", "nullable": false}}}]}"#, file: "test.json")
+            do {
+                try await Migrator(session: impatient).start(migration, options: .init(batchSize: 1000))
+            } catch {
+                await impatient.close()
+                throw error
+            }
+            await impatient.close()
             try await release.value
             #expect(ContinuousClock.now - started >= .milliseconds(500), "the batch waited for the app's lock to go")
             #expect(try await db.query("SELECT count(*) FROM items WHERE neg = -n", as: "public_04_neg") == ["3000"])

@@ -292,7 +292,7 @@ import Testing
         let migration = try await db.start(test.migration)
         let new = db.version(migration)
         #expect(try await db.migrator.latest() == new)
-        #expect(try await db.migrator.status().active?.status == "active")
+        #expect(try await db.migrator.status().active?.status == .active)
         try await db.migrator.rollback()
         let after = try db.dump()
         if after != before {

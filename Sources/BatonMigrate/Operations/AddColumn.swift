@@ -49,7 +49,7 @@ extension AddColumn {
         if let defaultValue = column.defaultValue {
             definition.append("DEFAULT \(defaultValue)")
             // A volatile default gives every existing row its own value: a table rewrite.
-            if defaultValue.range(of: #"\b(random|clock_timestamp|gen_random_uuid|uuid_generate_v[14]|timeofday|nextval)\s*\("#, options: [.regularExpression, .caseInsensitive]) != nil {
+            if defaultValue.range(of: SQL.volatileCallPattern, options: [.regularExpression, .caseInsensitive]) != nil {
                 lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten (volatile default)"
             }
         }
