@@ -14,6 +14,7 @@ public struct BackfillOptions: Sendable {
 }
 
 public struct BackfillProgress: Sendable, Codable, Equatable {
+    public var migration: String
     public var table: String
     public var rows: Int
     public var total: Int
@@ -88,7 +89,7 @@ struct Backfill {
             let done = row[2] == "true"
             if firstRows == nil { firstRows = rows }
             let seconds = (clock.now - began).seconds
-            progress(BackfillProgress(table: target.table, rows: rows, total: max(total, rows), done: done, rowsPerSecond: seconds > 0 ? Double(rows - (firstRows ?? 0)) / seconds : 0))
+            progress(BackfillProgress(migration: migration, table: target.table, rows: rows, total: max(total, rows), done: done, rowsPerSecond: seconds > 0 ? Double(rows - (firstRows ?? 0)) / seconds : 0))
             if done { return }
             if options.delay > .zero { try await Task.sleep(for: options.delay) }
         }

@@ -44,9 +44,22 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
     /// Tables and columns before start, so tables and columns made by `sql` operations can be
     /// added to the new version.
     public var before: Catalog
+    /// Order among the database's version schemas: a session whose search_path starts with a
+    /// schema of this rank or higher writes as the new version (`baton.version_rank`). Nil in
+    /// plans stored by a Baton that allowed one migration in flight.
+    public var rank: Int?
+    /// Physical tables that complete changes (renames, drops, shadow columns) or that triggers
+    /// keep in step; a later migration in flight may not change them.
+    public var changedTables: [String]?
 
     /// The views of the new version, given the catalog after start has run.
     func versionStatements(after catalog: Catalog) -> [Statement] {
+        version(after: catalog).createStatements(schema: versionSchema, base: baseSchema)
+    }
+
+    /// The new version as it is once start has run: the planned tables and columns, plus those
+    /// that `sql` operations made.
+    func version(after catalog: Catalog) -> VersionSchema {
         var version = newVersion
         let known = Set(before.tables.keys).union(version.tables.map(\.physical))
         for table in catalog.tables.values.sorted(by: { $0.name < $1.name }) where !known.contains(table.name) {
@@ -60,7 +73,7 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
             }
         }
         version.tables.removeAll { catalog.tables[$0.physical] == nil }
-        return version.createStatements(schema: versionSchema, base: baseSchema)
+        return version
     }
 
     static let shadowPrefix = "_baton_new_"

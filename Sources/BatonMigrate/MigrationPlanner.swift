@@ -24,12 +24,26 @@ struct MigrationPlanner {
     var createdTables: Set<String> = []
     /// `table.column` already changed by an operation: one change per column per migration.
     var claimed: [String: Int] = [:]
+    /// Physical tables this migration changes at complete or keeps in step (`changedTables`).
+    var changed: Set<String> = []
+    /// Physical tables that migrations still in flight change, with the migration's name.
+    let owners: [String: String]
+    let rank: Int
     var index = 0
     var kind = ""
     let tag: String
 
-    static func plan(_ migration: Migration, catalog: Catalog, previousSchema: String?) throws -> MigrationPlan {
-        var planner = MigrationPlanner(migration: migration, catalog: catalog)
+    /// What a new migration builds on: the version schema the old release uses (nil: the base
+    /// tables), and the migrations still in flight, oldest first; the newest of them, when there
+    /// are any, is the version the new one starts from.
+    struct Predecessors {
+        var previousSchema: String?
+        var inFlight: [MigrationPlan] = []
+        var rank = 1
+    }
+
+    static func plan(_ migration: Migration, catalog: Catalog, after predecessors: Predecessors = .init()) throws -> MigrationPlan {
+        var planner = MigrationPlanner(migration: migration, catalog: catalog, predecessors: predecessors)
         // PostgreSQL cuts identifiers at 63 bytes: a longer version schema would be another's.
         guard planner.versionSchema.utf8.count <= 63 else {
             throw BatonError(
@@ -43,18 +57,23 @@ struct MigrationPlanner {
             try planner.plan(operation)
         }
         return MigrationPlan(
-            name: migration.name, baseSchema: catalog.schema, versionSchema: planner.versionSchema, previousSchema: previousSchema,
+            name: migration.name, baseSchema: catalog.schema, versionSchema: planner.versionSchema, previousSchema: predecessors.previousSchema,
             start: planner.start, backfills: planner.backfills,
             complete: planner.validate + planner.drops + planner.renames + planner.tableRenames + planner.finals,
-            rollback: planner.rollbacks.reversed().flatMap { $0 }, newVersion: planner.version, before: catalog)
+            rollback: planner.rollbacks.reversed().flatMap { $0 }, newVersion: planner.version, before: catalog,
+            rank: predecessors.rank, changedTables: planner.changed.sorted())
     }
 
-    private init(migration: Migration, catalog: Catalog) {
+    private init(migration: Migration, catalog: Catalog, predecessors: Predecessors) {
         self.migration = migration
         self.catalog = catalog
         versionSchema = Self.versionSchema(base: catalog.schema, migration: migration.name)
-        version = VersionSchema(catalog)
+        version = predecessors.inFlight.last?.version(after: catalog) ?? VersionSchema(catalog)
         tag = String(Self.fnv1a(migration.name), radix: 16)
+        rank = predecessors.rank
+        var owners: [String: String] = [:]
+        for plan in predecessors.inFlight { for table in plan.changedTables ?? [] { owners[table] = plan.name } }
+        self.owners = owners
     }
 
     static func versionSchema(base: String, migration: String) -> String { "\(base)_\(migration)" }
@@ -86,12 +105,22 @@ struct MigrationPlanner {
 
     func qualified(_ physical: String) -> String { SQL.qualified(catalog.schema, physical) }
 
-    /// A table of the new version as the operations so far left it.
+    /// A table of the new version as the operations so far left it. A table that a migration
+    /// still in flight changes stays out of reach until that one completes: its statements name
+    /// columns and tables that complete renames.
     func table(_ name: String, field: String) throws -> VersionSchema.Table {
         guard let table = version.table(name) else {
             throw error(field, "no table '\(name)' in schema '\(catalog.schema)'\(Self.suggestion(name, among: version.tables.map(\.name)))")
         }
+        if let owner = owners[table.physical] {
+            throw error(field, "table '\(name)' is being changed by migration '\(owner)', which is still in flight; complete '\(owner)' before this migration uses the table")
+        }
         return table
+    }
+
+    /// Notes that complete or a trigger changes this table, unless this migration created it.
+    mutating func change(_ table: VersionSchema.Table) {
+        if !createdTables.contains(table.physical) { changed.insert(table.physical) }
     }
 
     func column(_ name: String, of table: VersionSchema.Table, field: String) throws -> VersionSchema.Column {
@@ -111,6 +140,7 @@ struct MigrationPlanner {
             throw error(field, "column '\(column)' is already changed by operations[\(other)]; change it once per migration and put the rest in the next one")
         }
         claimed["\(table.physical).\(column)"] = index
+        change(table)
     }
 
     mutating func replace(_ table: VersionSchema.Table) {
@@ -189,12 +219,13 @@ struct MigrationPlanner {
         if !up.isEmpty { branches.append("  IF NOT _baton_is_new THEN\n\(block(up, variables(old, new)))\n  END IF;") }
         let function = SQL.qualified("baton", helperName("trigger"))
         let trigger = SQL.ident(helperName("trigger"))
-        // A session writes through the new version when its search_path starts with the new
-        // version schema; everything else (the old version, the backfill) is the old side.
+        // A session writes through the new version when its search_path starts with this
+        // version schema or a later one (a migration started on top of this one); everything
+        // else (older versions, the base tables, the backfill) is the old side.
         atStart(Statement("""
             CREATE FUNCTION \(function)() RETURNS trigger LANGUAGE plpgsql AS \(quote)
             DECLARE
-              _baton_is_new boolean := trim(both ' "' from split_part(current_setting('search_path'), ',', 1)) = \(SQL.literal(versionSchema));
+              _baton_is_new boolean := baton.version_rank(trim(both ' "' from split_part(current_setting('search_path'), ',', 1))) >= \(rank);
             BEGIN
             \(branches.joined(separator: "\n"))
               RETURN NEW;

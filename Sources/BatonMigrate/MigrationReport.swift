@@ -13,7 +13,9 @@ public struct MigrationReport: Sendable, Codable, Equatable {
     public var initialized: Bool
     /// The schema the newest release should put first in its search_path.
     public var latest: String
-    public var active: Entry?
+    /// Migrations started and not completed, oldest first: each builds on the one before, they
+    /// complete in this order, and only the last can be rolled back.
+    public var inFlight: [Entry]
     public var backfills: [BackfillProgress]
     public var history: [Entry]
 }

@@ -2,7 +2,8 @@ import BatonCore
 import Foundation
 
 /// Baton's own tables in the `baton` schema: every migration with its plan and status, and each
-/// backfill's position. A partial unique index lets only one migration per schema be unfinished.
+/// backfill's position; and `baton.version_rank`, which orders the version schemas for the
+/// migrations' triggers.
 struct MigrationState {
     let session: PostgresSession
     let schema: String
@@ -27,7 +28,15 @@ struct MigrationState {
           completed_at timestamptz,
           PRIMARY KEY (schema, name))
         """,
-        "CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_unfinished ON baton.migrations (schema) WHERE status <> 'complete'",
+        // Several migrations may be in flight now; an earlier Baton allowed one.
+        "DROP INDEX IF EXISTS baton.migrations_one_unfinished",
+        """
+        DO $baton$ BEGIN
+          IF to_regprocedure('baton.version_rank(text)') IS NULL THEN
+            CREATE FUNCTION baton.version_rank(text) RETURNS int LANGUAGE sql STABLE AS 'SELECT 0';
+          END IF;
+        END $baton$
+        """,
         """
         CREATE TABLE IF NOT EXISTS baton.backfills (
           schema text NOT NULL,
@@ -65,12 +74,27 @@ struct MigrationState {
         }
     }
 
-    func unfinished() async throws -> Record? { try await records().last { $0.status != .complete } }
-
     func insert(_ plan: MigrationPlan) async throws {
         let json = String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)
         try await session.execute("""
             INSERT INTO baton.migrations (schema, name, status, plan) VALUES (\(SQL.literal(schema)), \(SQL.literal(plan.name)), 'backfilling', \(SQL.literal(json)))
+            """)
+    }
+
+    /// Rewrites `baton.version_rank` from every migration's rank: a trigger asks it whether the
+    /// writing session's version schema is its migration's or a later one.
+    func refreshRanks() async throws {
+        let ranks = try await session.rows(
+            "SELECT plan->>'versionSchema', (plan->>'rank')::int FROM baton.migrations WHERE plan ? 'rank' ORDER BY 2",
+            as: (String, Int).self)
+        let body = ranks.isEmpty ? "SELECT 0" : "SELECT CASE $1 " + ranks.map { "WHEN \(SQL.literal($0)) THEN \($1)" }.joined(separator: " ") + " ELSE 0 END"
+        try await session.execute("CREATE OR REPLACE FUNCTION baton.version_rank(text) RETURNS int LANGUAGE sql STABLE AS \(SQL.literal(body))")
+    }
+
+    func update(_ plan: MigrationPlan) async throws {
+        let json = String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)
+        try await session.execute("""
+            UPDATE baton.migrations SET plan = \(SQL.literal(json)) WHERE schema = \(SQL.literal(schema)) AND name = \(SQL.literal(plan.name))
             """)
     }
 
@@ -86,13 +110,35 @@ struct MigrationState {
         try await session.execute("DELETE FROM baton.migrations WHERE schema = \(SQL.literal(schema)) AND name = \(SQL.literal(name))")
     }
 
-    /// Held for the whole command, so two `baton migrate` runs on one schema never interleave.
-    /// Also points the session at the base schema: raw SQL names tables as the base schema does,
-    /// and the session must not look like the new version to the triggers.
-    func lock() async throws {
+    /// Runs `body` holding the schema's lock, so two `baton migrate` runs never change one schema
+    /// at once. DDL phases are short, so a busy lock is waited for (up to `wait`). Also points the
+    /// session at the base schema: raw SQL names tables as the base schema does, and the session
+    /// must not look like a new version to the triggers.
+    func withSchemaLock<T>(wait: Duration = .seconds(30), _ body: () async throws -> T) async throws -> T {
         try await session.execute("SET search_path = \(SQL.ident(schema))")
-        guard try await session.value("SELECT pg_try_advisory_lock(hashtext(\(SQL.literal("baton.migrate." + schema))))::text") == "true" else {
-            throw BatonError(.conflict, "another baton migrate is working on schema '\(schema)'; wait for it to finish")
+        return try await withAdvisoryLock("baton.migrate." + schema, wait: wait, busy: "another baton migrate is changing schema '\(schema)'; wait for it to finish", body)
+    }
+
+    /// Runs `body` holding the lock of one migration's backfill, which may take days; other
+    /// migrations start, complete and roll back meanwhile under the schema lock.
+    func withBackfillLock<T>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        try await withAdvisoryLock("baton.backfill." + schema + "." + name, wait: .zero, busy: "the backfill of '\(name)' is running in another baton migrate", body)
+    }
+
+    private func withAdvisoryLock<T>(_ key: String, wait: Duration, busy: String, _ body: () async throws -> T) async throws -> T {
+        let id = "hashtext(\(SQL.literal(key)))"
+        let deadline = ContinuousClock.now + wait
+        while try await session.value("SELECT pg_try_advisory_lock(\(id))::text") != "true" {
+            guard ContinuousClock.now < deadline else { throw BatonError(.conflict, busy) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        do {
+            let result = try await body()
+            try await session.execute("SELECT pg_advisory_unlock(\(id))")
+            return result
+        } catch {
+            try? await session.execute("SELECT pg_advisory_unlock(\(id))")
+            throw error
         }
     }
 }

@@ -27,101 +27,169 @@ public final class Migrator: @unchecked Sendable {
         try await session.transaction { try await state.initialize() }
     }
 
-    /// The plan for `migration` against the database as it is now; nothing runs.
+    /// The plan for `migration` against the database as it is now; nothing runs. With
+    /// migrations in flight it builds on the newest of them.
     public func plan(_ migration: Migration) async throws -> MigrationPlan {
         let records = try await state.records()
-        if let unfinished = records.last(where: { $0.status != .complete }), unfinished.name != migration.name {
-            throw BatonError(.conflict, "migration '\(unfinished.name)' is \(unfinished.status == .active ? "active" : "still backfilling"); complete or roll it back before starting '\(migration.name)'")
-        }
         if let done = records.first(where: { $0.name == migration.name }) {
             throw BatonError(.conflict, "migration '\(migration.name)' was already \(done.status == .complete ? "completed" : "started") (\(done.startedAt))")
+        }
+        let inFlight = records.filter { $0.status != .complete }
+        if let old = inFlight.first(where: { $0.plan.rank == nil }) {
+            throw BatonError(.conflict, "migration '\(old.name)' was started by an earlier Baton that ran one migration at a time; complete or roll it back before starting '\(migration.name)'")
         }
         let catalog = try await Catalog.read(session, schema: schema)
         if catalog.tables.isEmpty, try await session.value("SELECT 1 FROM pg_namespace WHERE nspname = \(SQL.literal(schema))") == nil {
             throw BatonError(.notFound, "schema '\(schema)' does not exist")
         }
-        let previous = records.last(where: { $0.status == .complete }).map(\.plan.versionSchema)
-        return try MigrationPlanner.plan(migration, catalog: catalog, previousSchema: previous)
+        let predecessors = MigrationPlanner.Predecessors(
+            previousSchema: records.last?.plan.versionSchema, inFlight: inFlight.map(\.plan),
+            rank: (records.compactMap(\.plan.rank).max() ?? 0) + 1)
+        return try MigrationPlanner.plan(migration, catalog: catalog, after: predecessors)
     }
 
     /// Expand: the physical changes, the backfill, then the new version's schema. A failure
-    /// before the backfill leaves the database as it was; a failure during it rolls back; a
-    /// killed process leaves the backfill to `resumeBackfill`.
+    /// before the backfill leaves the database as it was; a failure during it rolls back (when no
+    /// later migration builds on this one); a killed process leaves the backfill to
+    /// `resumeBackfill`. The backfill holds only its own lock, so other migrations can start and
+    /// complete while it runs.
     public func start(_ migration: Migration, options: BackfillOptions = .init()) async throws {
-        try await state.lock()
-        try await initialize()
-        let plan = try await self.plan(migration)
-        events(.phase("start \(migration.name): \(plan.start.count) statements"))
-        do {
-            try await session.transaction {
-                try await state.insert(plan)
-                for statement in plan.start where statement.transactional { try await run(statement) }
+        let plan = try await state.withSchemaLock {
+            try await initialize()
+            let plan = try await self.plan(migration)
+            events(.phase("start \(migration.name): \(plan.start.count) statements"))
+            do {
+                try await session.transaction {
+                    try await state.insert(plan)
+                    try await state.refreshRanks()
+                    for statement in plan.start where statement.transactional { try await run(statement) }
+                }
+            } catch let error as SessionError {
+                throw BatonError(.io, "start of '\(migration.name)' failed, nothing was changed: \(error)")
             }
-        } catch let error as SessionError {
-            throw BatonError(.io, "start of '\(migration.name)' failed, nothing was changed: \(error)")
+            do {
+                for statement in plan.start where !statement.transactional { try await session.executeAlone(statement.sql) }
+            } catch {
+                try await rollbackAfterFailure(plan, error)
+            }
+            return plan
         }
         do {
-            for statement in plan.start where !statement.transactional { try await session.executeAlone(statement.sql) }
             try await finishStart(plan, options: options)
+        } catch let error as BatonError where error.code == .conflict {
+            throw error
         } catch {
-            events(.phase("start failed, rolling back: \(error)"))
-            do {
-                try await rollback(plan)
-            } catch let rollbackError {
-                throw BatonError(.io, "start of '\(migration.name)' failed (\(error)) and so did its rollback (\(rollbackError)); run baton migrate rollback")
-            }
-            throw BatonError(.io, "start of '\(migration.name)' failed and was rolled back: \(error)")
+            try await state.withSchemaLock { () async throws -> Void in try await rollbackAfterFailure(plan, error) }
         }
     }
 
-    /// Continues a backfill whose process was killed, then makes the new version.
-    public func resumeBackfill(options: BackfillOptions = .init()) async throws {
-        try await state.lock()
-        guard let record = try await state.unfinished() else { throw BatonError(.notFound, "no migration is in progress") }
-        guard record.status == .backfilling else {
-            events(.phase("\(record.name): the backfill is already finished"))
-            return
+    /// Undoes a start that failed, unless a later migration was started on top of it meanwhile.
+    private func rollbackAfterFailure(_ plan: MigrationPlan, _ error: any Error) async throws -> Never {
+        if let newer = try await state.records().last(where: { $0.status != .complete }), newer.name != plan.name {
+            throw BatonError(.io, "start of '\(plan.name)' failed (\(error)); '\(newer.name)' builds on it, so it was left in place: fix the cause and run baton migrate backfill --resume, or roll back '\(newer.name)' and then '\(plan.name)'")
         }
-        try await finishStart(record.plan, options: options)
+        events(.phase("start failed, rolling back: \(error)"))
+        do {
+            try await rollback(plan)
+        } catch let rollbackError {
+            throw BatonError(.io, "start of '\(plan.name)' failed (\(error)) and so did its rollback (\(rollbackError)); run baton migrate rollback")
+        }
+        throw BatonError(.io, "start of '\(plan.name)' failed and was rolled back: \(error)")
+    }
+
+    /// Continues every backfill whose process was killed, oldest migration first, then makes
+    /// each one's new version.
+    public func resumeBackfill(options: BackfillOptions = .init()) async throws {
+        let backfilling = try await state.records().filter { $0.status == .backfilling }
+        guard !backfilling.isEmpty else {
+            if try await state.records().contains(where: { $0.status == .active }) {
+                events(.phase("no backfill is left to run"))
+                return
+            }
+            throw BatonError(.notFound, "no migration is in progress")
+        }
+        for record in backfilling { try await finishStart(record.plan, options: options) }
     }
 
     private func finishStart(_ plan: MigrationPlan, options: BackfillOptions) async throws {
-        for target in plan.backfills {
-            events(.phase("backfill \(target.table)"))
-            try await Backfill(session: session, baseSchema: schema, migration: plan.name, target: target, options: options).run { self.events(.backfill($0)) }
+        try await state.withBackfillLock(plan.name) {
+            for target in plan.backfills {
+                events(.phase("backfill \(target.table)"))
+                try await Backfill(session: session, baseSchema: schema, migration: plan.name, target: target, options: options).run { self.events(.backfill($0)) }
+            }
         }
-        try await session.transaction {
-            let catalog = try await Catalog.read(session, schema: schema)
-            try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(plan.versionSchema)) CASCADE")
-            for statement in plan.versionStatements(after: catalog) { try await session.execute(statement.sql) }
-            try await state.setStatus(plan.name, .active)
+        try await state.withSchemaLock {
+            // A migration in flight before this one may have completed meanwhile: its renames
+            // are in the stored plan now.
+            guard let record = try await state.records().first(where: { $0.name == plan.name }), record.status == .backfilling else { return }
+            try await session.transaction {
+                let catalog = try await Catalog.read(session, schema: schema)
+                try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(plan.versionSchema)) CASCADE")
+                for statement in record.plan.versionStatements(after: catalog) { try await session.execute(statement.sql) }
+                try await state.setStatus(plan.name, .active)
+            }
         }
         events(.phase("\(plan.name) is active: the new version is schema \(plan.versionSchema)"))
     }
 
-    /// Contract: constraints proven, old columns and the old version's schema dropped.
-    public func complete() async throws {
-        try await state.lock()
-        guard let record = try await state.unfinished() else { throw BatonError(.notFound, "no migration is in progress") }
-        guard record.status == .active else {
-            throw BatonError(.conflict, "the backfill of '\(record.name)' has not finished; run baton migrate backfill --resume first")
+    /// Contract of the oldest migration in flight: constraints proven, old columns and the old
+    /// version's schema dropped. Refused while a session still uses the old version (see
+    /// `sessionsUsing`), unless `force`.
+    public func complete(force: Bool = false) async throws {
+        try await state.withSchemaLock {
+            let records = try await state.records()
+            guard let record = records.first(where: { $0.status != .complete }) else { throw BatonError(.notFound, "no migration is in progress") }
+            guard record.status == .active else {
+                throw BatonError(.conflict, "the backfill of '\(record.name)' has not finished; run baton migrate backfill --resume first")
+            }
+            let plan = record.plan
+            let old = plan.previousSchema ?? schema
+            let users = try await sessionsUsing(old)
+            if !users.isEmpty {
+                let list = users.map { "\($0.name) (\($0.count))" }.joined(separator: ", ")
+                guard force else {
+                    throw BatonError(.conflict, "the old version \(old) is still in use by \(list); upgrade those servers first, or pass --force")
+                }
+                events(.phase("completing although the old version \(old) is in use by \(list) (--force)"))
+            }
+            events(.phase("complete \(plan.name): \(plan.complete.count) statements"))
+            let catalog = try await Catalog.read(session, schema: schema)
+            let finished = plan.version(after: catalog)
+            for statement in plan.complete where !statement.transactional { try await session.executeAlone(statement.sql) }
+            try await session.transaction {
+                if let previous = plan.previousSchema { try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(previous)) CASCADE") }
+                for statement in plan.complete where statement.transactional { try await run(statement) }
+                try await state.setStatus(plan.name, .complete)
+                // Later migrations' versions name this one's shadow columns and tables, which
+                // now have their final names.
+                for later in records.drop(while: { $0.name != plan.name }).dropFirst() {
+                    var updated = later.plan
+                    updated.newVersion = updated.newVersion.renamed(byCompleting: finished)
+                    try await state.update(updated)
+                }
+            }
+            events(.phase("\(plan.name) is complete"))
         }
-        let plan = record.plan
-        events(.phase("complete \(plan.name): \(plan.complete.count) statements"))
-        for statement in plan.complete where !statement.transactional { try await session.executeAlone(statement.sql) }
-        try await session.transaction {
-            if let previous = plan.previousSchema { try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(previous)) CASCADE") }
-            for statement in plan.complete where statement.transactional { try await run(statement) }
-            try await state.setStatus(plan.name, .complete)
-        }
-        events(.phase("\(plan.name) is complete"))
     }
 
-    /// Undoes the migration in progress; the old version never noticed it.
+    /// Sessions that say in `application_name` that they use `versionSchema`: Baton's convention
+    /// is `baton:SCHEMA` or `baton:SCHEMA/ANYTHING` (e.g. `baton:public_02_add_words/web1`).
+    public func sessionsUsing(_ versionSchema: String) async throws -> [(name: String, count: Int)] {
+        let tag = SQL.literal("baton:" + versionSchema)
+        return try await session.rows("""
+            SELECT application_name, count(*)::int FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+              AND (application_name = \(tag) OR starts_with(application_name, \(tag) || '/'))
+            GROUP BY 1 ORDER BY 1
+            """, as: (String, Int).self).map { (name: $0, count: $1) }
+    }
+
+    /// Undoes the newest migration in flight; the older versions never noticed it.
     public func rollback() async throws {
-        try await state.lock()
-        guard let record = try await state.unfinished() else { throw BatonError(.notFound, "no migration is in progress") }
-        try await rollback(record.plan)
+        try await state.withSchemaLock {
+            guard let record = try await state.records().last(where: { $0.status != .complete }) else { throw BatonError(.notFound, "no migration is in progress") }
+            try await rollback(record.plan)
+        }
     }
 
     private func rollback(_ plan: MigrationPlan) async throws {
@@ -131,6 +199,7 @@ public final class Migrator: @unchecked Sendable {
             try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(plan.versionSchema)) CASCADE")
             for statement in plan.rollback where statement.transactional { try await run(statement) }
             try await state.delete(plan.name)
+            try await state.refreshRanks()
         }
         events(.phase("\(plan.name) rolled back"))
     }
@@ -145,16 +214,19 @@ public final class Migrator: @unchecked Sendable {
         func entry(_ record: MigrationState.Record) -> MigrationReport.Entry {
             .init(name: record.name, status: record.status, versionSchema: record.plan.versionSchema, startedAt: record.startedAt, completedAt: record.completedAt)
         }
-        let active = records.last { $0.status != .complete }
+        let inFlight = records.filter { $0.status != .complete }
         var backfills: [BackfillProgress] = []
-        if let active {
+        if !inFlight.isEmpty {
             backfills = try await session.rows("""
-                SELECT table_name, rows, total, done FROM baton.backfills
-                WHERE schema = \(SQL.literal(schema)) AND migration = \(SQL.literal(active.name)) ORDER BY table_name
-                """, as: (String, Int64, Int64, Bool).self).map { BackfillProgress(table: $0, rows: Int($1), total: Int($2), done: $3, rowsPerSecond: 0) }
+                SELECT migration, table_name, rows, total, done FROM baton.backfills
+                WHERE schema = \(SQL.literal(schema)) AND migration IN (\(inFlight.map { SQL.literal($0.name) }.joined(separator: ", ")))
+                ORDER BY migration, table_name
+                """, as: (String, String, Int64, Int64, Bool).self).map {
+                BackfillProgress(migration: $0, table: $1, rows: Int($2), total: Int($3), done: $4, rowsPerSecond: 0)
+            }
         }
         return MigrationReport(
-            schema: schema, initialized: initialized, latest: Self.latest(records, base: schema), active: active.map(entry),
+            schema: schema, initialized: initialized, latest: Self.latest(records, base: schema), inFlight: inFlight.map(entry),
             backfills: backfills, history: records.filter { $0.status == .complete }.map(entry))
     }
 
@@ -167,7 +239,7 @@ public final class Migrator: @unchecked Sendable {
     }
 
     /// Every file in `directory` not yet completed, in name order, each started and completed;
-    /// one left half-done (active or backfilling) is finished first.
+    /// those left half-done (active or backfilling) are finished first, in order.
     public func migrate(directory: String, options: BackfillOptions = .init()) async throws -> [String] {
         let files = try Migration.files(in: directory)
         var done = Set(try await state.records().filter { $0.status == .complete }.map(\.name))
@@ -175,7 +247,7 @@ public final class Migrator: @unchecked Sendable {
         for file in files {
             let migration = try Migration.load(path: file)
             if done.contains(migration.name) { continue }
-            if let unfinished = try await state.unfinished() {
+            if let unfinished = try await state.records().first(where: { $0.status != .complete }) {
                 guard unfinished.name == migration.name else {
                     throw BatonError(.conflict, "migration '\(unfinished.name)' is in progress, but the next file is '\(migration.name)'; complete or roll back '\(unfinished.name)' first")
                 }

@@ -26,6 +26,20 @@ public struct VersionSchema: Sendable, Codable, Equatable {
         }
     }
 
+    /// This version with the physical names it will have once `earlier`, a migration in flight
+    /// before it, completes: complete gives every table and column of a version its logical name.
+    func renamed(byCompleting earlier: VersionSchema) -> VersionSchema {
+        var result = self
+        for (index, table) in tables.enumerated() {
+            guard let final = earlier.tables.first(where: { $0.physical == table.physical }) else { continue }
+            result.tables[index].physical = final.name
+            result.tables[index].columns = table.columns.map { column in
+                .init(name: column.name, physical: final.columns.first { $0.physical == column.physical }?.name ?? column.physical)
+            }
+        }
+        return result
+    }
+
     /// Creates the schema and its views. Simple single-table views are updatable in PostgreSQL,
     /// and take the base table's defaults, so an app writes through them as through the table.
     func createStatements(schema: String, base: String) -> [Statement] {

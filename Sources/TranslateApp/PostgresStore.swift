@@ -25,7 +25,11 @@ struct PostgresStore: TranslationStore {
         }
         let database = components.path.count > 1 ? String(components.path.dropFirst()) : "postgres"
         var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user, password: components.password, database: database, tls: .disable)
-        if release == .v5_4 { configuration.options.additionalStartupParameters = [("search_path", versionSchema)] }
+        // Baton's convention: application_name says which version schema a connection uses, so
+        // `baton migrate complete` knows while 5.3 servers are still connected.
+        let schema = release == .v5_4 ? versionSchema : "public"
+        configuration.options.additionalStartupParameters = [("application_name", "baton:\(schema)/translate-\(release.rawValue)")]
+        if release == .v5_4 { configuration.options.additionalStartupParameters.append(("search_path", versionSchema)) }
         return configuration
     }
 

@@ -107,18 +107,25 @@ struct MigrateBackfill: AsyncParsableCommand {
 
 struct MigrateComplete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "complete", abstract: "Contract: prove constraints, drop old columns and the old version's schema.",
-        discussion: "Run it once no server runs the old release any more. Example: baton migrate complete")
+        commandName: "complete", abstract: "Contract the oldest migration in flight: prove constraints, drop old columns and the old version's schema.",
+        discussion: """
+            Run it once no server runs the old release any more. It refuses while a database session says it uses the old version: application connections name their version schema in application_name as baton:SCHEMA or baton:SCHEMA/ANYTHING (e.g. baton:public_02_rename/web1).
+
+            Examples:
+              baton migrate complete
+              baton migrate complete --force   # although sessions still use the old version
+            """)
+    @Flag(help: "Complete although sessions still use the old version.") var force = false
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        try await failing { try await database.withMigrator { try await $0.complete() } }
+        try await failing { try await database.withMigrator { try await $0.complete(force: force) } }
     }
 }
 
 struct MigrateRollback: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rollback", abstract: "Undo the migration in progress; the old version never noticed it.",
+        commandName: "rollback", abstract: "Undo the newest migration in flight; the older versions never noticed it.",
         discussion: "Example: baton migrate rollback")
     @OptionGroup var database: DatabaseOptions
 
@@ -129,7 +136,7 @@ struct MigrateRollback: AsyncParsableCommand {
 
 struct MigrateStatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "The migration in progress, its backfill, and the history.",
+        commandName: "status", abstract: "The migrations in flight, their backfills, and the history.",
         discussion: "Example: baton migrate status --json")
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var database: DatabaseOptions
@@ -139,13 +146,16 @@ struct MigrateStatus: AsyncParsableCommand {
             let status = try await database.withMigrator { try await $0.status() }
             if json { return try printJSON(status) }
             guard status.initialized else { return print("not initialized: run baton migrate init") }
-            if let active = status.active {
-                print("in progress: \(active.name) (\(active.status.rawValue)), new version schema \(active.versionSchema), started \(active.startedAt)")
-                for backfill in status.backfills {
-                    print("  backfill \(backfill.table): \(backfill.rows)/\(backfill.total) rows\(backfill.done ? ", done" : "")")
-                }
-            } else {
+            if status.inFlight.isEmpty {
                 print("no migration in progress")
+            } else {
+                print("in flight, oldest first (they complete in this order; only the last rolls back):")
+                for (number, entry) in status.inFlight.enumerated() {
+                    print("  \(number + 1). \(entry.name)  \(entry.status.rawValue)  version schema \(entry.versionSchema)  started \(entry.startedAt)")
+                    for backfill in status.backfills where backfill.migration == entry.name {
+                        print("       backfill \(backfill.table): \(backfill.rows)/\(backfill.total) rows\(backfill.done ? ", done" : "")")
+                    }
+                }
             }
             print("latest version schema: \(status.latest)")
             for entry in status.history { print("  \(entry.name)  completed \(entry.completedAt ?? "?")") }

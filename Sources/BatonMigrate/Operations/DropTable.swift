@@ -13,6 +13,7 @@ extension DropTable {
     /// The new version does not see the table; complete drops it.
     func plan(_ planner: inout MigrationPlanner) throws {
         let table = try planner.table(name, field: "name")
+        planner.change(table)
         planner.version.tables.removeAll { $0.physical == table.physical }
         planner.drops.append(Statement("DROP TABLE IF EXISTS \(planner.qualified(table.physical))", lock: "ACCESS EXCLUSIVE on \(table.physical)"))
     }
