@@ -57,7 +57,7 @@ public enum MigrationLint {
         guard let data = FileManager.default.contents(atPath: path) else { throw BatonError(.notFound, "\(path): cannot read the file") }
         let text = String(decoding: data, as: UTF8.self)
         if Migration.isMigrationFile(path) {
-            let migration = try Migration.parse(text, file: path)
+            let migration = try Migration.load(path: path)
             var findings: [Finding] = []
             for (index, operation) in migration.operations.enumerated() {
                 guard case .sql(let sql) = operation else { continue }

@@ -26,6 +26,9 @@ public struct Catalog: Sendable, Codable, Equatable {
         /// The first unique index over NOT NULL columns, when there is no primary key.
         public var uniqueNotNullKey: [String]
         public var dependents: [Dependent]
+        /// `REPLICA IDENTITY` as ALTER TABLE writes it: DEFAULT, FULL, NOTHING or USING INDEX "i"
+        /// (nil in plans stored before Baton read it).
+        public var replicaIdentity: String?
 
         public func column(_ name: String) -> Column? { columns.first { $0.name == name } }
     }
@@ -47,15 +50,18 @@ public struct Catalog: Sendable, Codable, Equatable {
         let s = SQL.literal(schema)
         var tables: [String: Table] = [:]
         for row in try await session.rows("""
-            SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
+            SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum),
+                   CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+                     WHEN 'i' THEN 'USING INDEX ' || quote_ident((SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid AND x.indisreplident))
+                     ELSE 'DEFAULT' END
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
             WHERE n.nspname = \(s) AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum
-            """, as: (String, String, String, Bool, String?, String?).self)
+            """, as: (String, String, String, Bool, String?, String?, String).self)
         {
-            let (name, column, type, nullable, defaultValue, comment) = row
-            tables[name, default: Table(name: name, columns: [], primaryKey: [], uniqueNotNullKey: [], dependents: [])]
+            let (name, column, type, nullable, defaultValue, comment, replicaIdentity) = row
+            tables[name, default: Table(name: name, columns: [], primaryKey: [], uniqueNotNullKey: [], dependents: [], replicaIdentity: replicaIdentity)]
                 .columns.append(Column(name: column, type: type, nullable: nullable, defaultValue: defaultValue, comment: comment))
         }
         // Constraints (and the indexes behind them), plain indexes and foreign keys pointing here.

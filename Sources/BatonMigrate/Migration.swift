@@ -5,6 +5,9 @@ import Foundation
 /// `{"name": "02_add_description", "operations": [{"add_column": {...}}, ...]}`.
 public struct Migration: Sendable, Equatable {
     public var name: String
+    /// Names the version schema (`SCHEMA_VERSIONSCHEMA`) instead of the name, as pgroll's
+    /// `version_schema` does for file names that are too long or not identifiers.
+    public var versionSchema: String?
     public var operations: [Operation]
     /// Where it was read from, for error messages.
     public var file: String
@@ -20,19 +23,22 @@ public struct Migration: Sendable, Equatable {
     /// Parses and validates; every error names the file, line, operation index and field.
     public static func parse(_ text: String, file: String, defaultName: String? = nil) throws -> Migration {
         let root = try YAMLReader.root(text: text, file: file)
-        try root.allowKeys(["name", "operations"])
+        // `$schema` points editors at pgroll's JSON schema; it means nothing to the migration.
+        try root.allowKeys(["name", "version_schema", "operations", "$schema"])
         guard let name = try root.string("name") ?? defaultName, !name.isEmpty else {
             throw root.error(nil, "missing 'name' (or name the file after the migration)")
         }
-        guard let items = try root.list("operations"), !items.isEmpty else {
+        guard let items = try root.list("operations") else {
             throw root.error(nil, "missing 'operations': a list such as [{\"add_column\": {...}}]")
         }
         // The version schema is SCHEMA_NAME, checked against PostgreSQL's 63-byte limit at plan
         // time, when the schema is known.
-        guard name.utf8.count <= 62, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
-            throw root.error("name", "'\(name)' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema")
+        let versionSchema = try root.expression("version_schema")
+        let (suffix, field) = versionSchema.map { ($0, "version_schema") } ?? (name, "name")
+        guard suffix.utf8.count <= 62, suffix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
+            throw root.error(field, "'\(suffix)' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema\(versionSchema == nil ? " (or give version_schema)" : "")")
         }
-        return Migration(name: name, operations: try items.map(Operation.parse), file: file)
+        return Migration(name: name, versionSchema: versionSchema, operations: try items.map(Operation.parse), file: file)
     }
 }
 

@@ -69,16 +69,21 @@ extension MigrationPlanner {
         let physical = Dictionary(uniqueKeysWithValues: changes.compactMap { change in
             table.column(change.column).flatMap { column in shadows[change.column].map { (column.physical, $0) } }
         })
-        carryOver(dependents(of: table, columns: Array(physical.keys), except: constraint), of: updated, to: physical)
+        try carryOver(dependents(of: table, columns: Array(physical.keys), except: constraint), of: updated, to: physical, field: field)
         return shadows
     }
 
     /// The indexes and constraints of the original columns, built again on their shadows (an
     /// index CONCURRENTLY, a constraint NOT VALID) under a temporary name, which becomes the old
     /// name at complete, once the originals are dropped with their columns.
-    private mutating func carryOver(_ kept: [Catalog.Dependent], of table: VersionSchema.Table, to shadows: [String: String]) {
+    private mutating func carryOver(_ kept: [Catalog.Dependent], of table: VersionSchema.Table, to shadows: [String: String], field: String) throws {
         let target = qualified(table.physical)
         for (number, dependent) in kept.enumerated() {
+            // Rebuilt once per migration: a second copy would claim the same name at complete.
+            if let other = carried[dependent.name], other != index {
+                throw error(field, "'\(dependent.name)' covers columns that operations[\(other)] also moves to shadow columns; change them in one operation or in separate migrations")
+            }
+            carried[dependent.name] = index
             let temporary = helperName("keep_\(number)")
             let definition = dependent.definition ?? ""
             switch dependent.kind {

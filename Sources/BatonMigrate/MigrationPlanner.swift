@@ -24,6 +24,8 @@ struct MigrationPlanner {
     var createdTables: Set<String> = []
     /// `table.column` already changed by an operation: one change per column per migration.
     var claimed: [String: Int] = [:]
+    /// Indexes and constraints rebuilt on shadow columns, with the operation that did it.
+    var carried: [String: Int] = [:]
     /// Physical tables this migration changes at complete or keeps in step (`changedTables`).
     var changed: Set<String> = []
     /// Physical tables that migrations still in flight change, with the migration's name.
@@ -48,7 +50,7 @@ struct MigrationPlanner {
         guard planner.versionSchema.utf8.count <= 63 else {
             throw BatonError(
                 .invalidArgument,
-                "\(migration.file): name: '\(migration.name)' is too long for schema \(catalog.schema): its version schema \(planner.versionSchema) would exceed PostgreSQL's 63-byte identifier limit (at most \(62 - catalog.schema.utf8.count) bytes here)"
+                "\(migration.file): \(migration.versionSchema == nil ? "name" : "version_schema"): '\(migration.versionSchema ?? migration.name)' is too long for schema \(catalog.schema): its version schema \(planner.versionSchema) would exceed PostgreSQL's 63-byte identifier limit (at most \(62 - catalog.schema.utf8.count) bytes here)"
             )
         }
         for (index, operation) in migration.operations.enumerated() {
@@ -67,7 +69,7 @@ struct MigrationPlanner {
     private init(migration: Migration, catalog: Catalog, predecessors: Predecessors) {
         self.migration = migration
         self.catalog = catalog
-        versionSchema = Self.versionSchema(base: catalog.schema, migration: migration.name)
+        versionSchema = Self.versionSchema(base: catalog.schema, migration: migration.versionSchema ?? migration.name)
         version = predecessors.inFlight.last?.version(after: catalog) ?? VersionSchema(catalog)
         tag = String(Self.fnv1a(migration.name), radix: 16)
         rank = predecessors.rank
@@ -92,6 +94,8 @@ struct MigrationPlanner {
         case .createConstraint(let op): kind = "create_constraint"; try op.plan(&self)
         case .dropMultiColumnConstraint(let op): kind = "drop_multicolumn_constraint"; try op.plan(&self)
         case .renameConstraint(let op): kind = "rename_constraint"; try op.plan(&self)
+        case .dropConstraint(let op): kind = "drop_constraint"; try op.plan(&self)
+        case .setReplicaIdentity(let op): kind = "set_replica_identity"; try op.plan(&self)
         case .sql(let op): kind = "sql"; try op.plan(&self)
         }
     }
@@ -162,8 +166,8 @@ struct MigrationPlanner {
     mutating func onRollback(_ statement: Statement) { rollbacks[index].append(statement) }
 
     /// A NOT VALID check, proven at complete, so adding it does not scan the table under lock.
-    mutating func addCheck(on table: VersionSchema.Table, name: String, expression: String) {
-        atStart(Statement("ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) CHECK (\(expression)) NOT VALID", lock: Statement.briefExclusive))
+    mutating func addCheck(on table: VersionSchema.Table, name: String, expression: String, noInherit: Bool = false) {
+        atStart(Statement("ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) CHECK (\(expression))\(noInherit ? " NO INHERIT" : "") NOT VALID", lock: Statement.briefExclusive))
         validate.append(Statement("ALTER TABLE \(qualified(table.physical)) VALIDATE CONSTRAINT \(SQL.ident(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)"))
     }
 
@@ -175,21 +179,26 @@ struct MigrationPlanner {
         validate.append(Statement("ALTER TABLE \(qualified(table.physical)) DROP CONSTRAINT \(SQL.ident(name))", lock: Statement.briefExclusive))
     }
 
-    mutating func addForeignKey(on table: VersionSchema.Table, name: String, columns: [String], references: String, referencedColumns: [String], onDelete: String) {
-        let target = referencedColumns.isEmpty ? "" : " (\(referencedColumns.map(SQL.ident).joined(separator: ", ")))"
+    /// A NOT VALID foreign key on `columns` (physical) of `table`, proven at complete.
+    mutating func addForeignKey(on table: VersionSchema.Table, name: String, columns: [String], references: ForeignKeyReference, logical: [String], field: String) throws {
+        let clause = try references.clause(self, field: field, own: Dictionary(zip(logical, columns), uniquingKeysWith: { a, _ in a }))
+        let target = try self.table(references.table, field: field + ".table").physical
         atStart(Statement(
-            "ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) FOREIGN KEY (\(columns.map(SQL.ident).joined(separator: ", "))) REFERENCES \(qualified(references))\(target) ON DELETE \(onDelete) NOT VALID",
-            lock: "SHARE ROW EXCLUSIVE on \(table.physical) and \(references), brief"))
-        validate.append(Statement("ALTER TABLE \(qualified(table.physical)) VALIDATE CONSTRAINT \(SQL.ident(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical), ROW SHARE on \(references)"))
+            "ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) FOREIGN KEY (\(columns.map(SQL.ident).joined(separator: ", "))) \(clause) NOT VALID",
+            lock: "SHARE ROW EXCLUSIVE on \(table.physical) and \(target), brief"))
+        validate.append(Statement("ALTER TABLE \(qualified(table.physical)) VALIDATE CONSTRAINT \(SQL.ident(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical), ROW SHARE on \(target)"))
     }
 
-    /// A unique index built CONCURRENTLY at start and turned into a constraint at complete.
-    mutating func addUnique(on table: VersionSchema.Table, name: String, columns: [String]) {
+    /// A unique index built CONCURRENTLY at start and turned into a unique (or primary key)
+    /// constraint at complete. `options` is what follows the column list (INCLUDE, WITH, …).
+    mutating func addUnique(on table: VersionSchema.Table, name: String, columns: [String], options: String = "", primaryKey: Bool = false, deferral: Deferral = Deferral()) {
         atStart(Statement(
-            "CREATE UNIQUE INDEX CONCURRENTLY \(SQL.ident(name)) ON \(qualified(table.physical)) (\(columns.map(SQL.ident).joined(separator: ", ")))",
+            "CREATE UNIQUE INDEX CONCURRENTLY \(SQL.ident(name)) ON \(qualified(table.physical)) (\(columns.map(SQL.ident).joined(separator: ", ")))\(options)",
             lock: "SHARE UPDATE EXCLUSIVE on \(table.physical) (reads and writes go on)", transactional: false))
         onRollback(Statement("DROP INDEX CONCURRENTLY IF EXISTS \(qualified(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)", transactional: false))
-        finals.append(Statement("ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) UNIQUE USING INDEX \(SQL.ident(name))", lock: Statement.briefExclusive))
+        finals.append(Statement(
+            "ALTER TABLE \(qualified(table.physical)) ADD CONSTRAINT \(SQL.ident(name)) \(primaryKey ? "PRIMARY KEY" : "UNIQUE") USING INDEX \(SQL.ident(name))\(deferral.sql)",
+            lock: Statement.briefExclusive))
     }
 
     /// A row trigger that keeps the old and new version's columns in step. `up` fills the new

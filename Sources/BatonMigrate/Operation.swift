@@ -14,11 +14,13 @@ public enum Operation: Sendable, Equatable {
     case createConstraint(CreateConstraint)
     case dropMultiColumnConstraint(DropMultiColumnConstraint)
     case renameConstraint(RenameConstraint)
+    case dropConstraint(DropConstraint)
+    case setReplicaIdentity(SetReplicaIdentity)
     case sql(RawSQL)
 
     static let kinds = [
         "create_table", "add_column", "alter_column", "rename_column", "drop_column", "rename_table", "drop_table",
-        "create_index", "drop_index", "create_constraint", "drop_multicolumn_constraint", "rename_constraint", "sql",
+        "create_index", "drop_index", "create_constraint", "drop_multicolumn_constraint", "rename_constraint", "drop_constraint", "set_replica_identity", "sql",
     ]
 
     /// `{"KIND": {...}}` with exactly one known KIND.
@@ -44,6 +46,8 @@ public enum Operation: Sendable, Equatable {
         case "create_constraint": return .createConstraint(try CreateConstraint(body))
         case "drop_multicolumn_constraint": return .dropMultiColumnConstraint(try DropMultiColumnConstraint(body))
         case "rename_constraint": return .renameConstraint(try RenameConstraint(body))
+        case "drop_constraint": return .dropConstraint(try DropConstraint(body))
+        case "set_replica_identity": return .setReplicaIdentity(try SetReplicaIdentity(body))
         default: return .sql(try RawSQL(body))
         }
     }

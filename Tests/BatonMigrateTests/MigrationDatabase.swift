@@ -96,5 +96,5 @@ final class MigrationDatabase: @unchecked Sendable {
         return migration
     }
 
-    func version(_ migration: Migration) -> String { "public_\(migration.name)" }
+    func version(_ migration: Migration) -> String { "public_\(migration.versionSchema ?? migration.name)" }
 }

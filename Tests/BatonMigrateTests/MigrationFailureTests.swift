@@ -7,6 +7,7 @@ import Testing
 @Suite(.serialized, .postgres) struct MigrationFailureTests {
     static let setup = """
         CREATE TABLE products (id serial PRIMARY KEY, name text NOT NULL, n int);
+        CREATE INDEX products_name_n ON products (name, n);
         INSERT INTO products (name, n) SELECT 'p' || g, g FROM generate_series(1, 100) g;
         INSERT INTO products (name, n) VALUES ('p1', 0);
         """
@@ -22,6 +23,16 @@ import Testing
          "test.json: operations[0].rename_column.to: table 'products' already has a column 'name'"),
         (#"{"drop_index": {"name": "products_pkey"}}"#,
          "test.json: operations[0].drop_index.name: no index 'products_pkey' in schema 'public' (a constraint's index goes with the constraint)"),
+        (#"{"add_column": {"table": "products", "column": {"name": "c", "type": "int"}}}"#,
+         "test.json: operations[0].add_column.column: a NOT NULL column without a default needs 'up' to fill existing rows"),
+        (#"{"create_constraint": {"table": "products", "name": "p2", "type": "primary_key", "columns": ["n"], "up": {}, "down": {}}}"#,
+         "test.json: operations[0].create_constraint.type: table 'products' already has primary key 'products_pkey'; drop it first (drop_multicolumn_constraint)"),
+        (#"{"drop_constraint": {"table": "products", "name": "products_pkey", "up": "id", "down": "id"}}"#,
+         "test.json: operations[0].drop_constraint.name: table 'products' has no check, foreign key or unique constraint 'products_pkey'"),
+        (#"{"set_replica_identity": {"table": "products", "identity": {"type": "index", "index": "nope"}}}"#,
+         "test.json: operations[0].set_replica_identity.identity.index: table 'products' has no index 'nope'"),
+        (#"{"create_constraint": {"table": "products", "name": "u", "type": "unique", "columns": ["name"], "up": {}, "down": {}}}, {"alter_column": {"table": "products", "column": "n", "nullable": false, "up": "coalesce(n, 0)"}}"#,
+         "test.json: operations[1].alter_column.column: 'products_name_n' covers columns that operations[0] also moves to shadow columns; change them in one operation or in separate migrations"),
         (#"{"alter_column": {"table": "products", "column": "id", "type": "bigint"}}"#,
          "test.json: operations[0].alter_column.column: column 'id' is part of primary key 'products_pkey', which cannot move to a shadow column; change it in its own steps (sql operations) instead"),
     ])

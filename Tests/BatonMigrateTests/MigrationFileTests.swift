@@ -48,7 +48,7 @@ import Testing
         #expect(alter.type == "bigint")
         #expect(alter.defaultValue == .some(nil), "default: null drops the default")
         guard case .createIndex(let index) = migration.operations[8] else { Issue.record("not create_index"); return }
-        #expect(index.columns == ["review"])
+        #expect(index.fields.map(\.column) == ["review"])
         guard case .sql(let onComplete) = migration.operations[14] else { Issue.record("not sql"); return }
         #expect(onComplete.onComplete)
     }
@@ -72,13 +72,11 @@ import Testing
 
     @Test(arguments: [
         (#"{"name": "x", "operations": [{"add_colum": {"table": "t"}}]}"#,
-         "m.json:1: operations[0].add_colum: unknown operation; expected one of create_table, add_column, alter_column, rename_column, drop_column, rename_table, drop_table, create_index, drop_index, create_constraint, drop_multicolumn_constraint, rename_constraint, sql"),
+         "m.json:1: operations[0].add_colum: unknown operation; expected one of create_table, add_column, alter_column, rename_column, drop_column, rename_table, drop_table, create_index, drop_index, create_constraint, drop_multicolumn_constraint, rename_constraint, drop_constraint, set_replica_identity, sql"),
         (#"{"name": "x", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nulable": true}}}]}"#,
          "m.json:1: operations[0].add_column.column.nulable: unknown field; expected one of name, type, nullable, pk, unique, default, check, references, generated, comment"),
         (#"{"name": "x", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nullable": "maybe"}}}]}"#,
          "m.json:1: operations[0].add_column.column.nullable: expected true or false, got 'maybe'"),
-        (#"{"name": "x", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int", "nullable": false}}}]}"#,
-         "m.json:1: operations[0].add_column.column: a NOT NULL column without a default needs 'up' to fill existing rows"),
         (#"{"name": "x", "operations": [{"drop_column": {"table": "t"}}]}"#,
          "m.json:1: operations[0].drop_column: missing 'column'"),
         (#"{"name": "x", "operations": [{"alter_column": {"table": "t", "column": "c", "name": "c"}}]}"#,
@@ -87,7 +85,7 @@ import Testing
          "m.json:1: operations[0].create_index.method: expected one of btree, hash, gist, spgist, gin, brin, got 'fast'"),
         (#"{"name": "x", "operations": [{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int"}], "constraints": [{"name": "u", "type": "unique", "columns": ["b"]}]}}]}"#,
          "m.json:1: operations[0].create_table.constraints[0].columns: no column 'b' in table 't'"),
-        (#"{"name": "x", "operations": []}"#, "m.json:1: (top level): missing 'operations': a list such as [{\"add_column\": {...}}]"),
+        (#"{"name": "x"}"#, "m.json:1: (top level): missing 'operations': a list such as [{\"add_column\": {...}}]"),
         (#"{"name": "x", "operations": [{"sql": {"up": "select 1", "down": "select 2", "onComplete": true}}]}"#,
          "m.json:1: operations[0].sql.down: an onComplete operation cannot be rolled back, so it takes no 'down'"),
     ])
@@ -124,7 +122,7 @@ import Testing
         let error = #expect(throws: BatonError.self) {
             try Migration.parse(#"{"name": "\#(long)b", "operations": [{"sql": {"up": "select 1"}}]}"#, file: "m.json")
         }
-        #expect(error?.message == "m.json:1: name: '\(long)b' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema")
+        #expect(error?.message == "m.json:1: name: '\(long)b' must be at most 62 letters, digits, '_', '-' or '.', since it names the version schema (or give version_schema)")
     }
 }
 
@@ -140,9 +138,50 @@ extension MigrationFileConformanceTests {
             return
         }
         #expect(table.columns.map(\.nullable) == [false, true])
-        let error = #expect(throws: BatonError.self) {
-            try Migration.parse(#"{"name": "n", "operations": [{"add_column": {"table": "t", "column": {"name": "c", "type": "int"}}}]}"#, file: "n.json")
+    }
+}
+
+extension MigrationFileConformanceTests {
+    /// What pgroll's schema forbids, or PostgreSQL cannot do, is refused at parse time with the field.
+    @Test(arguments: [
+        (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int", "references": {"name": "f", "table": "u", "column": "id", "match_type": "PARTIAL"}}]}}"#,
+         "c.json:1: operations[0].create_table.columns[0].references.match_type: expected one of SIMPLE, FULL, got 'PARTIAL' (PostgreSQL does not implement MATCH PARTIAL)"),
+        (#"{"create_constraint": {"table": "t", "name": "x", "type": "exclude", "columns": ["a"], "up": {}, "down": {}}}"#,
+         "c.json:1: operations[0].create_constraint.type: expected unique, check, foreign_key, primary_key, got 'exclude'"),
+        (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int"}], "constraints": [{"name": "c", "type": "check", "check": "a > 0", "deferrable": true}]}}"#,
+         "c.json:1: operations[0].create_table.constraints[0].deferrable: a check constraint takes no deferrable"),
+        (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int", "pk": true}], "constraints": [{"name": "c", "type": "primary_key", "columns": ["a"]}]}}"#,
+         "c.json:1: operations[0].create_table.constraints[0].type: the primary key is already given by the columns' pk; give it one way"),
+        (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int"}], "constraints": [{"name": "c", "type": "unique", "columns": ["a"], "index_parameters": {"include_columns": ["b"]}}]}}"#,
+         "c.json:1: operations[0].create_table.constraints[0].columns: no column 'b' in table 't'"),
+        (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int", "references": {"name": "f", "table": "u", "column": "id", "initially_deferred": true}}]}}"#,
+         "c.json:1: operations[0].create_table.columns[0].references.initially_deferred: needs deferrable: true"),
+        (#"{"create_index": {"name": "i", "table": "t", "columns": [{"column": "a", "sort": "UP"}]}}"#,
+         "c.json:1: operations[0].create_index.columns[0].sort: expected ASC or DESC, got 'UP'"),
+        (#"{"set_replica_identity": {"table": "t", "identity": {"type": "index"}}}"#,
+         "c.json:1: operations[0].set_replica_identity.identity.index: type index needs the index's name"),
+        (#"{"drop_constraint": {"table": "t", "name": "c", "up": "a"}}"#,
+         "c.json:1: operations[0].drop_constraint.down: expected the SQL that fills the constrained column when the new version writes"),
+    ])
+    func refusedWithTheField(operation: String, message: String) throws {
+        let error = #expect(throws: BatonError.self) { try Migration.parse(#"{"name": "c", "operations": [\#(operation)]}"#, file: "c.json") }
+        #expect(error?.message == message)
+    }
+
+    /// pgroll reads an empty expression as absent, a version_schema names the version, and
+    /// `$schema` is allowed for editors.
+    @Test func emptyExpressionsAreAbsent() throws {
+        let migration = try Migration.parse(#"""
+            {"$schema": "https://example.invalid/schema.json", "name": "a_long_file_name", "version_schema": "v2", "operations": [
+              {"drop_column": {"table": "t", "column": "a", "down": ""}},
+              {"create_index": {"name": "i", "table": "t", "columns": ["a"], "predicate": "", "storage_parameters": ""}}]}
+            """#, file: "e.json")
+        #expect(migration.versionSchema == "v2")
+        guard case .dropColumn(let drop) = migration.operations[0], case .createIndex(let index) = migration.operations[1] else {
+            Issue.record("expected drop_column and create_index")
+            return
         }
-        #expect(error?.message.contains("a NOT NULL column without a default needs 'up' to fill existing rows") == true)
+        #expect(drop.down == nil)
+        #expect(index.predicate == nil && index.storageParameters == nil)
     }
 }

@@ -12,10 +12,7 @@ public struct AddColumn: Sendable, Equatable {
         table = try reader.required("table")
         guard let column = try reader.child("column") else { throw reader.error(nil, "missing 'column'") }
         self.column = try Column(column)
-        up = try reader.string("up")
-        if !self.column.nullable && self.column.defaultValue == nil && up == nil && self.column.generated == nil {
-            throw reader.error("column", "a NOT NULL column without a default needs 'up' to fill existing rows")
-        }
+        up = try reader.expression("up")
     }
 }
 
@@ -26,25 +23,24 @@ extension AddColumn {
         var table = try planner.table(self.table, field: "table")
         if table.column(column.name) != nil { throw planner.error("column.name", "table '\(table.name)' already has a column '\(column.name)'") }
         if planner.createdTables.contains(table.physical) {
-            let definition = try column.definition(planner, field: "column")
+            let definition = try column.definition(planner, field: "column", inlinePrimaryKey: true)
             planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) ADD COLUMN \(definition)", lock: "none (new table)"))
             table.columns.append(.init(name: column.name, physical: column.name))
             planner.replace(table)
             return
         }
         if column.pk { throw planner.error("column.pk", "a primary key cannot be added to a table in use; create a unique index instead") }
+        // A table this migration creates has no rows yet; one in use has.
+        if !column.nullable && column.defaultValue == nil && up == nil && column.generated == nil && !column.type.lowercased().hasSuffix("serial") {
+            throw planner.error("column", "a NOT NULL column without a default needs 'up' to fill existing rows")
+        }
         let shadow = try planner.shadowName(column.name, field: "column.name")
         try planner.claim(table, shadow, field: "column.name")
         var definition = [SQL.ident(shadow), column.type]
         var lock = Statement.briefExclusive
-        switch column.generated {
-        case .expression(let expression):
-            definition.append("GENERATED ALWAYS AS (\(expression)) STORED")
+        if let generated = column.generatedSQL {
+            definition.append(generated)
             lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten"
-        case .identity(let always):
-            definition.append("GENERATED \(always ? "ALWAYS" : "BY DEFAULT") AS IDENTITY")
-            lock = "ACCESS EXCLUSIVE on \(table.physical) while the table is rewritten"
-        case nil: break
         }
         if let defaultValue = column.defaultValue {
             definition.append("DEFAULT \(defaultValue)")
@@ -63,12 +59,10 @@ extension AddColumn {
         if !column.nullable { planner.addNotNull(on: table, column: shadow, name: planner.helperName("not_null")) }
         if column.unique { planner.addUnique(on: table, name: "\(table.name)_\(column.name)_key", columns: [shadow]) }
         if let check = column.check {
-            planner.addCheck(on: table, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [column.name: shadow]))
+            planner.addCheck(on: table, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [column.name: shadow]), noInherit: check.noInherit)
         }
         if let references = column.references {
-            let target = try planner.table(references.table, field: "column.references.table")
-            let referenced = try planner.column(references.column, of: target, field: "column.references.column")
-            planner.addForeignKey(on: table, name: references.name, columns: [shadow], references: target.physical, referencedColumns: [referenced.physical], onDelete: references.onDelete)
+            try planner.addForeignKey(on: table, name: references.name ?? "", columns: [shadow], references: references, logical: [column.name], field: "column.references")
         }
         if let up {
             try planner.addTrigger(on: table, up: [(shadow, up)], down: [])

@@ -24,16 +24,16 @@ public struct AlterColumn: Sendable, Equatable {
         column = try reader.required("column")
         type = try reader.string("type")
         nullable = try reader.bool("nullable")
-        defaultValue = reader.has("default") ? .some(try reader.string("default").flatMap { $0 == "null" || $0 == "~" ? nil : $0 }) : nil
+        defaultValue = reader.has("default") ? .some(try reader.expression("default")) : nil
         if let unique = try reader.child("unique") {
             try unique.allowKeys(["name"])
             self.unique = try unique.required("name")
         }
         check = try reader.child("check").map(CheckConstraint.init)
-        references = try reader.child("references").map(ForeignKeyReference.init)
+        references = try reader.child("references").map(ForeignKeyReference.init(column:))
         comment = reader.has("comment") ? .some(try reader.string("comment")) : nil
-        up = try reader.string("up")
-        down = try reader.string("down")
+        up = try reader.expression("up")
+        down = try reader.expression("down")
         name = try reader.string("name")
         if name == column { throw reader.error("name", "the new name is the old one") }
         if name == nil && type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil && comment == nil {
@@ -66,11 +66,9 @@ extension AlterColumn {
         let updated = try planner.table(self.table, field: "table")
         let newName = name ?? column
         if let unique { planner.addUnique(on: updated, name: unique, columns: [shadow]) }
-        if let check { planner.addCheck(on: updated, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [newName: shadow])) }
+        if let check { planner.addCheck(on: updated, name: check.name, expression: SQL.renamingIdentifiers(in: check.constraint, [newName: shadow]), noInherit: check.noInherit) }
         if let references {
-            let target = try planner.table(references.table, field: "references.table")
-            let referenced = try planner.column(references.column, of: target, field: "references.column")
-            planner.addForeignKey(on: updated, name: references.name, columns: [shadow], references: target.physical, referencedColumns: [referenced.physical], onDelete: references.onDelete)
+            try planner.addForeignKey(on: updated, name: references.name ?? "", columns: [shadow], references: references, logical: [newName], field: "references")
         }
         if let comment {
             planner.atStart(Statement("COMMENT ON COLUMN \(planner.qualified(table.physical)).\(SQL.ident(shadow)) IS \(comment.map(SQL.literal) ?? "NULL")", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)"))

@@ -16,7 +16,8 @@ public struct Column: Sendable, Equatable {
 
     public enum Generated: Sendable, Equatable {
         case expression(String)
-        case identity(always: Bool)
+        /// `sequenceOptions`: what goes in `AS IDENTITY (…)`, e.g. `START WITH 100`.
+        case identity(always: Bool, sequenceOptions: String?)
     }
 
     init(_ reader: YAMLReader) throws {
@@ -27,17 +28,21 @@ public struct Column: Sendable, Equatable {
         // pgroll's default: NOT NULL unless `nullable: true`.
         nullable = try reader.bool("nullable") ?? false
         unique = try reader.bool("unique") ?? false
-        defaultValue = try reader.string("default")
+        defaultValue = try reader.expression("default")
         check = try reader.child("check").map(CheckConstraint.init)
-        references = try reader.child("references").map(ForeignKeyReference.init)
+        references = try reader.child("references").map(ForeignKeyReference.init(column:))
         comment = try reader.string("comment")
         if let generated = try reader.child("generated") {
             try generated.allowKeys(["expression", "identity"])
-            if let expression = try generated.string("expression") {
+            if let expression = try generated.expression("expression") {
                 self.generated = .expression(expression)
             } else if let identity = try generated.child("identity") {
-                try identity.allowKeys(["user_specified_values"])
-                self.generated = .identity(always: (try identity.string("user_specified_values") ?? "ALWAYS").uppercased() == "ALWAYS")
+                try identity.allowKeys(["user_specified_values", "sequence_options"])
+                let values = (try identity.string("user_specified_values") ?? "ALWAYS").uppercased()
+                guard ["ALWAYS", "BY DEFAULT"].contains(values) else {
+                    throw identity.error("user_specified_values", "expected ALWAYS or BY DEFAULT, got '\(values)'")
+                }
+                self.generated = .identity(always: values == "ALWAYS", sequenceOptions: try identity.expression("sequence_options"))
             } else {
                 throw generated.error(nil, "expected expression or identity")
             }
@@ -46,54 +51,29 @@ public struct Column: Sendable, Equatable {
     }
 }
 
-public struct CheckConstraint: Sendable, Equatable {
-    public var name: String
-    public var constraint: String
-
-    init(_ reader: YAMLReader) throws {
-        try reader.allowKeys(["name", "constraint", "no_inherit"])
-        name = try reader.required("name")
-        constraint = try reader.required("constraint")
-    }
-}
-
-public struct ForeignKeyReference: Sendable, Equatable {
-    public static let actions = ["NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"]
-    public var name: String
-    public var table: String
-    public var column: String
-    public var onDelete: String
-
-    init(_ reader: YAMLReader) throws {
-        try reader.allowKeys(["name", "table", "column", "on_delete", "on_update", "match_type", "deferrable", "initially_deferred"])
-        name = try reader.required("name")
-        table = try reader.required("table")
-        column = try reader.required("column")
-        onDelete = (try reader.string("on_delete") ?? "NO ACTION").uppercased()
-        guard Self.actions.contains(onDelete) else {
-            throw reader.error("on_delete", "expected one of \(Self.actions.joined(separator: ", ")), got '\(onDelete)'")
-        }
-    }
-}
-
 extension Column {
-    /// `"name" type [GENERATED …] [DEFAULT …] [NOT NULL] [UNIQUE] [CHECK …] [REFERENCES …]`, for
-    /// a table nobody uses yet (primary keys are declared by the table).
-    func definition(_ planner: MigrationPlanner, field: String, named: String? = nil) throws -> String {
-        var parts = [SQL.ident(named ?? name), type]
+    /// `GENERATED …` for this column, if it is generated.
+    var generatedSQL: String? {
         switch generated {
-        case .expression(let expression): parts.append("GENERATED ALWAYS AS (\(expression)) STORED")
-        case .identity(let always): parts.append("GENERATED \(always ? "ALWAYS" : "BY DEFAULT") AS IDENTITY")
-        case nil: break
+        case .expression(let expression): "GENERATED ALWAYS AS (\(expression)) STORED"
+        case .identity(let always, let options): "GENERATED \(always ? "ALWAYS" : "BY DEFAULT") AS IDENTITY\(options.map { " (\($0))" } ?? "")"
+        case nil: nil
         }
+    }
+
+    /// `"name" type [GENERATED …] [DEFAULT …] [NOT NULL] [UNIQUE] [CHECK …] [REFERENCES …]`, for
+    /// a table nobody uses yet. A create_table declares its primary key itself; a column added
+    /// to such a table says `PRIMARY KEY` here (`inlinePrimaryKey`).
+    func definition(_ planner: MigrationPlanner, field: String, inlinePrimaryKey: Bool = false) throws -> String {
+        var parts = [SQL.ident(name), type]
+        if let generatedSQL { parts.append(generatedSQL) }
         if let defaultValue { parts.append("DEFAULT \(defaultValue)") }
         if !nullable && !pk { parts.append("NOT NULL") }
+        if pk && inlinePrimaryKey { parts.append("PRIMARY KEY") }
         if unique { parts.append("UNIQUE") }
-        if let check { parts.append("CONSTRAINT \(SQL.ident(check.name)) CHECK (\(check.constraint))") }
+        if let check { parts.append("CONSTRAINT \(SQL.ident(check.name)) CHECK (\(check.constraint))\(check.noInherit ? " NO INHERIT" : "")") }
         if let references {
-            let target = try planner.table(references.table, field: field + ".references.table")
-            let column = try planner.column(references.column, of: target, field: field + ".references.column")
-            parts.append("CONSTRAINT \(SQL.ident(references.name)) REFERENCES \(planner.qualified(target.physical)) (\(SQL.ident(column.physical))) ON DELETE \(references.onDelete)")
+            parts.append("CONSTRAINT \(SQL.ident(references.name ?? "")) " + (try references.clause(planner, field: field + ".references", own: [:])))
         }
         return parts.joined(separator: " ")
     }

@@ -2,41 +2,22 @@ import BatonCore
 
 public struct CreateConstraint: Sendable, Equatable {
     public var table: String
-    public var name: String
-    public var type: String
-    public var columns: [String]
-    public var check: String?
-    public var referencedTable: String?
-    public var referencedColumns: [String]
+    public var constraint: TableConstraint
     /// Per column: SQL that makes old-version writes satisfy the constraint, and back.
     public var up: [String: String]
     public var down: [String: String]
 
     init(_ reader: YAMLReader) throws {
-        try reader.allowKeys(["table", "name", "type", "columns", "check", "references", "up", "down", "no_inherit", "deferrable", "initially_deferred", "nulls_not_distinct"])
+        // pgroll's create_constraint has no exclude, deferral or nulls_not_distinct.
+        try reader.allowKeys(TableConstraint.keys.filter { !["exclude", "deferrable", "initially_deferred", "nulls_not_distinct"].contains($0) } + ["table", "up", "down"])
         table = try reader.required("table")
-        name = try reader.required("name")
-        type = try reader.required("type")
-        guard ["unique", "check", "foreign_key"].contains(type) else {
-            throw reader.error("type", "expected unique, check or foreign_key, got '\(type)'")
-        }
-        columns = try reader.strings("columns") ?? []
-        if columns.isEmpty { throw reader.error(nil, "missing 'columns'") }
-        check = try reader.string("check")
-        if type == "check" && check == nil { throw reader.error(nil, "a check constraint needs 'check'") }
-        if let references = try reader.child("references") {
-            try references.allowKeys(["table", "columns", "on_delete", "on_update", "match_type"])
-            referencedTable = try references.required("table")
-            referencedColumns = try references.strings("columns") ?? []
-        } else {
-            referencedTable = nil
-            referencedColumns = []
-        }
-        if type == "foreign_key" && referencedTable == nil { throw reader.error(nil, "a foreign_key constraint needs 'references'") }
-        up = try reader.stringMap("up") ?? [:]
-        down = try reader.stringMap("down") ?? [:]
-        for column in Set(up.keys).union(down.keys) where !columns.contains(column) {
-            throw reader.error(up[column] != nil ? "up" : "down", "'\(column)' is not one of the constraint's columns (\(columns.joined(separator: ", ")))")
+        constraint = try TableConstraint(reader, kinds: [.unique, .check, .foreignKey, .primaryKey])
+        // Baton moves the constrained columns to shadow copies, so it must know them.
+        if constraint.columns.isEmpty { throw reader.error("columns", "name the columns the constraint covers (for a check: the columns it reads)") }
+        up = (try reader.stringMap("up") ?? [:]).filter { !$0.value.isEmpty }
+        down = (try reader.stringMap("down") ?? [:]).filter { !$0.value.isEmpty }
+        for column in Set(up.keys).union(down.keys) where !constraint.columns.contains(column) {
+            throw reader.error(up[column] != nil ? "up" : "down", "'\(column)' is not one of the constraint's columns (\(constraint.columns.joined(separator: ", ")))")
         }
     }
 }
@@ -45,23 +26,36 @@ extension CreateConstraint {
     /// Old-version writes may break the new constraint, so it goes on shadow copies of its
     /// columns, which `up` makes satisfy it; complete proves it and swaps the columns in.
     func plan(_ planner: inout MigrationPlanner) throws {
+        let name = constraint.name
         let table = try planner.table(self.table, field: "table")
-        if planner.catalog.indexNames.contains(name) || (planner.catalog.tables[table.physical]?.dependents.contains { $0.name == name } ?? false) {
+        let existing = planner.catalog.tables[table.physical]?.dependents ?? []
+        if planner.catalog.indexNames.contains(name) || existing.contains(where: { $0.name == name }) {
             throw planner.error("name", "a constraint or index '\(name)' already exists")
         }
-        for column in columns { _ = try planner.column(column, of: table, field: "columns") }
-        let shadows = try planner.shadow(table, columns.map { .init(column: $0, up: up[$0], down: down[$0]) }, field: "columns")
+        if constraint.kind == .primaryKey, let key = existing.first(where: { $0.kind == .primaryKey }) {
+            throw planner.error("type", "table '\(table.name)' already has primary key '\(key.name)'; drop it first (drop_multicolumn_constraint)")
+        }
+        for column in constraint.columns { _ = try planner.column(column, of: table, field: "columns") }
+        let nullable: Bool? = constraint.kind == .primaryKey ? false : nil
+        let shadows = try planner.shadow(table, constraint.columns.map { .init(column: $0, nullable: nullable, up: up[$0], down: down[$0]) }, field: "columns")
         let updated = try planner.table(self.table, field: "table")
-        let shadowed = columns.map { shadows[$0]! }
-        switch type {
-        case "unique":
-            planner.addUnique(on: updated, name: name, columns: shadowed)
-        case "check":
-            planner.addCheck(on: updated, name: name, expression: SQL.renamingIdentifiers(in: check ?? "true", shadows))
-        default:
-            let target = try planner.table(referencedTable ?? "", field: "references.table")
-            let referenced = try referencedColumns.map { try planner.column($0, of: target, field: "references.columns").physical }
-            planner.addForeignKey(on: updated, name: name, columns: shadowed, references: target.physical, referencedColumns: referenced, onDelete: "NO ACTION")
+        let shadowed = constraint.columns.map { shadows[$0]! }
+        func physical(_ column: String) -> String { shadows[column] ?? updated.column(column)?.physical ?? column }
+        for column in constraint.index.includeColumns { _ = try planner.column(column, of: updated, field: "index_parameters.include_columns") }
+        switch constraint.kind {
+        case .unique, .primaryKey:
+            planner.addUnique(
+                on: updated, name: name, columns: shadowed, options: constraint.index.indexSQL(physical: physical, nullsNotDistinct: constraint.nullsNotDistinct),
+                primaryKey: constraint.kind == .primaryKey, deferral: constraint.deferral)
+        case .check:
+            planner.addCheck(on: updated, name: name, expression: SQL.renamingIdentifiers(in: constraint.check ?? "true", shadows), noInherit: constraint.noInherit)
+        case .foreignKey:
+            guard let references = constraint.references else { return }
+            var withDeferral = references
+            withDeferral.deferral = constraint.deferral
+            try planner.addForeignKey(on: updated, name: name, columns: shadowed, references: withDeferral, logical: constraint.columns, field: "references")
+        case .exclude:
+            return
         }
     }
 }

@@ -10,7 +10,7 @@ public struct DropColumn: Sendable, Equatable {
         try reader.allowKeys(["table", "column", "down"])
         table = try reader.required("table")
         column = try reader.required("column")
-        down = try reader.string("down")
+        down = try reader.expression("down")
     }
 }
 

@@ -9,7 +9,7 @@ public struct RawSQL: Sendable, Equatable {
     init(_ reader: YAMLReader) throws {
         try reader.allowKeys(["up", "down", "onComplete"])
         up = try reader.required("up")
-        down = try reader.string("down")
+        down = try reader.expression("down")
         onComplete = try reader.bool("onComplete") ?? false
         if onComplete && down != nil { throw reader.error("down", "an onComplete operation cannot be rolled back, so it takes no 'down'") }
     }
