@@ -2,10 +2,12 @@
 # Filling a new column on a 1,000,000-row table while an application works on it: one bulk
 # UPDATE against Baton's batched backfill (baton migrate start, add_column with up), both on
 # the same throwaway PostgreSQL with a pgbench read/write workload running throughout. Prints
-# rows/s, the workload's p99 and longest wait during each, and the ratios.
+# rows/s, the workload's p99 and longest wait during each, and the ratios; one baton row per
+# batch policy (POLICIES: "fixed:ROWS" keeps the batch size, "adaptive:DURATION" lets it follow
+# a target batch time, which is the default of baton migrate start).
 #
 #   benchmarks/backfill.sh
-#   ROWS=200000 CLIENTS=4 RATE=1000 BATCH=5000 DELAY=5ms benchmarks/backfill.sh
+#   ROWS=200000 CLIENTS=4 RATE=1000 POLICIES="fixed:5000 adaptive:50ms" DELAY=5ms benchmarks/backfill.sh
 #
 # The workload runs at a fixed rate (pgbench -R), like an application that does not use the whole
 # machine; its latency counts from each transaction's scheduled start, so waiting shows.
@@ -16,7 +18,7 @@ ensure_packages postgresql bc
 ROWS=${ROWS:-1000000}
 CLIENTS=${CLIENTS:-4}
 RATE=${RATE:-1000}
-BATCH=${BATCH:-1000}
+POLICIES=${POLICIES:-fixed:1000 adaptive:50ms adaptive:100ms}
 DELAY=${DELAY:-0s}
 echo "building baton (release)..." >&2
 swift build -c release --product baton >/dev/null
@@ -90,22 +92,33 @@ idle_window() { sleep 10; }
 # write-heavy job costs the workload on this machine, apart from locks.
 other_update() { psql -c "UPDATE other SET v = v + 1"; }
 bulk_update() { psql -c "ALTER TABLE accounts ADD COLUMN doubled int" -c "UPDATE accounts SET doubled = balance * 2"; }
-baton_backfill() { "$baton" migrate start "$work/02_doubled.json" --database-url "$url" --batch-size "$BATCH" --delay "$DELAY"; }
+baton_backfill() {
+  local kind=${1%%:*} value=${1#*:}
+  if [ "$kind" = fixed ]; then
+    "$baton" migrate start "$work/02_doubled.json" --database-url "$url" --batch-size "$value" --batch-time 0 --delay "$DELAY"
+  else
+    "$baton" migrate start "$work/02_doubled.json" --database-url "$url" --batch-time "$value" --delay "$DELAY"
+  fi
+}
 
-echo "table of $ROWS rows; pgbench: $CLIENTS clients, $RATE tx/s (SELECT + UPDATE by id), latency from the scheduled start; baton batch $BATCH, delay $DELAY" >&2
+echo "table of $ROWS rows; pgbench: $CLIENTS clients, $RATE tx/s (SELECT + UPDATE by id), latency from the scheduled start; baton policies $POLICIES, delay $DELAY" >&2
 setup_table
 under_load idle_window >"$work/idle.result"
 under_load other_update >"$work/other.result"
 under_load bulk_update >"$work/bulk.result"
-setup_table
-under_load baton_backfill >"$work/baton.result"
+policy_number=0
+for policy in $POLICIES; do
+  policy_number=$((policy_number + 1))
+  setup_table
+  under_load baton_backfill "$policy" >"$work/baton.$policy_number.result"
+  filled=$(psql -c "SET search_path = public_02_doubled; SELECT count(*) FROM accounts WHERE doubled = balance * 2")
+  [ "$filled" = "$ROWS" ] || { echo "policy $policy filled $filled of $ROWS rows" >&2; exit 1; }
+done
 under_load idle_window >"$work/after.result"
 read -r idle_s idle_p99 idle_max idle_n <"$work/idle.result"
 read -r bulk_s bulk_p99 bulk_max bulk_n <"$work/bulk.result"
 read -r other_s other_p99 other_max other_n <"$work/other.result"
-read -r baton_s baton_p99 baton_max baton_n <"$work/baton.result"
 read -r after_s after_p99 after_max after_n <"$work/after.result"
-filled=$(psql -c "SET search_path = public_02_doubled; SELECT count(*) FROM accounts WHERE doubled = balance * 2")
 
 rate() { echo "$ROWS / $1" | bc -l; }
 printf '\n| run | seconds | rows/s | workload tx | workload p99 ms | longest wait ms | rows/s vs bulk | p99 vs idle |\n'
@@ -113,7 +126,12 @@ printf '|---|---|---|---|---|---|---|---|\n'
 printf '| idle (no backfill) | %.1f | - | %d | %.2f | %.2f | - | 1.00x |\n' "$idle_s" "$idle_n" "$idle_p99" "$idle_max"
 printf '| control: bulk UPDATE of another table | %.1f | %.0f | %d | %.2f | %.2f | - | %.2fx |\n' "$other_s" "$(rate "$other_s")" "$other_n" "$other_p99" "$other_max" "$(echo "$other_p99 / $idle_p99" | bc -l)"
 printf '| bulk UPDATE | %.1f | %.0f | %d | %.2f | %.2f | 1.00x | %.2fx |\n' "$bulk_s" "$(rate "$bulk_s")" "$bulk_n" "$bulk_p99" "$bulk_max" "$(echo "$bulk_p99 / $idle_p99" | bc -l)"
-printf '| baton backfill | %.1f | %.0f | %d | %.2f | %.2f | %.2fx | %.2fx |\n' "$baton_s" "$(rate "$baton_s")" "$baton_n" "$baton_p99" "$baton_max" \
-  "$(echo "$bulk_s / $baton_s" | bc -l)" "$(echo "$baton_p99 / $idle_p99" | bc -l)"
+policy_number=0
+for policy in $POLICIES; do
+  policy_number=$((policy_number + 1))
+  read -r baton_s baton_p99 baton_max baton_n <"$work/baton.$policy_number.result"
+  printf '| baton backfill, %s | %.1f | %.0f | %d | %.2f | %.2f | %.2fx | %.2fx (%.2fx control) |\n' "$policy" "$baton_s" "$(rate "$baton_s")" "$baton_n" "$baton_p99" "$baton_max" \
+    "$(echo "$bulk_s / $baton_s" | bc -l)" "$(echo "$baton_p99 / $idle_p99" | bc -l)" "$(echo "$baton_p99 / $other_p99" | bc -l)"
+done
 printf '| after baton start (triggers on, no backfill) | %.1f | - | %d | %.2f | %.2f | - | %.2fx |\n' "$after_s" "$after_n" "$after_p99" "$after_max" "$(echo "$after_p99 / $idle_p99" | bc -l)"
-echo "rows filled by baton through the new version: $filled of $ROWS (plus rows the workload wrote: all are filled by the trigger)"
+echo "every policy filled all $ROWS rows, checked through the new version (rows the workload wrote are filled by the trigger)"

@@ -3,13 +3,20 @@ import Foundation
 
 /// How hard a backfill may push.
 public struct BackfillOptions: Sendable {
+    /// Rows in the first batch, and in every batch when `batchTime` is nil.
     public var batchSize: Int
+    /// How long one batch should take; the batch size adapts to it (`BatchSizer`).
+    public var batchTime: Duration?
     /// Pause between batches, to leave room for the application's own queries.
     public var delay: Duration
+    /// Batches wait while a streaming replica has more than this many bytes of WAL to replay.
+    public var maxReplicaLag: Int?
 
-    public init(batchSize: Int = 1000, delay: Duration = .zero) {
+    public init(batchSize: Int = 1000, batchTime: Duration? = nil, delay: Duration = .zero, maxReplicaLag: Int? = nil) {
         self.batchSize = batchSize
+        self.batchTime = batchTime
         self.delay = delay
+        self.maxReplicaLag = maxReplicaLag
     }
 }
 
@@ -20,6 +27,10 @@ public struct BackfillProgress: Sendable, Codable, Equatable {
     public var total: Int
     public var done: Bool
     public var rowsPerSecond: Double
+    /// Rows in the batch that just ran.
+    public var batchSize: Int = 0
+    /// While the backfill waits for a replica: the bytes it has left to replay.
+    public var replicaLag: Int? = nil
 }
 
 /// Fills the new columns of rows that existed when the migration started, by updating them in
@@ -58,26 +69,34 @@ struct Backfill {
     private func batches(progress: (BackfillProgress) -> Void) async throws {
         let clock = ContinuousClock()
         let began = clock.now
-        var firstRows: Int?
-        let perBatch = try await pagesPerBatch()
+        let rowsPerPage = try await self.rowsPerPage()
+        var sizer = BatchSizer(size: options.batchSize, target: options.batchTime)
         // Bounds go into each batch as literals, so the planner sees a plain index (or TID)
         // range; read from a join they would make every batch scan the whole table.
         let width = max(target.key.count, 1)
-        let elements = (1...width).map { "position[\($0)]" } + (1...width).map { "upper[\($0)]" } + ["done::text"]
+        let elements = (1...width).map { "position[\($0)]" } + (1...width).map { "upper[\($0)]" } + ["done::text", "rows::text"]
         guard let saved = try await session.rows("SELECT \(elements.joined(separator: ", ")) FROM baton.backfills WHERE \(stateKey)").first else {
             throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
         }
-        if saved.last == "true" { return }
+        if saved[2 * width] == "true" { return }
         var position: [String]? = saved[0] == nil ? nil : saved[0..<width].map { $0 ?? "" }
         let upper = saved[width..<(2 * width)].map { $0 ?? "" }
+        let firstRows = Int(saved[2 * width + 1] ?? "0") ?? 0
+        var lastRows = firstRows
+        var lastTotal = 0
         while true {
+            try await waitForReplicas { lag in
+                progress(BackfillProgress(migration: migration, table: target.table, rows: lastRows, total: lastTotal, done: false, rowsPerSecond: 0, replicaLag: lag))
+            }
+            let started = clock.now
             let sql: String
             if target.key.isEmpty {
-                let last = min((Int(position?.first ?? "0") ?? 0) + perBatch, Int(upper[0]) ?? 0)
-                sql = ctidBatch(from: Int(position?.first ?? "0") ?? 0, to: last, upper: Int(upper[0]) ?? 0)
+                let from = Int(position?.first ?? "0") ?? 0
+                let last = min(from + max(1, Int((Double(sizer.size) / rowsPerPage).rounded())), Int(upper[0]) ?? 0)
+                sql = ctidBatch(from: from, to: last, upper: Int(upper[0]) ?? 0)
                 position = [String(last)]
             } else {
-                let end = try await batchEnd(after: position, upper: upper)
+                let end = try await batchEnd(after: position, upper: upper, size: sizer.size)
                 sql = keyBatch(after: position, end: end ?? upper, last: end == nil || end == upper)
                 position = end ?? upper
             }
@@ -87,11 +106,33 @@ struct Backfill {
             let rows = Int(row[0] ?? "0") ?? 0
             let total = Int(row[1] ?? "0") ?? 0
             let done = row[2] == "true"
-            if firstRows == nil { firstRows = rows }
+            sizer.record(rows: rows - lastRows, took: clock.now - started)
             let seconds = (clock.now - began).seconds
-            progress(BackfillProgress(migration: migration, table: target.table, rows: rows, total: max(total, rows), done: done, rowsPerSecond: seconds > 0 ? Double(rows - (firstRows ?? 0)) / seconds : 0))
+            progress(BackfillProgress(
+                migration: migration, table: target.table, rows: rows, total: max(total, rows), done: done,
+                rowsPerSecond: seconds > 0 ? Double(rows - firstRows) / seconds : 0, batchSize: rows - lastRows))
+            lastRows = rows
+            lastTotal = max(total, rows)
             if done { return }
             if options.delay > .zero { try await Task.sleep(for: options.delay) }
+        }
+    }
+
+    /// Waits while a streaming replica is more than `maxReplicaLag` bytes of WAL behind, so the
+    /// backfill's writes do not leave replicas (and reads sent to them) ever further behind.
+    private func waitForReplicas(_ waiting: (Int) -> Void) async throws {
+        guard let limit = options.maxReplicaLag else { return }
+        while true {
+            guard let (replicas, visible, lag) = try await session.rows("""
+                SELECT count(*)::int, count(replay_lsn)::int, coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint
+                FROM pg_stat_replication
+                """, as: (Int, Int, Int64).self).first else { return }
+            if visible < replicas {
+                throw BatonError(.invalidArgument, "--max-replica-lag: this role cannot see the replicas' positions in pg_stat_replication; grant it pg_monitor")
+            }
+            if lag <= limit { return }
+            waiting(Int(lag))
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 
@@ -123,10 +164,11 @@ struct Backfill {
         try await session.execute("UPDATE baton.backfills SET done = (upper IS NULL OR upper = ARRAY['0']) WHERE \(stateKey)")
     }
 
-    private func pagesPerBatch() async throws -> Int {
-        guard target.key.isEmpty else { return 0 }
+    /// For ctid batches: rows per heap page, to turn a batch size into a page range.
+    private func rowsPerPage() async throws -> Double {
+        guard target.key.isEmpty else { return 1 }
         let perPage = Double(try await session.value("SELECT CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages ELSE 50 END FROM pg_class WHERE oid = \(SQL.literal(table))::regclass") ?? "50") ?? 50
-        return max(1, Int(Double(options.batchSize) / max(perPage, 1)))
+        return max(perPage, 1)
     }
 
     private func literal(_ values: [String]) -> String {
@@ -135,14 +177,14 @@ struct Backfill {
 
     private var keyTuple: String { "(" + target.key.map { "t.\(SQL.ident($0))" }.joined(separator: ", ") + ")" }
 
-    /// Where the next batch ends: the `batchSize`-th key after `position` (an index-only scan),
-    /// or nil when fewer are left before `upper`.
-    private func batchEnd(after position: [String]?, upper: [String]) async throws -> [String]? {
+    /// Where the next batch ends: the `size`-th key after `position` (an index-only scan), or
+    /// nil when fewer are left before `upper`.
+    private func batchEnd(after position: [String]?, upper: [String], size: Int) async throws -> [String]? {
         let lower = position.map { "\(keyTuple) > \(literal($0)) AND " } ?? ""
         let order = target.key.map { "t.\(SQL.ident($0))" }.joined(separator: ", ")
         return try await session.rows("""
             SELECT \(target.key.map { "t.\(SQL.ident($0))::text" }.joined(separator: ", ")) FROM \(table) t
-            WHERE \(lower)\(keyTuple) <= \(literal(upper)) ORDER BY \(order) OFFSET \(options.batchSize - 1) LIMIT 1
+            WHERE \(lower)\(keyTuple) <= \(literal(upper)) ORDER BY \(order) OFFSET \(size - 1) LIMIT 1
             """).first.map { $0.map { $0 ?? "" } }
     }
 

@@ -51,10 +51,21 @@ struct DatabaseOptions: ParsableArguments {
 }
 
 struct BackfillArguments: ParsableArguments {
-    @Option(help: "Rows per batch; each batch is one short transaction.") var batchSize = 1000
+    @Option(help: "Rows in the first batch; each batch is one short transaction.") var batchSize = 1000
+    @Option(help: "How long a batch should take; the batch size adapts to it (0 keeps --batch-size fixed).") var batchTime = Duration.milliseconds(50)
     @Option(help: "Pause between batches, to leave room for the application (e.g. 10ms).") var delay = Duration.zero
+    @Option(help: "Wait while a streaming replica has more than this much WAL to replay (e.g. 16MB); needs pg_monitor.") var maxReplicaLag: String?
 
-    var options: BackfillOptions { BackfillOptions(batchSize: batchSize, delay: delay) }
+    func options() throws -> BackfillOptions {
+        var lag: Int?
+        if let maxReplicaLag {
+            guard let bytes = ByteSize.parse(maxReplicaLag) else {
+                throw BatonError(.invalidArgument, "--max-replica-lag '\(maxReplicaLag)': expected a size such as 16MB, 512KiB or 1048576")
+            }
+            lag = bytes
+        }
+        return BackfillOptions(batchSize: batchSize, batchTime: batchTime > .zero ? batchTime : nil, delay: delay, maxReplicaLag: lag)
+    }
 }
 
 struct MigrateInit: AsyncParsableCommand {
@@ -82,7 +93,7 @@ struct MigrateStart: AsyncParsableCommand {
         try await failing {
             let migration = try Migration.load(path: file)
             try await database.withMigrator { migrator in
-                try await migrator.start(migration, options: backfill.options)
+                try await migrator.start(migration, options: try backfill.options())
                 if complete { try await migrator.complete() }
             }
         }
@@ -100,7 +111,7 @@ struct MigrateBackfill: AsyncParsableCommand {
     func run() async throws {
         try await failing {
             guard resume else { throw BatonError(.invalidArgument, "backfill only resumes a started migration; pass --resume") }
-            try await database.withMigrator { try await $0.resumeBackfill(options: backfill.options) }
+            try await database.withMigrator { try await $0.resumeBackfill(options: try backfill.options()) }
         }
     }
 }
@@ -213,7 +224,7 @@ struct MigrateApply: AsyncParsableCommand {
 
     func run() async throws {
         try await failing {
-            let applied = try await database.withMigrator { try await $0.migrate(directory: directory, options: backfill.options) }
+            let applied = try await database.withMigrator { try await $0.migrate(directory: directory, options: try backfill.options()) }
             print(applied.isEmpty ? "nothing to apply" : "applied \(applied.joined(separator: ", "))")
         }
     }
@@ -235,7 +246,8 @@ final class MigrationProgress: @unchecked Sendable {
         case .backfill(let progress):
             let fraction = progress.total > 0 ? min(1, Double(progress.rows) / Double(progress.total)) : 1
             let eta = progress.rowsPerSecond > 0 ? Double(max(0, progress.total - progress.rows)) / progress.rowsPerSecond : 0
-            let text = "\(progress.table): \(progress.rows)/\(progress.total) rows, \(Int(progress.rowsPerSecond)) rows/s, ETA \(Int(eta.rounded()))s"
+            var text = "\(progress.table): \(progress.rows)/\(progress.total) rows, \(Int(progress.rowsPerSecond)) rows/s, ETA \(Int(eta.rounded()))s"
+            if let lag = progress.replicaLag { text = "\(progress.table): waiting for a replica \(lag / 1024) KiB behind (--max-replica-lag)" }
             if terminal {
                 let width = 30
                 let filled = Int(fraction * Double(width))
