@@ -136,14 +136,15 @@ public struct YAMLReader {
         return value
     }
 
+    /// `NAME: value` pairs; a null value (as `string` reads it) leaves its name out.
     public func stringMap(_ key: String) throws -> [String: String]? {
         guard let reader = try child(key) else { return nil }
         var result: [String: String] = [:]
         for (name, value) in reader.mapping ?? .init([]) {
-            guard let name = name.string, case .scalar(let scalar) = value else {
+            guard let name = name.string, case .scalar = value else {
                 throw reader.error(nil, "expected NAME: value pairs")
             }
-            result[name] = scalar.string
+            result[name] = try reader.string(name)
         }
         return result
     }

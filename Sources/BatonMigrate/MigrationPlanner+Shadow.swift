@@ -44,6 +44,10 @@ extension MigrationPlanner {
             if let defaultValue {
                 atStart(Statement("ALTER TABLE \(qualified(table.physical)) ALTER COLUMN \(SQL.ident(shadow)) SET DEFAULT \(defaultValue)", lock: Statement.briefExclusive))
             }
+            // The comment goes with the column (an alter_column comment replaces it after this).
+            if let comment = current.comment {
+                atStart(Statement("COMMENT ON COLUMN \(qualified(table.physical)).\(SQL.ident(shadow)) IS \(SQL.literal(comment))", lock: "SHARE UPDATE EXCLUSIVE on \(table.physical)"))
+            }
             if !(change.nullable ?? current.nullable) {
                 addNotNull(on: table, column: shadow, name: helperName("not_null_\(number)"))
             }

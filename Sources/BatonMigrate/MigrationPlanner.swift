@@ -116,15 +116,20 @@ struct MigrationPlanner {
         guard let table = version.table(name) else {
             throw error(field, "no table '\(name)' in schema '\(catalog.schema)'\(Self.suggestion(name, among: version.tables.map(\.name)))")
         }
-        if let owner = owners[table.physical] {
-            throw error(field, "table '\(name)' is being changed by migration '\(owner)', which is still in flight; complete '\(owner)' before this migration uses the table")
-        }
+        try checkUnowned(table.physical, name: name, field: field)
         return table
     }
 
-    /// Notes that complete or a trigger changes this table, unless this migration created it.
-    mutating func change(_ table: VersionSchema.Table) {
-        if !createdTables.contains(table.physical) { changed.insert(table.physical) }
+    func checkUnowned(_ physical: String, name: String, field: String) throws {
+        if let owner = owners[physical] {
+            throw error(field, "table '\(name)' is being changed by migration '\(owner)', which is still in flight; complete '\(owner)' before this migration uses the table")
+        }
+    }
+
+    /// Notes that complete or a trigger changes this table (a table this migration creates
+    /// changes in place, unless complete renames it).
+    mutating func change(_ table: VersionSchema.Table, evenIfCreated: Bool = false) {
+        if evenIfCreated || !createdTables.contains(table.physical) { changed.insert(table.physical) }
     }
 
     func column(_ name: String, of table: VersionSchema.Table, field: String) throws -> VersionSchema.Column {

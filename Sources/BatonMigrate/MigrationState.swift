@@ -30,6 +30,8 @@ struct MigrationState {
         """,
         // Several migrations may be in flight now; an earlier Baton allowed one.
         "DROP INDEX IF EXISTS baton.migrations_one_unfinished",
+        // The migrations' triggers call baton.version_rank as whichever role writes.
+        "GRANT USAGE ON SCHEMA baton TO PUBLIC",
         """
         DO $baton$ BEGIN
           IF to_regprocedure('baton.version_rank(text)') IS NULL THEN
@@ -84,11 +86,22 @@ struct MigrationState {
     /// Rewrites `baton.version_rank` from every migration's rank: a trigger asks it whether the
     /// writing session's version schema is its migration's or a later one.
     func refreshRanks() async throws {
+        // One function for every schema's migrations: rewrites take turns.
+        try await session.execute("SELECT pg_advisory_xact_lock(hashtext('baton.version_rank'))")
         let ranks = try await session.rows(
             "SELECT plan->>'versionSchema', (plan->>'rank')::int FROM baton.migrations WHERE plan ? 'rank' ORDER BY 2",
             as: (String, Int).self)
         let body = ranks.isEmpty ? "SELECT 0" : "SELECT CASE $1 " + ranks.map { "WHEN \(SQL.literal($0)) THEN \($1)" }.joined(separator: " ") + " ELSE 0 END"
         try await session.execute("CREATE OR REPLACE FUNCTION baton.version_rank(text) RETURNS int LANGUAGE sql STABLE AS \(SQL.literal(body))")
+    }
+
+    /// Whether every table of the plan's backfill has been filled (or there is none).
+    func backfillsDone(_ plan: MigrationPlan) async throws -> Bool {
+        guard !plan.backfills.isEmpty else { return true }
+        let done = try await session.value("""
+            SELECT count(*) FILTER (WHERE done) FROM baton.backfills WHERE schema = \(SQL.literal(schema)) AND migration = \(SQL.literal(plan.name))
+            """)
+        return Int(done ?? "0") == plan.backfills.count
     }
 
     func update(_ plan: MigrationPlan) async throws {
@@ -115,8 +128,14 @@ struct MigrationState {
     /// session at the base schema: raw SQL names tables as the base schema does, and the session
     /// must not look like a new version to the triggers.
     func withSchemaLock<T>(wait: Duration = .seconds(30), _ body: () async throws -> T) async throws -> T {
-        try await session.execute("SET search_path = \(SQL.ident(schema))")
+        try await pointAtBase()
         return try await withAdvisoryLock("baton.migrate." + schema, wait: wait, busy: "another baton migrate is changing schema '\(schema)'; wait for it to finish", body)
+    }
+
+    /// Raw SQL names tables as the base schema does, and Baton's own writes must not look like
+    /// a new version to the triggers.
+    func pointAtBase() async throws {
+        try await session.execute("SET search_path = \(SQL.ident(schema))")
     }
 
     /// Runs `body` holding the lock of one migration's backfill, which may take days; other

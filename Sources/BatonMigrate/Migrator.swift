@@ -108,28 +108,47 @@ public final class Migrator: @unchecked Sendable {
             }
             throw BatonError(.notFound, "no migration is in progress")
         }
-        for record in backfilling { try await finishStart(record.plan, options: options) }
+        for record in backfilling {
+            do {
+                try await finishStart(record.plan, options: options)
+            } catch let error as BatonError where error.code == .conflict {
+                events(.phase("\(record.name): \(error.message)"))
+            }
+        }
     }
 
     private func finishStart(_ plan: MigrationPlan, options: BackfillOptions) async throws {
+        // The backfill is the old side to the triggers: its search_path is the base schema.
+        try await state.pointAtBase()
         try await state.withBackfillLock(plan.name) {
             for target in plan.backfills {
                 events(.phase("backfill \(target.table)"))
                 try await Backfill(session: session, baseSchema: schema, migration: plan.name, target: target, options: options).run { self.events(.backfill($0)) }
             }
         }
-        try await state.withSchemaLock {
+        try await state.withSchemaLock { try await activateReady() }
+        if try await state.records().first(where: { $0.name == plan.name })?.status == .backfilling {
+            events(.phase("\(plan.name)'s backfill is done; it becomes active when the migrations before it are"))
+        }
+    }
+
+    /// Makes the version schema of every migration whose backfill is done, oldest first, and
+    /// stops at the first one still backfilling: a version built on another's columns must not
+    /// be used before those columns are filled.
+    private func activateReady() async throws {
+        for record in try await state.records() where record.status != .complete {
+            guard record.status == .backfilling else { continue }
+            guard try await state.backfillsDone(record.plan) else { return }
             // A migration in flight before this one may have completed meanwhile: its renames
             // are in the stored plan now.
-            guard let record = try await state.records().first(where: { $0.name == plan.name }), record.status == .backfilling else { return }
             try await session.transaction {
                 let catalog = try await Catalog.read(session, schema: schema)
-                try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(plan.versionSchema)) CASCADE")
+                try await session.execute("DROP SCHEMA IF EXISTS \(SQL.ident(record.plan.versionSchema)) CASCADE")
                 for statement in record.plan.versionStatements(after: catalog) { try await session.execute(statement.sql) }
-                try await state.setStatus(plan.name, .active)
+                try await state.setStatus(record.name, .active)
             }
+            events(.phase("\(record.name) is active: the new version is schema \(record.plan.versionSchema)"))
         }
-        events(.phase("\(plan.name) is active: the new version is schema \(plan.versionSchema)"))
     }
 
     /// Contract of the oldest migration in flight: constraints proven, old columns and the old
@@ -174,12 +193,13 @@ public final class Migrator: @unchecked Sendable {
 
     /// Sessions that say in `application_name` that they use `versionSchema`: Baton's convention
     /// is `baton:SCHEMA` or `baton:SCHEMA/ANYTHING` (e.g. `baton:public_02_add_words/web1`).
+    /// PostgreSQL keeps 63 bytes of an application_name, so both are compared cut to that.
     public func sessionsUsing(_ versionSchema: String) async throws -> [(name: String, count: Int)] {
         let tag = SQL.literal("baton:" + versionSchema)
         return try await session.rows("""
             SELECT application_name, count(*)::int FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid()
-              AND (application_name = \(tag) OR starts_with(application_name, \(tag) || '/'))
+              AND (application_name = left(\(tag), 63) OR starts_with(application_name, left(\(tag) || '/', 63)))
             GROUP BY 1 ORDER BY 1
             """, as: (String, Int).self).map { (name: $0, count: $1) }
     }
@@ -188,7 +208,8 @@ public final class Migrator: @unchecked Sendable {
     public func rollback() async throws {
         try await state.withSchemaLock {
             guard let record = try await state.records().last(where: { $0.status != .complete }) else { throw BatonError(.notFound, "no migration is in progress") }
-            try await rollback(record.plan)
+            // Not under a running backfill: stop that process first (it resumes or rolls back later).
+            try await state.withBackfillLock(record.name) { try await rollback(record.plan) }
         }
     }
 

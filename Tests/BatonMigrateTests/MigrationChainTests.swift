@@ -31,7 +31,29 @@ import Testing
                 _ = try await db.start(#"{"name": "02_bad", "operations": [{"drop_column": {"table": "products", "column": "title"}}]}"#)
             }
             #expect(refused?.description == "test.json: operations[0].drop_column.table: table 'products' is being changed by migration '01_products', which is still in flight; complete '01_products' before this migration uses the table")
+            let identity = await #expect(throws: BatonError.self) {
+                _ = try await db.start(#"{"name": "02_bad", "operations": [{"set_replica_identity": {"table": "products", "identity": {"type": "full"}}}]}"#)
+            }
+            #expect(identity?.description.contains("table 'products' is being changed by migration '01_products'") == true)
             let b = db.version(try await db.start(Self.second))
+
+            // An application role that is not Baton's writes through every version: the
+            // triggers it fires need nothing more than its own grants.
+            let role = "app_writer_\(UInt32.random(in: 0...UInt32.max))"
+            try await db.execute("CREATE ROLE \(role)")
+            try await db.execute("GRANT USAGE ON SCHEMA public, \(SQL.ident(a)), \(SQL.ident(b)) TO \(role)")
+            try await db.execute("GRANT ALL ON ALL TABLES IN SCHEMA public, \(SQL.ident(a)), \(SQL.ident(b)) TO \(role)")
+            try await db.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO \(role)")
+            for version in ["public", a, b] {
+                try await db.execute("SET ROLE \(role)", as: version)
+                // 02's version must give total itself (NOT NULL); the older ones get qty * 10.
+                try await db.execute(version == b ? "INSERT INTO orders (product_id, qty, total) VALUES (2000, 1, 10)" : "INSERT INTO orders (product_id, qty) VALUES (2000, 1)", as: version)
+                try await db.execute("RESET ROLE", as: version)
+            }
+            #expect(try await db.query("SELECT count(*) FROM orders WHERE product_id = 2000 AND total = 10", as: b) == ["3"])
+            try await db.execute("DELETE FROM orders WHERE product_id = 2000")
+            try await db.execute("DROP OWNED BY \(role)")
+            try await db.execute("DROP ROLE \(role)")
 
             // The base tables (the oldest release), 01's version and 02's version, all writing.
             try await db.execute("INSERT INTO products (name) VALUES ('base')")
@@ -80,8 +102,9 @@ import Testing
         }
     }
 
-    /// 01's backfill runs (slowly) in its own process; 02 starts and becomes active meanwhile,
-    /// and 01 cannot complete before its backfill ends.
+    /// 01's backfill runs (slowly) in its own process; 02 starts and backfills meanwhile, but
+    /// becomes active (usable) only once 01 is, since its version reads 01's columns; 01 can
+    /// neither complete nor roll back under its running backfill.
     @Test func aLongBackfillBlocksNoOtherMigration() async throws {
         try await MigrationDatabase.with(Self.setup + "INSERT INTO products (name) SELECT 'q' || g FROM generate_series(1, 3000) g;") { db in
             let other = try await PostgresSession.connect(url: db.url)
@@ -96,12 +119,17 @@ import Testing
                     if !backfilling { try await Task.sleep(for: .milliseconds(50)) }
                 }
                 #expect(backfilling)
+                let underBackfill = await #expect(throws: BatonError.self) { try await db.migrator.rollback() }
+                #expect(underBackfill?.description == "the backfill of '01_products' is running in another baton migrate")
                 _ = try await db.start(Self.second)
                 let status = try await db.migrator.status()
-                #expect(status.inFlight.map(\.status) == [.backfilling, .active], "02 is active while 01 still backfills")
+                #expect(status.inFlight.map(\.status) == [.backfilling, .backfilling], "02 waits for 01 to be active")
+                #expect(try await db.migrator.latest() == "public")
                 let early = await #expect(throws: BatonError.self) { try await db.migrator.complete() }
                 #expect(early?.description.contains("the backfill of '01_products' has not finished") == true)
                 try await backfill.value
+                #expect(try await db.migrator.status().inFlight.map(\.status) == [.active, .active], "01's activation made 02 active too")
+                #expect(try await db.migrator.latest() == "public_02_orders")
             } catch {
                 backfill.cancel()
                 _ = try? await backfill.value

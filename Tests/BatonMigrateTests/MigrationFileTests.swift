@@ -153,7 +153,7 @@ extension MigrationFileConformanceTests {
         (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int", "pk": true}], "constraints": [{"name": "c", "type": "primary_key", "columns": ["a"]}]}}"#,
          "c.json:1: operations[0].create_table.constraints[0].type: the primary key is already given by the columns' pk; give it one way"),
         (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int"}], "constraints": [{"name": "c", "type": "unique", "columns": ["a"], "index_parameters": {"include_columns": ["b"]}}]}}"#,
-         "c.json:1: operations[0].create_table.constraints[0].columns: no column 'b' in table 't'"),
+         "c.json:1: operations[0].create_table.constraints[0].index_parameters.include_columns: no column 'b' in table 't'"),
         (#"{"create_table": {"name": "t", "columns": [{"name": "a", "type": "int", "references": {"name": "f", "table": "u", "column": "id", "initially_deferred": true}}]}}"#,
          "c.json:1: operations[0].create_table.columns[0].references.initially_deferred: needs deferrable: true"),
         (#"{"create_index": {"name": "i", "table": "t", "columns": [{"column": "a", "sort": "UP"}]}}"#,

@@ -24,23 +24,25 @@ extension OperationLifecycleTests {
                     {"name": "orders_pk", "type": "primary_key", "columns": ["id"], "index_parameters": {"storage_parameters": "fillfactor=80"}},
                     {"name": "orders_code", "type": "unique", "columns": ["code", "region"], "nulls_not_distinct": true,
                      "index_parameters": {"include_columns": ["note"]}, "deferrable": true},
-                    {"name": "orders_parent", "type": "foreign_key", "columns": ["parent_id"],
+                    {"name": "orders_parent", "type": "foreign_key", "columns": ["parent_id"], "deferrable": true,
                      "references": {"table": "orders", "columns": ["id"], "on_delete": "CASCADE"}},
                     {"name": "orders_region", "type": "check", "check": "region <> ''", "no_inherit": true},
-                    {"name": "orders_one_code", "type": "exclude", "exclude": {"index_method": "btree", "elements": "code WITH =", "predicate": "region IS NULL"}}]}}]}
+                    {"name": "orders_one_code", "type": "exclude", "exclude": {"index_method": "btree", "elements": "code WITH =", "predicate": "region = 'solo'"}}]}}]}
                 """#,
             during: { db, _, new async throws in
                 try await db.execute("INSERT INTO orders (code) VALUES ('a')", as: new)
                 #expect(try await db.query("SELECT id FROM orders", as: new) == ["100"], "identity START WITH 100")
                 await #expect(throws: (any Error).self, "NULLS NOT DISTINCT") { try await db.execute("INSERT INTO orders (code) VALUES ('a')", as: new) }
+                try await db.execute("INSERT INTO orders (code, region) VALUES ('s', 'solo')", as: new)
+                await #expect(throws: (any Error).self, "the exclusion") { try await db.execute("INSERT INTO orders (code, region) VALUES ('s', 'solo')", as: new) }
             },
             after: { db, _ async throws in
                 let definitions = try await db.query("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'orders'::regclass ORDER BY conname")
                 #expect(definitions == [
                     "note_short|CHECK ((length(note) < 100)) NO INHERIT",
                     "orders_code|UNIQUE NULLS NOT DISTINCT (code, region) INCLUDE (note) DEFERRABLE",
-                    "orders_one_code|EXCLUDE USING btree (code WITH =) WHERE ((region IS NULL))",
-                    "orders_parent|FOREIGN KEY (parent_id) REFERENCES orders(id) ON DELETE CASCADE",
+                    "orders_one_code|EXCLUDE USING btree (code WITH =) WHERE ((region = 'solo'::text))",
+                    "orders_parent|FOREIGN KEY (parent_id) REFERENCES orders(id) ON DELETE CASCADE DEFERRABLE",
                     "orders_pk|PRIMARY KEY (id)",
                     "orders_product|FOREIGN KEY (product_id) REFERENCES products(id) MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED",
                     "orders_region|CHECK ((region <> ''::text)) NO INHERIT",
@@ -158,6 +160,20 @@ extension OperationLifecycleTests {
             during: { _, _, _ async throws in },
             after: { db, _ async throws in
                 #expect(try await db.query("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'reviews_product'") == ["FOREIGN KEY (product_id) REFERENCES products(id) ON DELETE CASCADE"])
+            }),
+        Case(
+            name: "comments survive shadow columns and reach columns added to new tables",
+            setup: products + "COMMENT ON COLUMN products.price IS 'in cents';",
+            migration: #"""
+                {"name": "18_comments", "operations": [
+                  {"alter_column": {"table": "products", "column": "price", "type": "int", "up": "price::int", "down": "price::text"}},
+                  {"create_table": {"name": "labels", "columns": [{"name": "id", "type": "int", "pk": true}]}},
+                  {"add_column": {"table": "labels", "column": {"name": "text", "type": "text", "nullable": true, "comment": "shown to users"}}}]}
+                """#,
+            during: { _, _, _ async throws in },
+            after: { db, _ async throws in
+                #expect(try await db.query("SELECT col_description('products'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'products'::regclass AND attname = 'price'") == ["in cents"])
+                #expect(try await db.query("SELECT col_description('labels'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'labels'::regclass AND attname = 'text'") == ["shown to users"])
             }),
     ]
 

@@ -25,6 +25,9 @@ extension AddColumn {
         if planner.createdTables.contains(table.physical) {
             let definition = try column.definition(planner, field: "column", inlinePrimaryKey: true)
             planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) ADD COLUMN \(definition)", lock: "none (new table)"))
+            if let comment = column.comment {
+                planner.atStart(Statement("COMMENT ON COLUMN \(planner.qualified(table.physical)).\(SQL.ident(column.name)) IS \(SQL.literal(comment))", lock: "none (new table)"))
+            }
             table.columns.append(.init(name: column.name, physical: column.name))
             planner.replace(table)
             return

@@ -22,7 +22,7 @@ public struct AlterColumn: Sendable, Equatable {
         try reader.allowKeys(["table", "column", "type", "nullable", "default", "unique", "check", "references", "comment", "up", "down", "name"])
         table = try reader.required("table")
         column = try reader.required("column")
-        type = try reader.string("type")
+        type = try reader.expression("type")
         nullable = try reader.bool("nullable")
         defaultValue = reader.has("default") ? .some(try reader.expression("default")) : nil
         if let unique = try reader.child("unique") {
@@ -34,7 +34,7 @@ public struct AlterColumn: Sendable, Equatable {
         comment = reader.has("comment") ? .some(try reader.string("comment")) : nil
         up = try reader.expression("up")
         down = try reader.expression("down")
-        name = try reader.string("name")
+        name = try reader.expression("name")
         if name == column { throw reader.error("name", "the new name is the old one") }
         if name == nil && type == nil && nullable == nil && defaultValue == nil && unique == nil && check == nil && references == nil && comment == nil {
             throw reader.error(nil, "nothing to change: give name, type, nullable, default, unique, check, references or comment")

@@ -34,6 +34,7 @@ public struct Column: Sendable, Equatable {
         comment = try reader.string("comment")
         if let generated = try reader.child("generated") {
             try generated.allowKeys(["expression", "identity"])
+            if generated.has("expression") && generated.has("identity") { throw generated.error(nil, "give expression or identity, not both") }
             if let expression = try generated.expression("expression") {
                 self.generated = .expression(expression)
             } else if let identity = try generated.child("identity") {

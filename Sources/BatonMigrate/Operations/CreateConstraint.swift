@@ -14,8 +14,8 @@ public struct CreateConstraint: Sendable, Equatable {
         constraint = try TableConstraint(reader, kinds: [.unique, .check, .foreignKey, .primaryKey])
         // Baton moves the constrained columns to shadow copies, so it must know them.
         if constraint.columns.isEmpty { throw reader.error("columns", "name the columns the constraint covers (for a check: the columns it reads)") }
-        up = (try reader.stringMap("up") ?? [:]).filter { !$0.value.isEmpty }
-        down = (try reader.stringMap("down") ?? [:]).filter { !$0.value.isEmpty }
+        up = try reader.expressionMap("up") ?? [:]
+        down = try reader.expressionMap("down") ?? [:]
         for column in Set(up.keys).union(down.keys) where !constraint.columns.contains(column) {
             throw reader.error(up[column] != nil ? "up" : "down", "'\(column)' is not one of the constraint's columns (\(constraint.columns.joined(separator: ", ")))")
         }

@@ -21,8 +21,11 @@ public struct CreateTable: Sendable, Equatable {
             return try TableConstraint(item, kinds: [.unique, .check, .primaryKey, .foreignKey, .exclude])
         }
         for (item, constraint) in zip(items, constraints) {
-            for column in constraint.columns + constraint.index.includeColumns where !seen.contains(column) {
+            for column in constraint.columns where !seen.contains(column) {
                 throw item.error("columns", "no column '\(column)' in table '\(name)'")
+            }
+            for column in constraint.index.includeColumns where !seen.contains(column) {
+                throw item.error("index_parameters.include_columns", "no column '\(column)' in table '\(name)'")
             }
             if constraint.kind == .primaryKey && self.columns.contains(where: \.pk) {
                 throw item.error("type", "the primary key is already given by the columns' pk; give it one way")

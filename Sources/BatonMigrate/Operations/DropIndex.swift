@@ -15,6 +15,8 @@ extension DropIndex {
         guard let table = planner.catalog.tables.values.first(where: { $0.dependents.contains { $0.name == name && $0.kind == .index } }) else {
             throw planner.error("name", "no index '\(name)' in schema '\(planner.catalog.schema)' (a constraint's index goes with the constraint)")
         }
+        try planner.checkUnowned(table.name, name: table.name, field: "name")
+        planner.changed.insert(table.name)
         planner.drops.insert(Statement("DROP INDEX CONCURRENTLY IF EXISTS \(planner.qualified(name))", lock: "SHARE UPDATE EXCLUSIVE on \(table.name)", transactional: false), at: 0)
     }
 }

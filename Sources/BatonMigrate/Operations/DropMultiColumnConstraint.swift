@@ -10,8 +10,8 @@ public struct DropMultiColumnConstraint: Sendable, Equatable {
         try reader.allowKeys(["table", "name", "up", "down"])
         table = try reader.required("table")
         name = try reader.required("name")
-        up = try reader.stringMap("up") ?? [:]
-        guard let down = try reader.stringMap("down") else { throw reader.error(nil, "missing 'down'") }
+        up = try reader.expressionMap("up") ?? [:]
+        guard let down = try reader.expressionMap("down") else { throw reader.error(nil, "missing 'down'") }
         self.down = down
     }
 }

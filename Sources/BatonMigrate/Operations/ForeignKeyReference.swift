@@ -88,6 +88,11 @@ public struct Deferral: Sendable, Equatable {
 }
 
 extension YAMLReader {
+    /// Per-column SQL (`up`/`down` of multi-column operations), empty ones left out as absent.
+    func expressionMap(_ key: String) throws -> [String: String]? {
+        try stringMap(key).map { $0.filter { !$0.value.allSatisfy(\.isWhitespace) } }
+    }
+
     /// An SQL fragment (up, down, a check, a predicate, a default): pgroll reads an empty one as
     /// absent, so "" is nil here too instead of an empty clause.
     func expression(_ key: String) throws -> String? {

@@ -21,6 +21,7 @@ extension RenameConstraint {
             throw planner.error("from", "table '\(table.name)' has no constraint '\(from)'")
         }
         if dependents.contains(where: { $0.name == to }) { throw planner.error("to", "table '\(table.name)' already has a constraint '\(to)'") }
+        planner.change(table)
         planner.finals.append(Statement("ALTER TABLE \(planner.qualified(table.physical)) RENAME CONSTRAINT \(SQL.ident(from)) TO \(SQL.ident(to))", lock: Statement.briefExclusive))
     }
 }

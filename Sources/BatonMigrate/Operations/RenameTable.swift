@@ -19,7 +19,7 @@ extension RenameTable {
         if planner.version.table(to) != nil || (planner.catalog.tables[to] != nil && to != table.physical) {
             throw planner.error("to", "table '\(to)' already exists")
         }
-        planner.change(table)
+        planner.change(table, evenIfCreated: true)
         table.name = to
         planner.replace(table)
         planner.tableRenames.append(Statement("ALTER TABLE \(planner.qualified(table.physical)) RENAME TO \(SQL.ident(to))", lock: Statement.briefExclusive))

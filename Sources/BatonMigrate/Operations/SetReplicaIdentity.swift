@@ -26,6 +26,7 @@ public struct SetReplicaIdentity: Sendable, Equatable {
 extension SetReplicaIdentity {
     func plan(_ planner: inout MigrationPlanner) throws {
         let table = try planner.table(self.table, field: "table")
+        planner.change(table)
         var identity = type
         if type == "INDEX", let index {
             let indexes = planner.catalog.tables[table.physical]?.dependents.filter { [.index, .unique, .primaryKey].contains($0.kind) } ?? []

@@ -45,7 +45,11 @@ public struct TableConstraint: Sendable, Equatable {
         if let exclude = try reader.child("exclude") {
             try exclude.allowKeys(["index_method", "elements", "predicate"])
             guard let elements = try exclude.expression("elements") else { throw exclude.error("elements", "expected the excluded elements, e.g. \"room WITH =, during WITH &&\"") }
-            exclusion = Exclusion(indexMethod: try exclude.expression("index_method") ?? "btree", elements: elements, predicate: try exclude.expression("predicate"))
+            let method = try exclude.expression("index_method") ?? "btree"
+            guard CreateIndex.methods.contains(method) else {
+                throw exclude.error("index_method", "expected one of \(CreateIndex.methods.joined(separator: ", ")), got '\(method)'")
+            }
+            exclusion = Exclusion(indexMethod: method, elements: elements, predicate: try exclude.expression("predicate"))
         }
         // pgroll's schema: which options belong to which kind.
         func refuse(_ key: String, _ present: Bool) throws {
@@ -83,6 +87,8 @@ public struct TableConstraint: Sendable, Equatable {
         case .check: return head + "CHECK (\(check ?? "true"))\(noInherit ? " NO INHERIT" : "")"
         case .foreignKey:
             let own = Dictionary(columns.map { ($0, $0) }, uniquingKeysWith: { a, _ in a })
+            var references = self.references
+            references?.deferral = deferral
             return head + "FOREIGN KEY (\(list)) " + (try references?.clause(planner, field: field + ".references", own: own) ?? "")
         case .exclude:
             let exclusion = exclusion ?? Exclusion(indexMethod: "btree", elements: "", predicate: nil)
