@@ -168,12 +168,16 @@ extension OperationLifecycleTests {
                 {"name": "18_comments", "operations": [
                   {"alter_column": {"table": "products", "column": "price", "type": "int", "up": "price::int", "down": "price::text"}},
                   {"create_table": {"name": "labels", "columns": [{"name": "id", "type": "int", "pk": true}]}},
-                  {"add_column": {"table": "labels", "column": {"name": "text", "type": "text", "nullable": true, "comment": "shown to users"}}}]}
+                  {"add_column": {"table": "labels", "column": {"name": "text", "type": "text", "nullable": true, "comment": "shown to users"}}},
+                  {"sql": {"up": "INSERT INTO labels (id) VALUES (1), (2)"}},
+                  {"add_column": {"table": "labels", "up": "'label ' || id", "column": {"name": "title", "type": "text"}}}]}
                 """#,
             during: { _, _, _ async throws in },
             after: { db, _ async throws in
                 #expect(try await db.query("SELECT col_description('products'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'products'::regclass AND attname = 'price'") == ["in cents"])
                 #expect(try await db.query("SELECT col_description('labels'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'labels'::regclass AND attname = 'text'") == ["shown to users"])
+                #expect(try await db.query("SELECT title FROM labels ORDER BY id") == ["label 1", "label 2"])
+                #expect(try await db.query("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'labels'::regclass AND attname = 'title'") == ["t"])
             }),
     ]
 

@@ -23,8 +23,18 @@ extension AddColumn {
         var table = try planner.table(self.table, field: "table")
         if table.column(column.name) != nil { throw planner.error("column.name", "table '\(table.name)' already has a column '\(column.name)'") }
         if planner.createdTables.contains(table.physical) {
-            let definition = try column.definition(planner, field: "column", inlinePrimaryKey: true)
-            planner.atStart(Statement("ALTER TABLE \(planner.qualified(table.physical)) ADD COLUMN \(definition)", lock: "none (new table)"))
+            // Rows an earlier sql operation put in the new table get `up` before NOT NULL holds.
+            var added = column
+            if up != nil && !column.pk { added.nullable = true }
+            let definition = try added.definition(planner, field: "column", inlinePrimaryKey: true)
+            let target = planner.qualified(table.physical)
+            planner.atStart(Statement("ALTER TABLE \(target) ADD COLUMN \(definition)", lock: "none (new table)"))
+            if let up {
+                planner.atStart(Statement("UPDATE \(target) SET \(SQL.ident(column.name)) = (\(up))", lock: "none (new table)"))
+                if !column.nullable && !column.pk {
+                    planner.atStart(Statement("ALTER TABLE \(target) ALTER COLUMN \(SQL.ident(column.name)) SET NOT NULL", lock: "none (new table)"))
+                }
+            }
             if let comment = column.comment {
                 planner.atStart(Statement("COMMENT ON COLUMN \(planner.qualified(table.physical)).\(SQL.ident(column.name)) IS \(SQL.literal(comment))", lock: "none (new table)"))
             }
