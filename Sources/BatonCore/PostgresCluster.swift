@@ -50,16 +50,38 @@ public final class PostgresCluster: Sendable {
         let cluster = PostgresCluster(directory: directory, port: port, binaries: binaries, runAs: runAs)
         do {
             try cluster.run("initdb", ["-D", directory + "/data", "-U", "baton", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
-            try cluster.run("pg_ctl", [
-                "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "30",
-                "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                "start",
-            ])
+            try cluster.startServer()
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error
         }
         return cluster
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R`) beside it, on its own port;
+    /// stop it with `stop()` before this one.
+    public func startStandby() throws -> PostgresCluster {
+        let parent = (directory as NSString).deletingLastPathComponent
+        let standbyDirectory = parent + "/pg-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: standbyDirectory, withIntermediateDirectories: true)
+        if let runAs, let account = getpwnam(runAs) { chown(standbyDirectory, account.pointee.pw_uid, account.pointee.pw_gid) }
+        let standby = PostgresCluster(directory: standbyDirectory, port: try LocalPort.free(), binaries: binaries, runAs: runAs)
+        do {
+            try run("pg_basebackup", ["-h", "127.0.0.1", "-p", String(port), "-U", user, "-D", standbyDirectory + "/data", "-R", "-X", "stream", "--no-sync"])
+            try standby.startServer()
+        } catch {
+            standby.stop()
+            throw error
+        }
+        return standby
+    }
+
+    private func startServer() throws {
+        try run("pg_ctl", [
+            "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "30",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "start",
+        ])
     }
 
     private init(directory: String, port: Int, binaries: String, runAs: String?) {
