@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonMigrateTests",
-            dependencies: ["BatonMigrate", "BatonCore"]
+            dependencies: ["BatonMigrate", "BatonCore", "BatonTesting"]
         ),
         .testTarget(
             name: "BatonDemoTests",

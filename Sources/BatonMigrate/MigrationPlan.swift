@@ -51,10 +51,17 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
     /// Physical tables that complete changes (renames, drops, shadow columns) or that triggers
     /// keep in step; a later migration in flight may not change them.
     public var changedTables: [String]?
+    /// The application's role, when this version has a login role (named after its schema, a
+    /// member of it) and the role gets rights on the version's views.
+    public var appRole: String?
 
     /// The views of the new version, given the catalog after start has run.
     func versionStatements(after catalog: Catalog) -> [Statement] {
-        version(after: catalog).createStatements(schema: versionSchema, base: baseSchema)
+        let grants = appRole.map { app in [
+            Statement("GRANT USAGE ON SCHEMA \(SQL.ident(versionSchema)) TO \(SQL.ident(app))", lock: "none"),
+            Statement("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \(SQL.ident(versionSchema)) TO \(SQL.ident(app))", lock: "none"),
+        ] } ?? []
+        return version(after: catalog).createStatements(schema: versionSchema, base: baseSchema) + grants
     }
 
     /// The new version as it is once start has run: the planned tables and columns, plus those

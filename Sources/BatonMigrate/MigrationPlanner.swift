@@ -40,11 +40,14 @@ struct MigrationPlanner {
     /// are any, is the version the new one starts from.
     struct Predecessors {
         var previousSchema: String?
+        /// The login role of the previous version, dropped at complete.
+        var previousLoginRole: String?
         var inFlight: [MigrationPlan] = []
         var rank = 1
     }
 
-    static func plan(_ migration: Migration, catalog: Catalog, after predecessors: Predecessors = .init()) throws -> MigrationPlan {
+    /// `appRole`: make a login role for the new version (`addLoginRole`).
+    static func plan(_ migration: Migration, catalog: Catalog, after predecessors: Predecessors = .init(), appRole: String? = nil) throws -> MigrationPlan {
         var planner = MigrationPlanner(migration: migration, catalog: catalog, predecessors: predecessors)
         // PostgreSQL cuts identifiers at 63 bytes: a longer version schema would be another's.
         guard planner.versionSchema.utf8.count <= 63 else {
@@ -58,12 +61,18 @@ struct MigrationPlanner {
             planner.rollbacks.append([])
             try planner.plan(operation)
         }
+        planner.index = migration.operations.count
+        planner.rollbacks.append([])
+        if let appRole { planner.addLoginRole(app: appRole) }
+        if let previous = predecessors.previousLoginRole {
+            planner.finals.append(Statement("DROP ROLE IF EXISTS \(SQL.ident(previous))", lock: "none (the old version's login role)"))
+        }
         return MigrationPlan(
             name: migration.name, baseSchema: catalog.schema, versionSchema: planner.versionSchema, previousSchema: predecessors.previousSchema,
             start: planner.start, backfills: planner.backfills,
             complete: planner.validate + planner.drops + planner.renames + planner.tableRenames + planner.finals,
             rollback: planner.rollbacks.reversed().flatMap { $0 }, newVersion: planner.version, before: catalog,
-            rank: predecessors.rank, changedTables: planner.changed.sorted())
+            rank: predecessors.rank, changedTables: planner.changed.sorted(), appRole: appRole)
     }
 
     private init(migration: Migration, catalog: Catalog, predecessors: Predecessors) {
@@ -166,6 +175,35 @@ struct MigrationPlanner {
     func helperName(_ what: String) -> String { "_baton_\(tag)_\(index)_\(what)" }
 
     // MARK: Emitting
+
+    /// A login role named after the version schema, a member of `app` (so it has the app's
+    /// privileges), whose search_path in this database is the version schema and whose
+    /// application_name follows Baton's convention. A connection pooler keeps one pool per user,
+    /// so the version survives transaction pooling, where a SET search_path would pass from
+    /// client to client. The app's SCRAM password is copied when this role may read it.
+    mutating func addLoginRole(app: String) {
+        let role = SQL.literal(versionSchema)
+        atStart(Statement("""
+            DO $baton_role$
+            DECLARE
+              secret text;
+            BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = \(role)) THEN
+                EXECUTE format('CREATE ROLE %I LOGIN INHERIT', \(role));
+              END IF;
+              EXECUTE format('GRANT %I TO %I', \(SQL.literal(app)), \(role));
+              EXECUTE format('ALTER ROLE %I IN DATABASE %I SET search_path = %I', \(role), current_database(), \(role));
+              EXECUTE format('ALTER ROLE %I IN DATABASE %I SET application_name = %L', \(role), current_database(), 'baton:' || \(role));
+              BEGIN
+                SELECT rolpassword INTO secret FROM pg_authid WHERE rolname = \(SQL.literal(app));
+                IF secret LIKE 'SCRAM-SHA-256$%' THEN EXECUTE format('ALTER ROLE %I PASSWORD %L', \(role), secret); END IF;
+              EXCEPTION WHEN insufficient_privilege THEN NULL;
+              END;
+            END
+            $baton_role$
+            """, lock: "none (a new role)"))
+        onRollback(Statement("DROP ROLE IF EXISTS \(SQL.ident(versionSchema))", lock: "none (this version's login role)"))
+    }
 
     mutating func atStart(_ statement: Statement) { start.append(statement) }
     mutating func onRollback(_ statement: Statement) { rollbacks[index].append(statement) }

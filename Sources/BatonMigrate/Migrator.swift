@@ -29,7 +29,7 @@ public final class Migrator: @unchecked Sendable {
 
     /// The plan for `migration` against the database as it is now; nothing runs. With
     /// migrations in flight it builds on the newest of them.
-    public func plan(_ migration: Migration) async throws -> MigrationPlan {
+    public func plan(_ migration: Migration, appRole: String? = nil) async throws -> MigrationPlan {
         let records = try await state.records()
         if let done = records.first(where: { $0.name == migration.name }) {
             throw BatonError(.conflict, "migration '\(migration.name)' was already \(done.status == .complete ? "completed" : "started") (\(done.startedAt))")
@@ -42,10 +42,14 @@ public final class Migrator: @unchecked Sendable {
         if catalog.tables.isEmpty, try await session.value("SELECT 1 FROM pg_namespace WHERE nspname = \(SQL.literal(schema))") == nil {
             throw BatonError(.notFound, "schema '\(schema)' does not exist")
         }
+        if let appRole, try await session.value("SELECT 1 FROM pg_roles WHERE rolname = \(SQL.literal(appRole))") == nil {
+            throw BatonError(.notFound, "--app-role: no role '\(appRole)' in this cluster")
+        }
+        let previous = records.last?.plan
         let predecessors = MigrationPlanner.Predecessors(
-            previousSchema: records.last?.plan.versionSchema, inFlight: inFlight.map(\.plan),
-            rank: (records.compactMap(\.plan.rank).max() ?? 0) + 1)
-        return try MigrationPlanner.plan(migration, catalog: catalog, after: predecessors)
+            previousSchema: previous?.versionSchema, previousLoginRole: previous?.appRole == nil ? nil : previous?.versionSchema,
+            inFlight: inFlight.map(\.plan), rank: (records.compactMap(\.plan.rank).max() ?? 0) + 1)
+        return try MigrationPlanner.plan(migration, catalog: catalog, after: predecessors, appRole: appRole)
     }
 
     /// Expand: the physical changes, the backfill, then the new version's schema. A failure
@@ -53,10 +57,10 @@ public final class Migrator: @unchecked Sendable {
     /// later migration builds on this one); a killed process leaves the backfill to
     /// `resumeBackfill`. The backfill holds only its own lock, so other migrations can start and
     /// complete while it runs.
-    public func start(_ migration: Migration, options: BackfillOptions = .init()) async throws {
+    public func start(_ migration: Migration, options: BackfillOptions = .init(), appRole: String? = nil) async throws {
         let plan = try await state.withSchemaLock {
             try await initialize()
-            let plan = try await self.plan(migration)
+            let plan = try await self.plan(migration, appRole: appRole)
             events(.phase("start \(migration.name): \(plan.start.count) statements"))
             do {
                 try await session.transaction {

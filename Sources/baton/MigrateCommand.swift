@@ -83,9 +83,17 @@ struct MigrateInit: AsyncParsableCommand {
 struct MigrateStart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "start", abstract: "Expand: apply a migration beside the current version and backfill it.",
-        discussion: "Example: baton migrate start migrations/02_rename.json --complete")
+        discussion: """
+            With --app-role, start also creates a login role named after the version schema (e.g. public_02_rename), a member of the app's role, whose search_path in this database is the version schema: the new release logs in as that user, which works behind PgBouncer in transaction mode. complete drops the old version's role, rollback this one's.
+
+            Examples:
+              baton migrate start migrations/02_rename.json
+              baton migrate start migrations/02_rename.json --app-role app --batch-time 20ms --max-replica-lag 16MB
+              baton migrate start migrations/02_rename.json --complete
+            """)
     @Argument(help: "A migration file (JSON or YAML, pgroll's format).") var file: String
     @Flag(help: "Complete right after starting (when no old release still runs).") var complete = false
+    @Option(help: "The application's role: make a login role for the new version (see above).") var appRole: String?
     @OptionGroup var backfill: BackfillArguments
     @OptionGroup var database: DatabaseOptions
 
@@ -93,7 +101,7 @@ struct MigrateStart: AsyncParsableCommand {
         try await failing {
             let migration = try Migration.load(path: file)
             try await database.withMigrator { migrator in
-                try await migrator.start(migration, options: try backfill.options())
+                try await migrator.start(migration, options: try backfill.options(), appRole: appRole)
                 if complete { try await migrator.complete() }
             }
         }
@@ -191,12 +199,13 @@ struct MigratePlan: AsyncParsableCommand {
         discussion: "Example: baton migrate plan migrations/02_rename.json")
     @Argument(help: "A migration file.") var file: String
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "As for start: include the new version's login role.") var appRole: String?
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
         try await failing {
             let migration = try Migration.load(path: file)
-            let plan = try await database.withMigrator { try await $0.plan(migration) }
+            let plan = try await database.withMigrator { try await $0.plan(migration, appRole: appRole) }
             if json { return try printJSON(plan.phases.map { Phase(phase: $0.phase, statements: $0.statements) }) }
             for (phase, statements) in plan.phases {
                 print("-- \(phase)\(statements.isEmpty ? ": nothing" : "")")
