@@ -141,6 +141,9 @@ public struct BatonConfig: Sendable, Equatable {
     public struct Compat: Sendable, Equatable {
         /// The OpenAPI document inside each release directory; checked when both releases have it.
         public var openapi: String
+        /// A file inside each release directory holding the version schema the release uses
+        /// (`baton migrate complete --fleet` refuses while a node runs the old one).
+        public var databaseSchema: String
     }
 
     public var file: String
@@ -355,8 +358,10 @@ public struct BatonConfig: Sendable, Equatable {
         )
 
         let compatReader = try root.child("compat")
-        try compatReader?.allowKeys(["openapi"])
-        let compat = Compat(openapi: try compatReader?.string("openapi") ?? "openapi.yaml")
+        try compatReader?.allowKeys(["openapi", "database_schema"])
+        let compat = Compat(
+            openapi: try compatReader?.string("openapi") ?? "openapi.yaml",
+            databaseSchema: try compatReader?.string("database_schema") ?? "database-schema")
 
         return BatonConfig(
             file: file, service: service, stateDirectory: stateDirectory, stateURL: stateURL, proxies: proxies, nodes: nodes, ssh: ssh,
@@ -431,6 +436,7 @@ public struct BatonConfig: Sendable, Equatable {
         # the deploy unless --force.
         # compat:
         #   openapi: openapi.yaml
+        #   database_schema: database-schema   # holds the version schema the release uses
 
         # hooks:
         #   pre_deploy: ./scripts/check-migrations.sh

@@ -104,6 +104,7 @@ public struct Demo: Sendable {
         _ = try await proxy.waitUntilRunning()
 
         let app = try BuiltProducts.path("TranslateApp")
+        let migration = try Migration.load(path: try TranslateExamples.migrations() + "/" + TranslateExamples.release54)
         for release in ["5.3", "5.4"] {
             let artifact = "\(directory)/artifacts/\(release)"
             try FileManager.default.createDirectory(atPath: artifact, withIntermediateDirectories: true)
@@ -111,6 +112,8 @@ public struct Demo: Sendable {
             chmod(artifact + "/run", 0o755)
             // Each release ships its OpenAPI document: `baton deploy` compares them first.
             try FileManager.default.copyItem(atPath: try TranslateExamples.openapi(release: release), toPath: artifact + "/openapi.yaml")
+            // And names the version schema it uses: `migrate complete` waits for the fleet.
+            try (release == "5.3" ? "public" : "public_" + (migration.versionSchema ?? migration.name)).write(toFile: artifact + "/database-schema", atomically: true, encoding: .utf8)
         }
         let nodes = try (1...4).map { "  - { name: web\($0), port: \(try LocalPort.free()) }" }.joined(separator: "\n")
         let yaml = """
@@ -159,7 +162,6 @@ public struct Demo: Sendable {
         let probing = Task { await probe.run(until: { stop.withLockedValue { $0 } }) }
         try await Task.sleep(for: .seconds(quick ? 3 : 10))
 
-        let migration = try Migration.load(path: try TranslateExamples.migrations() + "/" + TranslateExamples.release54)
         say("==> baton migrate start \(migration.name): 5.4's schema version beside 5.3's, under load")
         let session = try await PostgresSession.connect(url: database.url())
         resources.session.withLockedValue { $0 = session }
@@ -172,9 +174,9 @@ public struct Demo: Sendable {
         try await rollout.deploy(release: "5.4", resume: false)
         let deployEnd = Date()
 
-        say("==> baton migrate complete: every node runs 5.4, the old schema version goes")
+        say("==> baton migrate complete --fleet: no node and no session uses 5.3's schema version any more, so it goes")
         migrationMarkers.append(.init(at: Date().timeIntervalSince(probeStart), label: "migrate complete"))
-        try await migrator.complete()
+        try await migrator.complete { try await rollout.nodesUsing(versionSchema: $0) }
         try await Task.sleep(for: .seconds(quick ? 2 : 5))
         stop.withLockedValue { $0 = true }
         let result = await probing.value

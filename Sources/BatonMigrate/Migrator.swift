@@ -157,8 +157,8 @@ public final class Migrator: @unchecked Sendable {
 
     /// Contract of the oldest migration in flight: constraints proven, old columns and the old
     /// version's schema dropped. Refused while a session still uses the old version (see
-    /// `sessionsUsing`), unless `force`.
-    public func complete(force: Bool = false) async throws {
+    /// `sessionsUsing`) or `alsoInUse` names users of it (the fleet's nodes), unless `force`.
+    public func complete(force: Bool = false, alsoInUse: @Sendable (String) async throws -> [String] = { _ in [] }) async throws {
         try await state.withSchemaLock {
             let records = try await state.records()
             guard let record = records.first(where: { $0.status != .complete }) else { throw BatonError(.notFound, "no migration is in progress") }
@@ -167,9 +167,9 @@ public final class Migrator: @unchecked Sendable {
             }
             let plan = record.plan
             let old = plan.previousSchema ?? schema
-            let users = try await sessionsUsing(old)
+            let users = try await alsoInUse(old) + sessionsUsing(old).map { "\($0.name) (\($0.count))" }
             if !users.isEmpty {
-                let list = users.map { "\($0.name) (\($0.count))" }.joined(separator: ", ")
+                let list = users.joined(separator: ", ")
                 guard force else {
                     throw BatonError(.conflict, "the old version \(old) is still in use by \(list); upgrade those servers first, or pass --force")
                 }

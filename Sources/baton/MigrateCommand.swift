@@ -1,6 +1,7 @@
 import ArgumentParser
 import BatonCore
 import BatonMigrate
+import BatonRollout
 import Foundation
 
 struct MigrateCommand: AsyncParsableCommand {
@@ -128,17 +129,24 @@ struct MigrateComplete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "complete", abstract: "Contract the oldest migration in flight: prove constraints, drop old columns and the old version's schema.",
         discussion: """
-            Run it once no server runs the old release any more. It refuses while a database session says it uses the old version: application connections name their version schema in application_name as baton:SCHEMA or baton:SCHEMA/ANYTHING (e.g. baton:public_02_rename/web1).
+            Run it once no server runs the old release any more. It refuses while a database session says it uses the old version: application connections name their version schema in application_name as baton:SCHEMA or baton:SCHEMA/ANYTHING (e.g. baton:public_02_rename/web1). With --fleet it also refuses while a node of that fleet runs a release whose compat.database_schema file (default: database-schema, inside the release directory) names the old version, or cannot be asked.
 
             Examples:
               baton migrate complete
-              baton migrate complete --force   # although sessions still use the old version
+              baton migrate complete --fleet baton.yml
+              baton migrate complete --force   # although the old version is still in use
             """)
-    @Flag(help: "Complete although sessions still use the old version.") var force = false
+    @Flag(help: "Complete although the old version is still in use.") var force = false
+    @Option(help: "The fleet's baton.yml: refuse while one of its nodes runs a release that uses the old version.") var fleet: String?
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        try await failing { try await database.withMigrator { try await $0.complete(force: force) } }
+        try await failing {
+            let rollout = try fleet.map { try Rollout(config: BatonConfig.load(path: $0)) }
+            try await database.withMigrator { migrator in
+                try await migrator.complete(force: force) { old in try await rollout?.nodesUsing(versionSchema: old) ?? [] }
+            }
+        }
     }
 }
 
