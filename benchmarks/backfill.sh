@@ -29,7 +29,12 @@ work=$(mktemp -d /tmp/baton-backfill-bench.XXXXXX)
 as_pg=()
 if [ "$(id -u)" = 0 ]; then chown postgres "$work"; chmod 755 "$work"; as_pg=(runuser -u postgres --); fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+bench=""
+cleanup() {
+  [ -n "$bench" ] && kill "$bench" 2>/dev/null || true
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/data" -U baton --auth=trust --no-sync >/dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
@@ -63,17 +68,19 @@ workload_until_stopped() {
   local round=0
   while [ ! -e "$work/stop" ]; do
     "$pgbin/pgbench" -h 127.0.0.1 -p "$port" -U baton -n -c "$CLIENTS" -j 2 -R "$RATE" -T 2 -f "$work/workload.sql" \
-      -l --log-prefix="$work/pgbench_log.$round" postgres >/dev/null 2>&1 || true
+      -l --log-prefix="$work/pgbench_log.$round" postgres >"$work/pgbench_out.$round" 2>&1 || echo "aborted" >>"$work/pgbench_out.$round"
     round=$((round + 1))
   done
 }
 
 # Runs "$@" under the workload; prints "seconds p99_ms max_ms transactions" for the
-# transactions that ran while it did.
+# transactions that ran while it did. A workload transaction that failed, or a pgbench that
+# aborted, ends the benchmark: only completed transactions are timed, so failures would pass
+# for speed.
 under_load() {
-  rm -f "$work"/pgbench_log.* "$work/stop"
+  rm -f "$work"/pgbench_log.* "$work"/pgbench_out.* "$work/stop"
   workload_until_stopped &
-  local bench=$!
+  bench=$!
   sleep 1
   local from to
   from=$(date +%s.%N)
@@ -81,6 +88,12 @@ under_load() {
   to=$(date +%s.%N)
   touch "$work/stop"
   wait "$bench"
+  bench=""
+  if grep -Eq "^aborted|number of failed transactions: [1-9]|aborted in command" "$work"/pgbench_out.*; then
+    echo "the workload had failures during: $*" >&2
+    cat "$work"/pgbench_out.* >&2
+    exit 1
+  fi
   # pgbench log: client tx latency_us script epoch_s epoch_us (at completion). A transaction
   # counts when it overlapped the window, so one blocked for the whole of it counts too.
   cat "$work"/pgbench_log.* | awk -v from="$from" -v to="$to" '{ end = $5 + $6 / 1e6; start = end - $3 / 1e6; if (end >= from && start <= to) print $3 / 1000 }' | sort -n \
@@ -105,6 +118,7 @@ echo "table of $ROWS rows; pgbench: $CLIENTS clients, $RATE tx/s (SELECT + UPDAT
 setup_table
 under_load idle_window >"$work/idle.result"
 under_load other_update >"$work/other.result"
+setup_table
 under_load bulk_update >"$work/bulk.result"
 policy_number=0
 for policy in $POLICIES; do

@@ -112,6 +112,13 @@ public enum ChildProcess {
         }
     }
 
+    /// SIGTERM to a child this process spawned, then waits for it to end (no zombie left).
+    public static func terminate(_ pid: pid_t) {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    }
+
     /// The shell's convention: the exit status, or 128 + the signal that ended it.
     public static func exitCode(_ status: Int32) -> Int32 {
         (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

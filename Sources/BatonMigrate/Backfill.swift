@@ -69,12 +69,12 @@ struct Backfill {
     private func batches(progress: (BackfillProgress) -> Void) async throws {
         let clock = ContinuousClock()
         let began = clock.now
-        let rowsPerPage = try await self.rowsPerPage()
+        var rowsPerPage = try await self.rowsPerPage()
         var sizer = BatchSizer(size: options.batchSize, target: options.batchTime)
         // Bounds go into each batch as literals, so the planner sees a plain index (or TID)
         // range; read from a join they would make every batch scan the whole table.
         let width = max(target.key.count, 1)
-        let elements = (1...width).map { "position[\($0)]" } + (1...width).map { "upper[\($0)]" } + ["done::text", "rows::text"]
+        let elements = (1...width).map { "position[\($0)]" } + (1...width).map { "upper[\($0)]" } + ["done::text", "rows::text", "total::text"]
         guard let saved = try await session.rows("SELECT \(elements.joined(separator: ", ")) FROM baton.backfills WHERE \(stateKey)").first else {
             throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
         }
@@ -83,16 +83,18 @@ struct Backfill {
         let upper = saved[width..<(2 * width)].map { $0 ?? "" }
         let firstRows = Int(saved[2 * width + 1] ?? "0") ?? 0
         var lastRows = firstRows
-        var lastTotal = 0
+        var lastTotal = Int(saved[2 * width + 2] ?? "0") ?? 0
         while true {
             try await waitForReplicas { lag in
                 progress(BackfillProgress(migration: migration, table: target.table, rows: lastRows, total: lastTotal, done: false, rowsPerSecond: 0, replicaLag: lag))
             }
             let started = clock.now
             let sql: String
+            var pages = 0
             if target.key.isEmpty {
                 let from = Int(position?.first ?? "0") ?? 0
                 let last = min(from + max(1, Int((Double(sizer.size) / rowsPerPage).rounded())), Int(upper[0]) ?? 0)
+                pages = last - from
                 sql = ctidBatch(from: from, to: last, upper: Int(upper[0]) ?? 0)
                 position = [String(last)]
             } else {
@@ -107,6 +109,8 @@ struct Backfill {
             let total = Int(row[1] ?? "0") ?? 0
             let done = row[2] == "true"
             sizer.record(rows: rows - lastRows, took: clock.now - started)
+            // The catalog's rows per page is an estimate; each page range measures it.
+            if pages > 0 && rows > lastRows { rowsPerPage = Double(rows - lastRows) / Double(pages) }
             let seconds = (clock.now - began).seconds
             progress(BackfillProgress(
                 migration: migration, table: target.table, rows: rows, total: max(total, rows), done: done,
@@ -118,21 +122,30 @@ struct Backfill {
         }
     }
 
-    /// Waits while a streaming replica is more than `maxReplicaLag` bytes of WAL behind, so the
-    /// backfill's writes do not leave replicas (and reads sent to them) ever further behind.
+    /// Waits while a physical streaming replica is more than `maxReplicaLag` bytes of WAL
+    /// behind, so the backfill's writes do not leave replicas (and reads sent to them) ever
+    /// further behind. Logical walsenders, base backups and WAL archivers (no replay position)
+    /// are not replicas here; a replica that disconnects is not waited for. The wait has no end
+    /// of its own: the progress line says what it waits for, and a killed backfill resumes.
     private func waitForReplicas(_ waiting: (Int) -> Void) async throws {
         guard let limit = options.maxReplicaLag else { return }
         while true {
-            guard let (replicas, visible, lag) = try await session.rows("""
-                SELECT count(*)::int, count(replay_lsn)::int, coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint
-                FROM pg_stat_replication
-                """, as: (Int, Int, Int64).self).first else { return }
-            if visible < replicas {
-                throw BatonError(.invalidArgument, "--max-replica-lag: this role cannot see the replicas' positions in pg_stat_replication; grant it pg_monitor")
-            }
+            let lag = Int(try await session.value("""
+                SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)), 0)::bigint::text FROM pg_stat_replication r
+                WHERE r.state IN ('streaming', 'catchup') AND r.replay_lsn IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.active_pid = r.pid AND s.slot_type = 'logical')
+                """) ?? "0") ?? 0
             if lag <= limit { return }
-            waiting(Int(lag))
+            waiting(lag)
             try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Whether this session may see replicas' positions (pg_monitor, or a superuser): without
+    /// it pg_stat_replication shows them as NULL and `--max-replica-lag` could not wait.
+    static func checkReplicaVisibility(_ session: PostgresSession) async throws {
+        guard try await session.value("SELECT (rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'))::text FROM pg_roles WHERE rolname = current_user") == "true" else {
+            throw BatonError(.invalidArgument, "--max-replica-lag: this role cannot see the replicas' positions in pg_stat_replication; grant it pg_monitor")
         }
     }
 

@@ -10,8 +10,9 @@ struct BatchSizer: Sendable, Equatable {
     private(set) var size: Int
     let target: Duration?
 
+    /// A fixed size is kept as given; an adaptive one starts within `bounds`.
     init(size: Int, target: Duration?) {
-        self.size = min(max(size, Self.bounds.lowerBound), Self.bounds.upperBound)
+        self.size = target == nil ? max(size, 1) : min(max(size, Self.bounds.lowerBound), Self.bounds.upperBound)
         self.target = target
     }
 

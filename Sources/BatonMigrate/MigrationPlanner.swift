@@ -40,8 +40,9 @@ struct MigrationPlanner {
     /// are any, is the version the new one starts from.
     struct Predecessors {
         var previousSchema: String?
-        /// The login role of the previous version, dropped at complete.
-        var previousLoginRole: String?
+        /// The login role of the previous version (and the migration that made it), dropped at
+        /// complete.
+        var previousLoginRole: (role: String, migration: String)?
         var inFlight: [MigrationPlan] = []
         var rank = 1
     }
@@ -65,7 +66,7 @@ struct MigrationPlanner {
         planner.rollbacks.append([])
         if let appRole { planner.addLoginRole(app: appRole) }
         if let previous = predecessors.previousLoginRole {
-            planner.finals.append(Statement("DROP ROLE IF EXISTS \(SQL.ident(previous))", lock: "none (the old version's login role)"))
+            planner.finals.append(Self.dropLoginRole(previous.role, migration: previous.migration))
         }
         return MigrationPlan(
             name: migration.name, baseSchema: catalog.schema, versionSchema: planner.versionSchema, previousSchema: predecessors.previousSchema,
@@ -180,17 +181,22 @@ struct MigrationPlanner {
     /// privileges), whose search_path in this database is the version schema and whose
     /// application_name follows Baton's convention. A connection pooler keeps one pool per user,
     /// so the version survives transaction pooling, where a SET search_path would pass from
-    /// client to client. The app's SCRAM password is copied when this role may read it.
+    /// client to client. The app's SCRAM password is copied when this role may read it. Roles
+    /// are the cluster's, so the role carries a comment naming this database and migration: a
+    /// role of that name made by anyone else is refused, and only Baton's own is ever dropped.
     mutating func addLoginRole(app: String) {
         let role = SQL.literal(versionSchema)
+        let marker = "'baton:' || current_database() || ':' || \(SQL.literal(migration.name))"
         atStart(Statement("""
             DO $baton_role$
             DECLARE
               secret text;
             BEGIN
-              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = \(role)) THEN
-                EXECUTE format('CREATE ROLE %I LOGIN INHERIT', \(role));
+              IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = \(role)) THEN
+                RAISE EXCEPTION 'role % already exists and is not this migration''s login role; drop or rename it, or start without --app-role', \(role);
               END IF;
+              EXECUTE format('CREATE ROLE %I LOGIN INHERIT', \(role));
+              EXECUTE format('COMMENT ON ROLE %I IS %L', \(role), \(marker));
               EXECUTE format('GRANT %I TO %I', \(SQL.literal(app)), \(role));
               EXECUTE format('ALTER ROLE %I IN DATABASE %I SET search_path = %I', \(role), current_database(), \(role));
               EXECUTE format('ALTER ROLE %I IN DATABASE %I SET application_name = %L', \(role), current_database(), 'baton:' || \(role));
@@ -202,7 +208,27 @@ struct MigrationPlanner {
             END
             $baton_role$
             """, lock: "none (a new role)"))
-        onRollback(Statement("DROP ROLE IF EXISTS \(SQL.ident(versionSchema))", lock: "none (this version's login role)"))
+        onRollback(Self.dropLoginRole(versionSchema, marker: marker))
+    }
+
+    /// Drops a version's login role if Baton made it for this database and `migration`; a role
+    /// that still owns something stays, with a warning, rather than failing the phase.
+    static func dropLoginRole(_ role: String, migration: String) -> Statement {
+        dropLoginRole(role, marker: "'baton:' || current_database() || ':' || \(SQL.literal(migration))")
+    }
+
+    private static func dropLoginRole(_ role: String, marker: String) -> Statement {
+        Statement("""
+            DO $baton_role$
+            BEGIN
+              IF (SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = \(SQL.literal(role))) = \(marker) THEN
+                EXECUTE format('DROP ROLE %I', \(SQL.literal(role)));
+              END IF;
+            EXCEPTION WHEN dependent_objects_still_exist THEN
+              RAISE WARNING 'login role % still owns objects; drop it by hand', \(SQL.literal(role));
+            END
+            $baton_role$
+            """, lock: "none (a version's login role)")
     }
 
     mutating func atStart(_ statement: Statement) { start.append(statement) }

@@ -42,12 +42,17 @@ public final class Migrator: @unchecked Sendable {
         if catalog.tables.isEmpty, try await session.value("SELECT 1 FROM pg_namespace WHERE nspname = \(SQL.literal(schema))") == nil {
             throw BatonError(.notFound, "schema '\(schema)' does not exist")
         }
-        if let appRole, try await session.value("SELECT 1 FROM pg_roles WHERE rolname = \(SQL.literal(appRole))") == nil {
-            throw BatonError(.notFound, "--app-role: no role '\(appRole)' in this cluster")
+        if let appRole {
+            guard try await session.value("SELECT 1 FROM pg_roles WHERE rolname = \(SQL.literal(appRole))") != nil else {
+                throw BatonError(.notFound, "--app-role: no role '\(appRole)' in this cluster")
+            }
+            guard try await session.value("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user") == "t" else {
+                throw BatonError(.invalidArgument, "--app-role: this role may not create roles; give it CREATEROLE (and, on PostgreSQL 16+, ADMIN OPTION on '\(appRole)')")
+            }
         }
         let previous = records.last?.plan
         let predecessors = MigrationPlanner.Predecessors(
-            previousSchema: previous?.versionSchema, previousLoginRole: previous?.appRole == nil ? nil : previous?.versionSchema,
+            previousSchema: previous?.versionSchema, previousLoginRole: previous.flatMap { $0.appRole == nil ? nil : ($0.versionSchema, $0.name) },
             inFlight: inFlight.map(\.plan), rank: (records.compactMap(\.plan.rank).max() ?? 0) + 1)
         return try MigrationPlanner.plan(migration, catalog: catalog, after: predecessors, appRole: appRole)
     }
@@ -58,6 +63,7 @@ public final class Migrator: @unchecked Sendable {
     /// `resumeBackfill`. The backfill holds only its own lock, so other migrations can start and
     /// complete while it runs.
     public func start(_ migration: Migration, options: BackfillOptions = .init(), appRole: String? = nil) async throws {
+        if options.maxReplicaLag != nil { try await Backfill.checkReplicaVisibility(session) }
         let plan = try await state.withSchemaLock {
             try await initialize()
             let plan = try await self.plan(migration, appRole: appRole)
@@ -70,6 +76,9 @@ public final class Migrator: @unchecked Sendable {
                 }
             } catch let error as SessionError {
                 throw BatonError(.io, "start of '\(migration.name)' failed, nothing was changed: \(error)")
+            }
+            if appRole != nil, try await session.value("SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user") != "true" {
+                events(.phase("login role \(plan.versionSchema) has no password (only a superuser may copy the app's): give it one, or let the pooler authenticate it"))
             }
             do {
                 for statement in plan.start where !statement.transactional { try await session.executeAlone(statement.sql) }
@@ -104,6 +113,7 @@ public final class Migrator: @unchecked Sendable {
     /// Continues every backfill whose process was killed, oldest migration first, then makes
     /// each one's new version.
     public func resumeBackfill(options: BackfillOptions = .init()) async throws {
+        if options.maxReplicaLag != nil { try await Backfill.checkReplicaVisibility(session) }
         let backfilling = try await state.records().filter { $0.status == .backfilling }
         guard !backfilling.isEmpty else {
             if try await state.records().contains(where: { $0.status == .active }) {
@@ -159,15 +169,20 @@ public final class Migrator: @unchecked Sendable {
     /// version's schema dropped. Refused while a session still uses the old version (see
     /// `sessionsUsing`) or `alsoInUse` names users of it (the fleet's nodes), unless `force`.
     public func complete(force: Bool = false, alsoInUse: @Sendable (String) async throws -> [String] = { _ in [] }) async throws {
+        // Asking the fleet may take a while (hosts over SSH), so it happens before the lock.
+        let oldest = try await state.records().first { $0.status != .complete }
+        var fleetUsers: [String] = []
+        if let oldest { fleetUsers = try await alsoInUse(oldest.plan.previousSchema ?? schema) }
         try await state.withSchemaLock {
             let records = try await state.records()
             guard let record = records.first(where: { $0.status != .complete }) else { throw BatonError(.notFound, "no migration is in progress") }
+            guard record.name == oldest?.name else { throw BatonError(.conflict, "the migrations in flight changed meanwhile; run complete again") }
             guard record.status == .active else {
                 throw BatonError(.conflict, "the backfill of '\(record.name)' has not finished; run baton migrate backfill --resume first")
             }
             let plan = record.plan
             let old = plan.previousSchema ?? schema
-            let users = try await alsoInUse(old) + sessionsUsing(old).map { "\($0.name) (\($0.count))" }
+            let users = try await fleetUsers + sessionsUsing(old).map { "\($0.name) (\($0.count))" }
             if !users.isEmpty {
                 let list = users.joined(separator: ", ")
                 guard force else {

@@ -70,9 +70,7 @@ public final class LiveHAProxy: Sendable {
     }
 
     public func stop() {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        ChildProcess.terminate(pid)
         try? FileManager.default.removeItem(atPath: directory)
     }
 

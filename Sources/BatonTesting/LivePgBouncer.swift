@@ -70,9 +70,7 @@ public final class LivePgBouncer: Sendable {
     public func url(user: String, database: String) -> String { "postgres://\(user)@127.0.0.1:\(port)/\(database)" }
 
     public func stop() {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        ChildProcess.terminate(pid)
         try? FileManager.default.removeItem(atPath: directory)
     }
 

@@ -16,7 +16,7 @@ import Testing
                 .write(toFile: file, atomically: true, encoding: .utf8)
             defer { unlink(file) }
             let pid = try ChildProcess.spawn(
-                [try BuiltProducts.path("baton"), "migrate", "start", file, "--batch-size", "200", "--delay", "20ms", "--database-url", db.url],
+                [try BuiltProducts.path("baton"), "migrate", "start", file, "--batch-size", "200", "--batch-time", "0", "--delay", "20ms", "--database-url", db.url],
                 output: file + ".log", detached: false)
             defer { unlink(file + ".log") }
             // Kill it mid-backfill, once some batches are saved.

@@ -61,6 +61,12 @@ import Testing
             try await db.migrator.complete()
             #expect(try await db.query("SELECT count(*) FROM pg_roles WHERE rolname = \(SQL.literal(role))") == ["1"], "the live version keeps its role")
             let second = try Migration.parse(#"{"name": "03_drop_sku", "operations": [{"drop_column": {"table": "products", "column": "sku"}}]}"#, file: "03.json")
+            // A role of that name that Baton did not make is refused, and survives the failed start.
+            try await db.execute("CREATE ROLE \(SQL.ident(db.version(second)))")
+            let taken = await #expect(throws: BatonError.self) { try await db.migrator.start(second, appRole: app) }
+            #expect(taken?.description.contains("role \(db.version(second)) already exists and is not this migration's login role") == true, "\(taken?.description ?? "")")
+            #expect(try await db.query("SELECT count(*) FROM pg_roles WHERE rolname = \(SQL.literal(db.version(second)))") == ["1"])
+            try await db.execute("DROP ROLE \(SQL.ident(db.version(second)))")
             try await db.migrator.start(second, appRole: app)
             try await db.migrator.rollback()
             #expect(try await db.query("SELECT count(*) FROM pg_roles WHERE rolname = \(SQL.literal(db.version(second)))") == ["0"], "rollback drops the new role")
