@@ -34,7 +34,9 @@ public struct BackfillProgress: Sendable, Codable, Equatable {
 }
 
 /// Fills the new columns of rows that existed when the migration started, by updating them in
-/// batches so the migration's triggers run. Each batch is one statement that also saves the
+/// batches of heap pages (TID range scans, in table order, as a bulk UPDATE reads, with no
+/// index lookups). A row still where it was at start is in a batch; a row anyone updated since
+/// went through the migration's triggers. Each batch is one statement that also saves the
 /// position, so a killed backfill resumes after the last batch it finished. New rows need no
 /// backfill: the triggers fill them as they are written.
 struct Backfill {
@@ -50,6 +52,9 @@ struct Backfill {
     }
 
     func run(progress: (BackfillProgress) -> Void) async throws {
+        if target.key?.isEmpty == false {
+            throw BatonError(.conflict, "the backfill of \(target.table) was started by an earlier Baton that batched by key; finish it with that Baton, or roll the migration back and start it again")
+        }
         try await prepare()
         // A batch must never queue for long behind the application's row locks.
         try await session.execute("SET lock_timeout = '\(session.lockTimeout.milliseconds)ms'")
@@ -71,52 +76,37 @@ struct Backfill {
         let began = clock.now
         var rowsPerPage = try await self.rowsPerPage()
         var sizer = BatchSizer(size: options.batchSize, target: options.batchTime)
-        // Bounds go into each batch as literals, so the planner sees a plain index (or TID)
-        // range; read from a join they would make every batch scan the whole table.
-        let width = max(target.key.count, 1)
-        let elements = (1...width).map { "position[\($0)]" } + (1...width).map { "upper[\($0)]" } + ["done::text", "rows::text", "total::text"]
-        guard let saved = try await session.rows("SELECT \(elements.joined(separator: ", ")) FROM baton.backfills WHERE \(stateKey)").first else {
+        guard let (position, upper, done, savedRows, savedTotal) = try await session.rows(
+            "SELECT position[1]::int, upper[1]::int, done, rows, total FROM baton.backfills WHERE \(stateKey)",
+            as: (Int?, Int?, Bool, Int64, Int64).self).first
+        else {
             throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
         }
-        if saved[2 * width] == "true" { return }
-        var position: [String]? = saved[0] == nil ? nil : saved[0..<width].map { $0 ?? "" }
-        let upper = saved[width..<(2 * width)].map { $0 ?? "" }
-        let firstRows = Int(saved[2 * width + 1] ?? "0") ?? 0
+        if done { return }
+        var from = position ?? 0
+        let end = upper ?? 0
+        let firstRows = Int(savedRows)
         var lastRows = firstRows
-        var lastTotal = Int(saved[2 * width + 2] ?? "0") ?? 0
+        var lastTotal = Int(savedTotal)
         while true {
             try await waitForReplicas { lag in
                 progress(BackfillProgress(migration: migration, table: target.table, rows: lastRows, total: lastTotal, done: false, rowsPerSecond: 0, replicaLag: lag))
             }
             let started = clock.now
-            let sql: String
-            var pages = 0
-            if target.key.isEmpty {
-                let from = Int(position?.first ?? "0") ?? 0
-                let last = min(from + max(1, Int((Double(sizer.size) / rowsPerPage).rounded())), Int(upper[0]) ?? 0)
-                pages = last - from
-                sql = ctidBatch(from: from, to: last, upper: Int(upper[0]) ?? 0)
-                position = [String(last)]
-            } else {
-                let end = try await batchEnd(after: position, upper: upper, size: sizer.size)
-                sql = keyBatch(after: position, end: end ?? upper, last: end == nil || end == upper)
-                position = end ?? upper
-            }
-            guard let row = try await batchWithRetries(sql).first else {
+            let to = min(from + max(1, Int((Double(sizer.size) / rowsPerPage).rounded())), end)
+            guard let (rows, total, done) = try await batchWithRetries(batch(from: from, to: to, upper: end)).first else {
                 throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
             }
-            let rows = Int(row[0] ?? "0") ?? 0
-            let total = Int(row[1] ?? "0") ?? 0
-            let done = row[2] == "true"
             sizer.record(rows: rows - lastRows, took: clock.now - started)
             // The catalog's rows per page is an estimate; each page range measures it.
-            if pages > 0 && rows > lastRows { rowsPerPage = Double(rows - lastRows) / Double(pages) }
+            if to > from && rows > lastRows { rowsPerPage = Double(rows - lastRows) / Double(to - from) }
             let seconds = (clock.now - began).seconds
             progress(BackfillProgress(
                 migration: migration, table: target.table, rows: rows, total: max(total, rows), done: done,
                 rowsPerSecond: seconds > 0 ? Double(rows - firstRows) / seconds : 0, batchSize: rows - lastRows))
             lastRows = rows
             lastTotal = max(total, rows)
+            from = to
             if done { return }
             if options.delay > .zero { try await Task.sleep(for: options.delay) }
         }
@@ -151,9 +141,9 @@ struct Backfill {
 
     /// A batch that waited too long for a row lock, or lost a deadlock to the application, is
     /// the one that yields: it is rolled back (its position with it) and tried again shortly.
-    private func batchWithRetries(_ sql: String) async throws -> [[String?]] {
+    private func batchWithRetries(_ sql: String) async throws -> [(Int, Int, Bool)] {
         try await session.retrying(on: ["40P01", "55P03", "40001"], attempts: 50, pause: .milliseconds(20), maxPause: .seconds(1)) {
-            try await session.rows(sql)
+            try await session.rows(sql, as: (Int64, Int64, Bool).self).map { (Int($0), Int($1), $2) }
         }
     }
 
@@ -161,14 +151,7 @@ struct Backfill {
     /// with the triggers in place.
     private func prepare() async throws {
         if try await session.value("SELECT 1 FROM baton.backfills WHERE \(stateKey)") != nil { return }
-        let upper: String
-        if target.key.isEmpty {
-            upper = "ARRAY[(pg_relation_size(\(SQL.literal(table))) / current_setting('block_size')::int)::text]"
-        } else {
-            let columns = target.key.map { "\(SQL.ident($0))::text" }.joined(separator: ", ")
-            let order = target.key.map { "\(SQL.ident($0)) DESC" }.joined(separator: ", ")
-            upper = "(SELECT ARRAY[\(columns)] FROM \(table) ORDER BY \(order) LIMIT 1)"
-        }
+        let upper = "ARRAY[(pg_relation_size(\(SQL.literal(table))) / current_setting('block_size')::int)::text]"
         try await session.execute("""
             INSERT INTO baton.backfills (schema, migration, table_name, upper, total)
             SELECT \(SQL.literal(baseSchema)), \(SQL.literal(migration)), \(SQL.literal(target.table)), \(upper),
@@ -177,50 +160,16 @@ struct Backfill {
         try await session.execute("UPDATE baton.backfills SET done = (upper IS NULL OR upper = ARRAY['0']) WHERE \(stateKey)")
     }
 
-    /// For ctid batches: rows per heap page, to turn a batch size into a page range.
+    /// Rows per heap page, to turn a batch size into a page range.
     private func rowsPerPage() async throws -> Double {
-        guard target.key.isEmpty else { return 1 }
         let perPage = Double(try await session.value("SELECT CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages ELSE 50 END FROM pg_class WHERE oid = \(SQL.literal(table))::regclass") ?? "50") ?? 50
         return max(perPage, 1)
     }
 
-    private func literal(_ values: [String]) -> String {
-        "(" + zip(values, target.keyTypes).map { "CAST(\(SQL.literal($0)) AS \($1))" }.joined(separator: ", ") + ")"
-    }
-
-    private var keyTuple: String { "(" + target.key.map { "t.\(SQL.ident($0))" }.joined(separator: ", ") + ")" }
-
-    /// Where the next batch ends: the `size`-th key after `position` (an index-only scan), or
-    /// nil when fewer are left before `upper`.
-    private func batchEnd(after position: [String]?, upper: [String], size: Int) async throws -> [String]? {
-        let lower = position.map { "\(keyTuple) > \(literal($0)) AND " } ?? ""
-        let order = target.key.map { "t.\(SQL.ident($0))" }.joined(separator: ", ")
-        return try await session.rows("""
-            SELECT \(target.key.map { "t.\(SQL.ident($0))::text" }.joined(separator: ", ")) FROM \(table) t
-            WHERE \(lower)\(keyTuple) <= \(literal(upper)) ORDER BY \(order) OFFSET \(size - 1) LIMIT 1
-            """).first.map { $0.map { $0 ?? "" } }
-    }
-
-    /// The rows with keys in (position, end], updated, and the position saved, in one statement
-    /// (constant bounds, so it is an index range scan); returns rows, total, done.
-    private func keyBatch(after position: [String]?, end: [String], last: Bool) -> String {
-        let lower = position.map { "\(keyTuple) > \(literal($0)) AND " } ?? ""
-        return """
-            WITH touched AS (
-              UPDATE \(table) t SET \(target.setList)
-              WHERE \(lower)\(keyTuple) <= \(literal(end)) RETURNING 1),
-            saved AS (
-              UPDATE baton.backfills SET
-                position = ARRAY[\(end.map(SQL.literal).joined(separator: ", "))]::text[],
-                rows = rows + (SELECT count(*) FROM touched),
-                done = \(last)
-              WHERE \(stateKey) RETURNING rows::text, total::text, done::text)
-            SELECT * FROM saved
-            """
-    }
-
-    /// Heap pages [from, to) of the table; `upper` is where it ended when the backfill began.
-    private func ctidBatch(from: Int, to: Int, upper: Int) -> String {
+    /// Heap pages [from, to) of the table (a TID range scan: the pages in order, no index), the
+    /// position saved with them; `upper` is where the table ended when the backfill began.
+    /// Returns rows, total, done.
+    private func batch(from: Int, to: Int, upper: Int) -> String {
         """
             WITH touched AS (
               UPDATE \(table) t SET \(target.setList)
@@ -230,7 +179,7 @@ struct Backfill {
                 position = ARRAY['\(to)'],
                 rows = rows + (SELECT count(*) FROM touched),
                 done = \(to >= upper)
-              WHERE \(stateKey) RETURNING rows::text, total::text, done::text)
+              WHERE \(stateKey) RETURNING rows, total, done)
             SELECT * FROM saved
             """
     }

@@ -22,9 +22,6 @@ public struct Catalog: Sendable, Codable, Equatable {
     public struct Table: Sendable, Codable, Equatable {
         public var name: String
         public var columns: [Column]
-        public var primaryKey: [String]
-        /// The first unique index over NOT NULL columns, when there is no primary key.
-        public var uniqueNotNullKey: [String]
         public var dependents: [Dependent]
         /// `REPLICA IDENTITY` as ALTER TABLE writes it: DEFAULT, FULL, NOTHING or USING INDEX "i"
         /// (nil in plans stored before Baton read it).
@@ -62,7 +59,7 @@ public struct Catalog: Sendable, Codable, Equatable {
             """, as: (String, String, String, Bool, String?, String?, String).self)
         {
             let (name, column, type, nullable, defaultValue, comment, replicaIdentity) = row
-            tables[name, default: Table(name: name, columns: [], primaryKey: [], uniqueNotNullKey: [], dependents: [], replicaIdentity: replicaIdentity)]
+            tables[name, default: Table(name: name, columns: [], dependents: [], replicaIdentity: replicaIdentity)]
                 .columns.append(Column(name: column, type: type, nullable: nullable, defaultValue: defaultValue, comment: comment))
         }
         // Constraints (and the indexes behind them), plain indexes and foreign keys pointing here.
@@ -79,7 +76,7 @@ public struct Catalog: Sendable, Codable, Equatable {
             FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = \(s) AND k.contype = 'f'
             UNION ALL
-            SELECT c.relname::text, i.relname::text, CASE WHEN x.indisunique AND x.indexprs IS NULL AND x.indpred IS NULL THEN 'U' ELSE 'i' END,
+            SELECT c.relname::text, i.relname::text, 'i',
                    -- key columns in order, then columns used only by expressions or the predicate
                    array_to_json(ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.o)
                      || ARRAY(SELECT a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -95,9 +92,8 @@ public struct Catalog: Sendable, Codable, Equatable {
             let columns = (try? JSONDecoder().decode([String].self, from: Data(columnList.utf8))) ?? []
             let kind: Dependent.Kind
             switch type {
-            case "p": kind = .primaryKey; table.primaryKey = columns
-            case "u", "U": kind = type == "u" ? .unique : .index
-                if table.uniqueNotNullKey.isEmpty && !columns.isEmpty && columns.allSatisfy({ table.column($0)?.nullable == false }) { table.uniqueNotNullKey = columns }
+            case "p": kind = .primaryKey
+            case "u": kind = .unique
             case "c": kind = .check
             case "f": kind = .foreignKey
             case "r": kind = .referencedBy

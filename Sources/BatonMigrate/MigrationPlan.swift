@@ -4,10 +4,9 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
     public struct Backfill: Sendable, Codable, Equatable {
         /// Physical table.
         public var table: String
-        /// Batches are ranges of this key (the primary key, or a unique NOT NULL index); empty
-        /// means ranges of `ctid` pages.
-        public var key: [String]
-        public var keyTypes: [String]
+        /// Set only in plans stored by a Baton that batched by key: such a backfill's saved
+        /// position is a key, not a page, so it cannot resume here.
+        public var key: [String]?
         /// A column set to itself so every row's triggers run (when not `inline`).
         public var touch: String
         /// The new columns and their `up`, set by the batch UPDATE itself when `inline`.
@@ -90,10 +89,8 @@ public struct MigrationPlan: Sendable, Codable, Equatable {
         [
             ("start", start),
             ("backfill", backfills.map { backfill in
-                let key = "(\(backfill.key.map(SQL.ident).joined(separator: ", ")))"
-                let range = backfill.key.isEmpty ? "ctid >= '(A,0)' AND ctid < '(B,0)'" : "\(key) > (A) AND \(key) <= (B)"
-                return Statement(
-                    "\(backfill.inline ? "SET baton.backfill = 'on'; " : "")UPDATE \(SQL.qualified(baseSchema, backfill.table)) SET \(backfill.setList) WHERE \(range)  -- per batch of rows that existed at start",
+                Statement(
+                    "\(backfill.inline ? "SET baton.backfill = 'on'; " : "")UPDATE \(SQL.qualified(baseSchema, backfill.table)) SET \(backfill.setList) WHERE ctid >= '(A,0)' AND ctid < '(B,0)'  -- per batch of the pages the table had at start",
                     lock: "ROW EXCLUSIVE on \(backfill.table); row locks on one batch")
             }),
             ("version", newVersion.createStatements(schema: versionSchema, base: baseSchema)),

@@ -339,10 +339,7 @@ struct MigrationPlanner {
             backfills[at].inline = backfills[at].inline && inline
             return
         }
-        let key = info.primaryKey.isEmpty ? info.uniqueNotNullKey : info.primaryKey
-        backfills.append(.init(
-            table: table.physical, key: key, keyTypes: key.map { info.column($0)?.type ?? "text" },
-            touch: key.first ?? info.columns[0].name, assignments: assignments, inline: inline))
+        backfills.append(.init(table: table.physical, touch: info.columns[0].name, assignments: assignments, inline: inline))
     }
 
     /// A constraint or index on these columns that a shadow copy would not carry over.
