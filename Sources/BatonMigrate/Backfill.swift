@@ -76,21 +76,25 @@ struct Backfill {
         let began = clock.now
         var rowsPerPage = try await self.rowsPerPage()
         var sizer = BatchSizer(size: options.batchSize, target: options.batchTime)
-        guard let (position, upper, done, savedRows, savedTotal) = try await session.rows(
-            "SELECT position[1]::int, upper[1]::int, done, rows, total FROM baton.backfills WHERE \(stateKey)",
-            as: (Int?, Int?, Bool, Int64, Int64).self).first
+        guard let (position, upper, savedFile, done, savedRows, savedTotal) = try await session.rows(
+            "SELECT position[1]::int, upper[1]::int, upper[2]::bigint, done, rows, total FROM baton.backfills WHERE \(stateKey)",
+            as: (Int?, Int?, Int?, Bool, Int64, Int64).self).first
         else {
             throw BatonError(.notFound, "backfill of \(target.table): its position was lost from baton.backfills")
         }
         if done { return }
         var from = position ?? 0
-        let end = upper ?? 0
+        var end = upper ?? 0
+        var file = savedFile
         let firstRows = Int(savedRows)
         var lastRows = firstRows
         var lastTotal = Int(savedTotal)
         while true {
             try await waitForReplicas { lag in
                 progress(BackfillProgress(migration: migration, table: target.table, rows: lastRows, total: lastTotal, done: false, rowsPerSecond: 0, replicaLag: lag))
+            }
+            if let restarted = try await restartIfRewritten(file: file) {
+                (from, end, file) = (0, restarted.end, restarted.file)
             }
             let started = clock.now
             let to = min(from + max(1, Int((Double(sizer.size) / rowsPerPage).rounded())), end)
@@ -151,13 +155,31 @@ struct Backfill {
     /// with the triggers in place.
     private func prepare() async throws {
         if try await session.value("SELECT 1 FROM baton.backfills WHERE \(stateKey)") != nil { return }
-        let upper = "ARRAY[(pg_relation_size(\(SQL.literal(table))) / current_setting('block_size')::int)::text]"
+        let upper = Self.pagesAndFile(table)
         try await session.execute("""
             INSERT INTO baton.backfills (schema, migration, table_name, upper, total)
             SELECT \(SQL.literal(baseSchema)), \(SQL.literal(migration)), \(SQL.literal(target.table)), \(upper),
                    (SELECT CASE WHEN reltuples > 0 THEN reltuples::bigint ELSE (SELECT count(*) FROM \(table)) END FROM pg_class WHERE oid = \(SQL.literal(table))::regclass)
             """)
         try await session.execute("UPDATE baton.backfills SET done = (upper IS NULL OR upper = ARRAY['0']) WHERE \(stateKey)")
+    }
+
+    /// `ARRAY[pages, filenode]`: where the table ends now, and which file it is, as
+    /// `baton.backfills.upper` keeps them.
+    private static func pagesAndFile(_ table: String) -> String {
+        "ARRAY[(pg_relation_size(\(SQL.literal(table))) / current_setting('block_size')::int)::text, pg_relation_filenode(\(SQL.literal(table)))::text]"
+    }
+
+    /// A table rewritten since the backfill began (VACUUM FULL, CLUSTER, pg_repack) has its rows
+    /// in new places, some in pages already done: the backfill starts over on the new file.
+    /// Returns the new end and file, or nil when the file is the one the backfill began on.
+    private func restartIfRewritten(file: Int?) async throws -> (end: Int, file: Int?)? {
+        guard let file else { return nil }
+        guard let now = Int(try await session.value("SELECT pg_relation_filenode(\(SQL.literal(table)))::text") ?? ""), now != file else { return nil }
+        let row = try await session.rows("""
+            UPDATE baton.backfills SET position = NULL, upper = \(Self.pagesAndFile(table)) WHERE \(stateKey) RETURNING upper[1]::int, upper[2]::bigint
+            """, as: (Int?, Int?).self)
+        return (row.first?.0 ?? 0, row.first?.1)
     }
 
     /// Rows per heap page, to turn a batch size into a page range.
