@@ -263,7 +263,7 @@ final class MigrationProgress: @unchecked Sendable {
         case .backfill(let progress):
             let fraction = progress.total > 0 ? min(1, Double(progress.rows) / Double(progress.total)) : 1
             let eta = progress.rowsPerSecond > 0 ? Double(max(0, progress.total - progress.rows)) / progress.rowsPerSecond : 0
-            var text = "\(progress.table): \(progress.rows)/\(progress.total) rows, \(Int(progress.rowsPerSecond)) rows/s, ETA \(Int(eta.rounded()))s"
+            var text = "\(progress.table): \(progress.rows)/\(progress.total) rows, \(Int(progress.rowsPerSecond)) rows/s, batches of \(progress.batchSize), ETA \(Int(eta.rounded()))s"
             if let lag = progress.replicaLag { text = "\(progress.table): waiting for a replica \(lag / 1024) KiB behind (--max-replica-lag)" }
             if terminal {
                 let width = 30
