@@ -6,38 +6,59 @@ import OpenAPIKit
 /// responses the other way round.
 public enum OpenAPICompat {
     public static func compare(old: DereferencedDocument, new: DereferencedDocument) -> [Finding] {
-        let oldOperations = operations(old)
-        let newOperations = operations(new)
+        let (pairs, removed, added) = match(operations(old), operations(new))
         var findings: [Finding] = []
-        for (key, operation) in oldOperations where newOperations[key] == nil {
+        for operation in removed {
             findings.append(Finding(
                 id: "operation-removed", level: .err, direction: .backward, operation: operation.label, pointer: operation.pointer,
                 message: "a client built for OLD calls \(operation.label), which a server running NEW no longer has (404)"))
         }
-        for (key, operation) in newOperations where oldOperations[key] == nil {
+        for operation in added {
             findings.append(Finding(
                 id: "operation-added", level: .warn, direction: .forward, operation: operation.label, pointer: operation.pointer,
                 message: "a client built for NEW may call \(operation.label), which a server still on OLD does not have (404): roll out servers first"))
         }
-        for (key, before) in oldOperations {
-            guard let after = newOperations[key] else { continue }
-            findings += compare(before, after)
-        }
+        for (before, after) in pairs { findings += compare(before, after) }
         return findings.sorted { ($0.operation, $0.direction.rawValue, $0.pointer, $0.id) < ($1.operation, $1.direction.rawValue, $1.pointer, $1.id) }
     }
 
     struct Operation {
+        /// `GET /items/{id}`
         var label: String
+        /// `GET /items/{}`: the same operation when only a path parameter's name changed.
+        var shape: String
         var pointer: String
         var parameters: [String: DereferencedParameter]
         var body: DereferencedRequest?
         var responses: [String: DereferencedResponse]
     }
 
-    /// Keyed by method and path with parameter names blanked, so /items/{id} and /items/{itemId}
-    /// are the same operation.
-    static func operations(_ document: DereferencedDocument) -> [String: Operation] {
-        var result: [String: Operation] = [:]
+    /// Pairs operations by method and path; one left over on each side with the same shape (a
+    /// path parameter renamed, /items/{id} → /items/{itemId}) is the same operation. Sorted, so
+    /// the result never depends on the order of the documents' maps.
+    static func match(_ old: [Operation], _ new: [Operation]) -> (pairs: [(Operation, Operation)], removed: [Operation], added: [Operation]) {
+        var unmatchedNew = Dictionary(new.map { ($0.label, $0) }, uniquingKeysWith: { first, _ in first })
+        var pairs: [(Operation, Operation)] = []
+        var leftOld: [Operation] = []
+        for operation in old.sorted(by: { $0.label < $1.label }) {
+            if let same = unmatchedNew.removeValue(forKey: operation.label) { pairs.append((operation, same)) } else { leftOld.append(operation) }
+        }
+        var removed: [Operation] = []
+        for operation in leftOld {
+            let candidates = unmatchedNew.values.filter { $0.shape == operation.shape }
+            let others = leftOld.filter { $0.shape == operation.shape }
+            if candidates.count == 1, others.count == 1, let renamed = candidates.first {
+                unmatchedNew[renamed.label] = nil
+                pairs.append((operation, renamed))
+            } else {
+                removed.append(operation)
+            }
+        }
+        return (pairs, removed, unmatchedNew.values.sorted { $0.label < $1.label })
+    }
+
+    static func operations(_ document: DereferencedDocument) -> [Operation] {
+        var result: [Operation] = []
         for (path, item) in document.paths {
             let raw = path.rawValue
             let normalized = raw.replacingOccurrences(of: #"\{[^}]*\}"#, with: "{}", options: .regularExpression)
@@ -50,9 +71,9 @@ public enum OpenAPICompat {
                 }
                 var responses: [String: DereferencedResponse] = [:]
                 for (status, response) in endpoint.operation.responses { responses[status.rawValue] = response }
-                result["\(method) \(normalized)"] = Operation(
-                    label: "\(method) \(raw)", pointer: "/paths/\(escape(raw))/\(endpoint.method.rawValue.lowercased())",
-                    parameters: parameters, body: endpoint.operation.requestBody, responses: responses)
+                result.append(Operation(
+                    label: "\(method) \(raw)", shape: "\(method) \(normalized)", pointer: "/paths/\(escape(raw))/\(endpoint.method.rawValue.lowercased())",
+                    parameters: parameters, body: endpoint.operation.requestBody, responses: responses))
             }
         }
         return result
