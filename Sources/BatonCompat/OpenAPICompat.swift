@@ -5,9 +5,9 @@ import OpenAPIKit
 /// running OLD). Requests are checked with the client as producer and the server as consumer;
 /// responses the other way round.
 public enum OpenAPICompat {
-    public static func compare(old: DereferencedDocument, new: DereferencedDocument) -> [Finding] {
-        let (pairs, removed, added) = match(operations(old), operations(new))
-        var findings: [Finding] = []
+    public static func compare(old: LoadedDocument, new: LoadedDocument) -> [Finding] {
+        let (pairs, removed, added) = match(operations(old.document), operations(new.document))
+        var findings: [Finding] = old.notes + new.notes
         for operation in removed {
             findings.append(Finding(
                 id: "operation-removed", level: .err, direction: .backward, operation: operation.label, pointer: operation.pointer,

@@ -6,9 +6,10 @@ import OpenAPIKitCompat
 import Yams
 
 /// Reads an OpenAPI 3.0 or 3.1 document (YAML or JSON) with OpenAPIKit, converts 3.0 to 3.1,
-/// and resolves its local `$ref`s. Every failure is one line naming the file and where.
+/// and resolves its `$ref`s (other local files included). Every failure is one line naming the
+/// file and where; a document is refused only when it cannot be understood.
 public enum OpenAPILoader {
-    public static func load(path: String) throws -> OpenAPIKit.DereferencedDocument {
+    public static func load(path: String) throws -> LoadedDocument {
         try parse(try readText(path), file: path)
     }
 
@@ -31,9 +32,9 @@ public enum OpenAPILoader {
         }
     }
 
-    public static func parse(_ text: String, file: String) throws -> OpenAPIKit.DereferencedDocument {
+    public static func parse(_ text: String, file: String) throws -> LoadedDocument {
         // Parsed once for speed; YAMLReader parses again only to word an error with its line.
-        let (json, object) = try read(text, file: file)
+        let (_, object) = try read(text, file: file)
         let top = object ?? [:]
         if top["swagger"] != nil || top["openapi"] as? String == nil || !["3.0", "3.1"].contains(where: { (top["openapi"] as? String ?? "").hasPrefix($0) }) {
             let root = try YAMLReader.root(text: text, file: file)
@@ -46,6 +47,8 @@ public enum OpenAPILoader {
             throw root.error("openapi", "version '\(version)' is not supported; expected 3.0.x or 3.1.x")
         }
         let version = top["openapi"] as! String
+        var preparer = DocumentPreparer(file: file)
+        let json = try JSONSerialization.data(withJSONObject: try preparer.prepare(top))
         let document: OpenAPIKit.OpenAPI.Document
         do {
             // Yams' Decoder is several times slower than Foundation's JSONDecoder on big
@@ -59,7 +62,7 @@ public enum OpenAPILoader {
             throw BatonError(.invalidConfiguration, "\(file):\(at): \(Self.oneLine(pretty.localizedDescription))")
         }
         do {
-            return try document.locallyDereferenced()
+            return LoadedDocument(document: try document.locallyDereferenced(), notes: preparer.notes)
         } catch {
             throw BatonError(.invalidConfiguration, "\(file): unresolvable $ref: \(Self.oneLine("\(error)"))")
         }

@@ -1,5 +1,6 @@
 import BatonCompat
 import BatonCore
+import Foundation
 import Testing
 
 /// For every rule a pair of small specs and the exact findings in each direction
@@ -157,7 +158,7 @@ import Testing
         ("openapi: 3.1.0\ninfo: {title: t\npaths: {}\n", "bad.yaml: not valid YAML: line 3, column 6:"),
         ("swagger: \"2.0\"\ninfo: {title: t, version: \"1\"}\npaths: {}\n", "bad.yaml:1: swagger: Swagger 2.0 is not supported; convert the file to OpenAPI 3 first (for example with swagger2openapi)"),
         ("info: {title: t, version: \"1\"}\npaths: {}\n", "bad.yaml:1: (top level): not an OpenAPI document: expected a top-level 'openapi: 3.0.x' or '3.1.x'"),
-        ("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /a: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Missing\"}}}}}}}\n", "bad.yaml: unresolvable $ref:"),
+        ("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /a: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Missing\"}}}}}}}\n", "bad.yaml: at /paths/~1a/get/responses/200/content/application~1json/schema: $ref '#/components/schemas/Missing' points at nothing"),
         ("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /a: {get: {responses: 5}}\n", "bad.yaml: at "),
         ("openapi: 2.5.0\ninfo: {title: t, version: \"1\"}\npaths: {}\n", "bad.yaml:1: openapi: version '2.5.0' is not supported; expected 3.0.x or 3.1.x"),
     ])
@@ -192,5 +193,64 @@ extension OpenAPICompatTests {
             old: try OpenAPILoader.parse(Self.document("  /items/{id}: {get: {parameters: [{name: id, in: path, required: true, schema: {type: integer}}], responses: {\"200\": {description: ok}}}}"), file: "old.yaml"),
             new: try OpenAPILoader.parse(Self.document("  /items/{itemId}: {get: {parameters: [{name: itemId, in: path, required: true, schema: {type: integer}}], responses: {\"200\": {description: ok}}}}"), file: "new.yaml"))
         #expect(renamed.isEmpty, "\(renamed)")
+    }
+}
+
+extension OpenAPICompatTests {
+    /// A recursive schema loads and compares (one level deep): a change at the top is found.
+    @Test func recursiveSchemasCompare() throws {
+        func tree(_ extra: String) -> String {
+            Self.document(
+                "  /tree: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Node\"}}}}}}}",
+                components: "    Node: {type: object, required: [name\(extra)], properties: {name: {type: string}, size: {type: integer}, children: {type: array, items: {$ref: \"#/components/schemas/Node\"}}}}")
+        }
+        let old = try OpenAPILoader.parse(tree(""), file: "old.yaml")
+        #expect(old.notes.contains { $0.id == "document-repaired" && $0.message.contains("is recursive") })
+        let same = OpenAPICompat.compare(old: old, new: try OpenAPILoader.parse(tree(""), file: "new.yaml")).filter { $0.level != .info }
+        #expect(same.isEmpty, "\(same)")
+        // NEW requires a field old servers do not send: old server → new client breaks.
+        let changed = OpenAPICompat.compare(old: old, new: try OpenAPILoader.parse(tree(", size"), file: "new.yaml")).filter { $0.level != .info }
+        #expect(changed.contains { $0.direction == .forward && $0.level == .err }, "\(changed)")
+    }
+
+    /// `$ref`s to other local files (relative to the file holding them, chained) are read;
+    /// a URL is refused with the pointer, never fetched.
+    @Test func referencesToOtherLocalFilesLoad() throws {
+        let directory = NSTemporaryDirectory() + "baton-refs-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory + "/common", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "components:\n  schemas:\n    Error: {type: object, required: [code], properties: {code: {$ref: \"codes.yaml#/Code\"}}}\n"
+            .write(toFile: directory + "/common/errors.yaml", atomically: true, encoding: .utf8)
+        try "Code: {type: string, enum: [a, b]}\n".write(toFile: directory + "/common/codes.yaml", atomically: true, encoding: .utf8)
+        let main = Self.document("  /x: {get: {responses: {\"400\": {description: bad, content: {application/json: {schema: {$ref: \"common/errors.yaml#/components/schemas/Error\"}}}}}}}")
+        try main.write(toFile: directory + "/old.yaml", atomically: true, encoding: .utf8)
+        try main.replacingOccurrences(of: "common/errors.yaml", with: "./common/../common/errors.yaml").write(toFile: directory + "/new.yaml", atomically: true, encoding: .utf8)
+        try "Code: {type: string, enum: [a, b, c]}\n".write(toFile: directory + "/common/codes-new.yaml", atomically: true, encoding: .utf8)
+        let old = try OpenAPILoader.load(path: directory + "/old.yaml")
+        #expect(OpenAPICompat.compare(old: old, new: try OpenAPILoader.load(path: directory + "/new.yaml")).isEmpty)
+        // The enum grows in the referenced file: old clients may get a code they do not know.
+        try "components:\n  schemas:\n    Error: {type: object, required: [code], properties: {code: {$ref: \"codes-new.yaml#/Code\"}}}\n"
+            .write(toFile: directory + "/common/errors.yaml", atomically: true, encoding: .utf8)
+        let grown = OpenAPICompat.compare(old: old, new: try OpenAPILoader.load(path: directory + "/new.yaml"))
+        #expect(grown.contains { $0.direction == .backward && $0.level == .err }, "\(grown)")
+
+        let remote = #expect(throws: BatonError.self) {
+            _ = try OpenAPILoader.parse(Self.document("  /x: {get: {responses: {\"200\": {$ref: \"https://example.com/r.yaml#/R\"}}}}"), file: "r.yaml")
+        }
+        #expect(remote?.description == "r.yaml: at /paths/~1x/get/responses/200: $ref 'https://example.com/r.yaml#/R' points at a URL; Baton reads local files only (download it beside the document)")
+    }
+
+    /// Slips that change nothing a client may send or receive are repaired with a note.
+    @Test func structuralSlipsAreNotesNotErrors() throws {
+        let text = """
+            openapi: 3.1.0
+            info: {title: t}
+            paths:
+              /a: {get: {responses: {"200": {content: {application/json: {schema: {type: string}}}}}}}
+            """
+        let loaded = try OpenAPILoader.parse(text, file: "slips.yaml")
+        #expect(Set(loaded.notes.map(\.message)) == ["info has no version", "response 200 has no description"])
+        #expect(loaded.notes.allSatisfy { $0.level == .info && $0.id == "document-repaired" })
+        #expect(OpenAPICompat.compare(old: loaded, new: loaded).allSatisfy { $0.level == .info })
     }
 }

@@ -1,0 +1,174 @@
+import BatonCore
+import Foundation
+
+/// Makes a document OpenAPIKit can read without losing what matters for compatibility, and
+/// says what it changed (INFO notes on the loaded document):
+/// - a `$ref` to another local file (`common.yaml#/components/schemas/Error`, relative to the
+///   file that holds it) is replaced by what it points at; URLs are refused, never fetched;
+/// - a `$ref` that leads back into a schema being resolved (a recursive `Node` whose children
+///   are `Node`s) becomes an unconstrained schema there, so recursion is compared one level deep;
+/// - structural slips that do not change what a client may send or receive (a response
+///   without `description`, `info` without `version` or `title`) are filled in.
+struct DocumentPreparer {
+    private(set) var notes: [Finding] = []
+    let file: String
+    /// Other files read so far, by absolute path.
+    private var loaded: [String: Any] = [:]
+    /// References whose targets hold no cycle.
+    private var clean: Set<String> = []
+
+    init(file: String) { self.file = file }
+
+    mutating func prepare(_ root: [String: Any]) throws -> [String: Any] {
+        var document = root
+        if var info = document["info"] as? [String: Any] {
+            for key in ["title", "version"] where info[key] == nil {
+                info[key] = ""
+                note("/info", "info has no \(key)")
+            }
+            document["info"] = info
+        } else {
+            document["info"] = ["title": "", "version": ""]
+            note("/info", "the document has no info")
+        }
+        if document["paths"] == nil && document["webhooks"] == nil { document["paths"] = [String: Any]() }
+        let base = (file as NSString).deletingLastPathComponent
+        var stack: [String] = []
+        document = try resolve(document, in: file, base: base, root: document, pointer: "", stack: &stack).0 as? [String: Any] ?? document
+        document = repairResponses(document)
+        return document
+    }
+
+    private mutating func note(_ pointer: String, _ message: String) {
+        notes.append(Finding(id: "document-repaired", level: .info, direction: .none, operation: file, pointer: pointer, message: message))
+    }
+
+    /// Replaces references to other files by their targets and cuts reference cycles; returns
+    /// the value and whether a cycle was cut inside it. A reference within this document stays
+    /// (OpenAPIKit resolves it) unless a cycle was cut beneath it; `clean` remembers targets
+    /// found free of cycles, so each is walked once. `stack` holds the references being
+    /// resolved (`FILE#POINTER`).
+    private mutating func resolve(_ value: Any, in current: String, base: String, root: [String: Any], pointer: String, stack: inout [String]) throws -> (Any, cut: Bool) {
+        switch value {
+        case var map as [String: Any]:
+            if let ref = map["$ref"] as? String {
+                let (target, fragment) = split(ref)
+                if target.contains("://") {
+                    throw BatonError(.invalidConfiguration, "\(current): at \(pointer): $ref '\(ref)' points at a URL; Baton reads local files only (download it beside the document)")
+                }
+                let path = target.isEmpty ? current : absolute(target, base: base)
+                let key = path + "#" + fragment
+                if stack.contains(key) {
+                    note(pointer, "$ref '\(ref)' is recursive; compared one level deep")
+                    map.removeValue(forKey: "$ref")
+                    return (map, true)
+                }
+                let local = path == file
+                if local && clean.contains(key) { return (map, false) }
+                let document = local ? root : try load(path, from: current, pointer: pointer)
+                guard let resolved = Self.value(at: fragment, in: document) else {
+                    throw BatonError(.invalidConfiguration, "\(current): at \(pointer): $ref '\(ref)' points at nothing")
+                }
+                stack.append(key)
+                let (inner, cut) = try resolve(resolved, in: path, base: (path as NSString).deletingLastPathComponent, root: document, pointer: pointer, stack: &stack)
+                stack.removeLast()
+                if !cut { clean.insert(key) }
+                if local && !cut { return (map, false) }
+                // Siblings of a $ref (3.1: description, …) stay beside what it points at.
+                map.removeValue(forKey: "$ref")
+                guard var object = inner as? [String: Any] else { return (inner, cut) }
+                for (name, sibling) in map { object[name] = sibling }
+                return (object, cut)
+            }
+            var cut = false
+            for key in map.keys.sorted() {
+                let (inner, innerCut) = try resolve(map[key] as Any, in: current, base: base, root: root, pointer: pointer + "/" + OpenAPICompat.escape(key), stack: &stack)
+                map[key] = inner
+                cut = cut || innerCut
+            }
+            return (map, cut)
+        case let list as [Any]:
+            var cut = false
+            let items = try list.enumerated().map { item -> Any in
+                let (inner, innerCut) = try resolve(item.element, in: current, base: base, root: root, pointer: pointer + "/\(item.offset)", stack: &stack)
+                cut = cut || innerCut
+                return inner
+            }
+            return (items, cut)
+        default:
+            return (value, false)
+        }
+    }
+
+    private mutating func load(_ path: String, from current: String, pointer: String) throws -> [String: Any] {
+        if let document = loaded[path] as? [String: Any] { return document }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BatonError(.notFound, "\(current): at \(pointer): cannot read \(path), which a $ref names")
+        }
+        let json = try OpenAPILoader.json(String(decoding: data, as: UTF8.self))
+        guard let document = try JSONSerialization.jsonObject(with: json, options: [.fragmentsAllowed]) as? [String: Any] else {
+            throw BatonError(.invalidConfiguration, "\(path): expected an object at the top")
+        }
+        loaded[path] = document
+        return document
+    }
+
+    private func split(_ ref: String) -> (file: String, fragment: String) {
+        guard let hash = ref.firstIndex(of: "#") else { return (ref, "") }
+        return (String(ref[..<hash]), String(ref[ref.index(after: hash)...]))
+    }
+
+    private func absolute(_ path: String, base: String) -> String {
+        let joined = path.hasPrefix("/") ? path : (base.isEmpty ? path : base + "/" + path)
+        return (joined as NSString).standardizingPath
+    }
+
+    /// The value at a JSON pointer (`/components/schemas/Error`; empty: the whole document).
+    static func value(at pointer: String, in document: Any) -> Any? {
+        var current: Any = document
+        for raw in pointer.split(separator: "/", omittingEmptySubsequences: true) {
+            let token = (String(raw).removingPercentEncoding ?? String(raw)).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+            if let map = current as? [String: Any], let next = map[token] {
+                current = next
+            } else if let list = current as? [Any], let index = Int(token), list.indices.contains(index) {
+                current = list[index]
+            } else {
+                return nil
+            }
+        }
+        return current
+    }
+
+    /// Responses (under paths, webhooks and components) get the `description` OpenAPI requires.
+    private mutating func repairResponses(_ document: [String: Any]) -> [String: Any] {
+        var document = document
+        func repair(_ responses: Any?, _ pointer: String) -> Any? {
+            guard var map = responses as? [String: Any] else { return responses }
+            for status in map.keys.sorted() {
+                guard var response = map[status] as? [String: Any], response["$ref"] == nil, response["description"] == nil else { continue }
+                response["description"] = ""
+                map[status] = response
+                note(pointer + "/" + OpenAPICompat.escape(status), "response \(status) has no description")
+            }
+            return map
+        }
+        for section in ["paths", "webhooks"] {
+            guard var items = document[section] as? [String: Any] else { continue }
+            for path in items.keys.sorted() {
+                guard var item = items[path] as? [String: Any] else { continue }
+                for method in item.keys.sorted() {
+                    guard var operation = item[method] as? [String: Any] else { continue }
+                    operation["responses"] = repair(operation["responses"], "/\(section)/\(OpenAPICompat.escape(path))/\(method)/responses")
+                    item[method] = operation
+                }
+                items[path] = item
+            }
+            document[section] = items
+        }
+        if var components = document["components"] as? [String: Any] {
+            components["responses"] = repair(components["responses"], "/components/responses")
+            document["components"] = components
+        }
+        return document
+    }
+}
