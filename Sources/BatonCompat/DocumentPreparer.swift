@@ -34,7 +34,8 @@ struct DocumentPreparer {
         if document["paths"] == nil && document["webhooks"] == nil { document["paths"] = [String: Any]() }
         let base = (file as NSString).deletingLastPathComponent
         var stack: [String] = []
-        document = try resolve(document, in: file, base: base, root: document, pointer: "", stack: &stack).0 as? [String: Any] ?? document
+        var path: [String] = []
+        document = try resolve(document, in: file, base: base, root: document, path: &path, stack: &stack).0 as? [String: Any] ?? document
         document = repairResponses(document)
         return document
     }
@@ -47,30 +48,31 @@ struct DocumentPreparer {
     /// the value and whether a cycle was cut inside it. A reference within this document stays
     /// (OpenAPIKit resolves it) unless a cycle was cut beneath it; `clean` remembers targets
     /// found free of cycles, so each is walked once. `stack` holds the references being
-    /// resolved (`FILE#POINTER`).
-    private mutating func resolve(_ value: Any, in current: String, base: String, root: [String: Any], pointer: String, stack: inout [String]) throws -> (Any, cut: Bool) {
+    /// resolved (`FILE#POINTER`); `path` the keys down to `value`, made a JSON pointer only for a
+    /// note or an error (escaping every key of a big document would cost more than the rest).
+    private mutating func resolve(_ value: Any, in current: String, base: String, root: [String: Any], path: inout [String], stack: inout [String]) throws -> (Any, cut: Bool) {
         switch value {
         case var map as [String: Any]:
             if let ref = map["$ref"] as? String {
                 let (target, fragment) = split(ref)
                 if target.contains("://") {
-                    throw BatonError(.invalidConfiguration, "\(current): at \(pointer): $ref '\(ref)' points at a URL; Baton reads local files only (download it beside the document)")
+                    throw BatonError(.invalidConfiguration, "\(current): at \(Self.pointer(path)): $ref '\(ref)' points at a URL; Baton reads local files only (download it beside the document)")
                 }
-                let path = target.isEmpty ? current : absolute(target, base: base)
-                let key = path + "#" + fragment
+                let targetFile = target.isEmpty ? current : absolute(target, base: base)
+                let key = targetFile + "#" + fragment
                 if stack.contains(key) {
-                    note(pointer, "$ref '\(ref)' is recursive; compared one level deep")
+                    note(Self.pointer(path), "$ref '\(ref)' is recursive; compared one level deep")
                     map.removeValue(forKey: "$ref")
                     return (map, true)
                 }
-                let local = path == file
+                let local = targetFile == file
                 if local && clean.contains(key) { return (map, false) }
-                let document = local ? root : try load(path, from: current, pointer: pointer)
+                let document = local ? root : try load(targetFile, from: current, pointer: Self.pointer(path))
                 guard let resolved = Self.value(at: fragment, in: document) else {
-                    throw BatonError(.invalidConfiguration, "\(current): at \(pointer): $ref '\(ref)' points at nothing")
+                    throw BatonError(.invalidConfiguration, "\(current): at \(Self.pointer(path)): $ref '\(ref)' points at nothing")
                 }
                 stack.append(key)
-                let (inner, cut) = try resolve(resolved, in: path, base: (path as NSString).deletingLastPathComponent, root: document, pointer: pointer, stack: &stack)
+                let (inner, cut) = try resolve(resolved, in: targetFile, base: (targetFile as NSString).deletingLastPathComponent, root: document, path: &path, stack: &stack)
                 stack.removeLast()
                 if !cut { clean.insert(key) }
                 if local && !cut { return (map, false) }
@@ -82,17 +84,23 @@ struct DocumentPreparer {
             }
             var cut = false
             for key in map.keys.sorted() {
-                let (inner, innerCut) = try resolve(map[key] as Any, in: current, base: base, root: root, pointer: pointer + "/" + OpenAPICompat.escape(key), stack: &stack)
+                path.append(key)
+                let (inner, innerCut) = try resolve(map[key] as Any, in: current, base: base, root: root, path: &path, stack: &stack)
+                path.removeLast()
                 map[key] = inner
                 cut = cut || innerCut
             }
             return (map, cut)
         case let list as [Any]:
             var cut = false
-            let items = try list.enumerated().map { item -> Any in
-                let (inner, innerCut) = try resolve(item.element, in: current, base: base, root: root, pointer: pointer + "/\(item.offset)", stack: &stack)
+            var items: [Any] = []
+            items.reserveCapacity(list.count)
+            for (offset, element) in list.enumerated() {
+                path.append(String(offset))
+                let (inner, innerCut) = try resolve(element, in: current, base: base, root: root, path: &path, stack: &stack)
+                path.removeLast()
+                items.append(inner)
                 cut = cut || innerCut
-                return inner
             }
             return (items, cut)
         default:
@@ -111,6 +119,10 @@ struct DocumentPreparer {
         }
         loaded[path] = document
         return document
+    }
+
+    private static func pointer(_ path: [String]) -> String {
+        path.map { "/" + OpenAPICompat.escape($0) }.joined()
     }
 
     private func split(_ ref: String) -> (file: String, fragment: String) {
