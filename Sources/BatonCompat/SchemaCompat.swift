@@ -53,8 +53,15 @@ struct SchemaCompat {
             if node.nullable && !nullable && !options.contains(where: \.nullable) {
                 add("null-not-accepted", .err, pointer, "\(producer) may send null, which \(consumer) rejects")
             }
-            if !options.contains(where: { accepts(.value(node), $0) }) {
+            let matching = options.indices.filter { accepts(.value(node), options[$0]) }
+            if matching.isEmpty {
                 add("alternative-not-accepted", .err, pointer, "none of the alternatives \(consumer) accepts matches what \(producer) sends")
+            }
+            // oneOf accepts a value that matches exactly one alternative: one that every value
+            // the producer sends matches twice is always rejected.
+            if case .oneOf = c, matching.count > 1 {
+                add("one-of-ambiguous", .err, pointer,
+                    "what \(producer) sends matches alternatives \(matching.map(String.init).joined(separator: " and ")) of the oneOf \(consumer) accepts, which takes a value only when exactly one matches")
             }
         case (.value(let a), .value(let b)):
             compareNodes(a, b, pointer)

@@ -82,6 +82,16 @@ import Testing
         Case(name: "required request property added",
              old: request("{type: object, properties: {a: {type: string}}}"), new: request("{type: object, required: [b], properties: {a: {type: string}, b: {type: string}}}"),
              expected: ["backward request-body.required-property-missing ERR", "forward request-body.property-ignored WARN"]),
+        // oneOf is exclusive: an object old clients send with both fields matches both new
+        // branches, so a NEW server rejects every one of them (an anyOf would accept it).
+        Case(name: "required fields rewritten as oneOf",
+             old: request("{type: object, required: [foo, bar], properties: {foo: {type: string}, bar: {type: string}}}"),
+             new: request("{oneOf: [{type: object, required: [foo], properties: {foo: {type: string}}}, {type: object, required: [bar], properties: {bar: {type: string}}}]}"),
+             expected: ["backward request-body.one-of-ambiguous ERR", "forward request-body.alternative-not-accepted ERR"]),
+        Case(name: "required fields rewritten as anyOf",
+             old: request("{type: object, required: [foo, bar], properties: {foo: {type: string}, bar: {type: string}}}"),
+             new: request("{anyOf: [{type: object, required: [foo], properties: {foo: {type: string}}}, {type: object, required: [bar], properties: {bar: {type: string}}}]}"),
+             expected: ["forward request-body.alternative-not-accepted ERR"]),
         Case(name: "required response property removed",
              old: response("{type: object, required: [a, b], properties: {a: {type: string}, b: {type: string}}}"), new: response("{type: object, required: [a], properties: {a: {type: string}}}"),
              expected: ["backward response-body.required-property-missing ERR", "forward response-body.property-ignored INFO"]),
