@@ -88,6 +88,8 @@ import Testing
              old: request("{type: object, required: [foo, bar], properties: {foo: {type: string}, bar: {type: string}}}"),
              new: request("{oneOf: [{type: object, required: [foo], properties: {foo: {type: string}}}, {type: object, required: [bar], properties: {bar: {type: string}}}]}"),
              expected: ["backward request-body.one-of-ambiguous ERR", "forward request-body.alternative-not-accepted ERR"]),
+        Case(name: "const changed (an enum of one)", old: response("{const: a}"), new: response("{const: b}"),
+             expected: ["backward response-body.enum-value-not-accepted ERR", "forward response-body.enum-value-not-accepted ERR"]),
         Case(name: "required fields rewritten as anyOf",
              old: request("{type: object, required: [foo, bar], properties: {foo: {type: string}, bar: {type: string}}}"),
              new: request("{anyOf: [{type: object, required: [foo], properties: {foo: {type: string}}}, {type: object, required: [bar], properties: {bar: {type: string}}}]}"),
