@@ -178,17 +178,39 @@ public enum OpenAPICompat {
             for (type, _) in after.content where before.content[type] == nil {
                 add("response-media-type-added", .warn, .forward, "\(pointer)/content/\(escape(type.rawValue))", "a client built for NEW may expect \(type.rawValue) for \(status), which a server running OLD does not send")
             }
+            // Headers: a client may rely on a required one; an optional one it must do without.
             let oldHeaders = before.headers ?? [:]
             let newHeaders = after.headers ?? [:]
-            for (name, header) in oldHeaders where header.required && newHeaders[name] == nil {
-                add("response-header-removed", .err, .backward, "\(pointer)/headers/\(name)", "a client built for OLD relies on response header '\(name)', which a server running NEW no longer sends")
+            for (name, header) in oldHeaders.sorted(by: { $0.key < $1.key }) {
+                let at = "\(pointer)/headers/\(escape(name))"
+                guard let other = newHeaders[name] else {
+                    if header.required {
+                        add("response-header-removed", .err, .backward, at, "a client built for OLD relies on response header '\(name)', which a server running NEW no longer sends")
+                    } else {
+                        add("response-header-removed", .info, .backward, at, "optional response header '\(name)' is gone; a client built for OLD already does without it")
+                    }
+                    continue
+                }
+                if header.required && !other.required {
+                    add("response-header-became-optional", .err, .backward, at, "a client built for OLD relies on response header '\(name)', which a server running NEW may omit")
+                }
+                schemas("response-header", at + "/schema", request: false, old: header.schemaOrContent.a?.schema.jsonSchema, new: other.schemaOrContent.a?.schema.jsonSchema)
             }
-            for (name, header) in newHeaders where header.required && (oldHeaders[name] == nil || !(oldHeaders[name]!.required)) {
-                add("response-header-added-required", .err, .forward, "\(pointer)/headers/\(name)", "a client built for NEW relies on response header '\(name)', which a server running OLD does not promise")
+            for (name, header) in newHeaders.sorted(by: { $0.key < $1.key }) where header.required && !(oldHeaders[name]?.required ?? false) {
+                add("response-header-added-required", .err, .forward, "\(pointer)/headers/\(escape(name))", "a client built for NEW relies on response header '\(name)', which a server running OLD does not promise")
             }
         }
+        let oldSuccess = Set(old.responses.keys.filter { $0.hasPrefix("2") })
+        let newSuccess = Set(new.responses.keys.filter { $0.hasPrefix("2") })
         for (status, _) in old.responses.sorted(by: { $0.key < $1.key }) where new.responses[status] == nil && status != "default" {
-            add("response-status-removed", .warn, .forward, "\(old.pointer)/responses/\(status)", "a server running OLD may still answer \(status), which a client built for NEW does not expect")
+            let at = "\(old.pointer)/responses/\(status)"
+            add("response-status-removed", .warn, .forward, at, "a server running OLD may still answer \(status), which a client built for NEW does not expect")
+            // A client built for OLD that knows no success status NEW answers with reads every
+            // success as a failure.
+            if status.hasPrefix("2") && oldSuccess.isDisjoint(with: newSuccess) {
+                add("success-status-changed", .err, .backward, at,
+                    "a client built for OLD expects \(oldSuccess.sorted().joined(separator: " or ")) on success, but a server running NEW answers \(newSuccess.sorted().joined(separator: " or ").isEmpty ? "with no success status" : newSuccess.sorted().joined(separator: " or "))")
+            }
         }
         return findings
     }

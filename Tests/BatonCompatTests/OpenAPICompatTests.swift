@@ -47,6 +47,15 @@ import Testing
         """)
     }
 
+    /// GET /items answering 200 with response `headers` (a YAML flow mapping).
+    static func headers(_ map: String) -> String {
+        document("""
+          /items:
+            get:
+              responses: {"200": {description: ok, headers: \(map)}}
+        """)
+    }
+
     static func parameters(_ list: String) -> String {
         document("""
           /items:
@@ -88,6 +97,18 @@ import Testing
              old: request("{type: object, required: [foo, bar], properties: {foo: {type: string}, bar: {type: string}}}"),
              new: request("{oneOf: [{type: object, required: [foo], properties: {foo: {type: string}}}, {type: object, required: [bar], properties: {bar: {type: string}}}]}"),
              expected: ["backward request-body.one-of-ambiguous ERR", "forward request-body.alternative-not-accepted ERR"]),
+        Case(name: "response header became optional",
+             old: headers("{X-Rate: {required: true, schema: {type: integer}}}"), new: headers("{X-Rate: {schema: {type: integer}}}"),
+             expected: ["backward response-header-became-optional ERR"]),
+        Case(name: "optional response header removed",
+             old: headers("{X-Rate: {schema: {type: integer}}}"), new: headers("{}"),
+             expected: ["backward response-header-removed INFO"]),
+        Case(name: "response header type changed",
+             old: headers("{X-Rate: {schema: {type: integer}}}"), new: headers("{X-Rate: {schema: {type: string}}}"),
+             expected: ["backward response-header.type-changed ERR", "forward response-header.type-changed ERR"]),
+        Case(name: "success status changed",
+             old: document("  /items: {post: {responses: {\"200\": {description: ok}}}}"), new: document("  /items: {post: {responses: {\"201\": {description: created}}}}"),
+             expected: ["backward success-status-changed ERR", "backward response-status-added WARN", "forward response-status-removed WARN"]),
         Case(name: "const changed (an enum of one)", old: response("{const: a}"), new: response("{const: b}"),
              expected: ["backward response-body.enum-value-not-accepted ERR", "forward response-body.enum-value-not-accepted ERR"]),
         Case(name: "required fields rewritten as anyOf",
