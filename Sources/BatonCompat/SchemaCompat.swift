@@ -107,8 +107,15 @@ struct SchemaCompat {
         if p.format != c.format, let format = c.format {
             add("format-changed", .warn, here, "\(consumer) expects format \(format), \(producer) sends \(p.format ?? "no particular format")")
         }
+        // A pattern where there was none rejects some value the producer may send; whether one
+        // pattern admits everything another does is not decided here, so a change is a warning.
+        // A format is an annotation in JSON Schema 2020-12 (validators need not check it): a warning.
         if p.pattern != c.pattern, let pattern = c.pattern {
-            add("pattern-changed", .warn, here, "\(consumer) checks pattern \(pattern), which \(producer) does not promise (\(p.pattern ?? "no pattern"))")
+            if let before = p.pattern {
+                add("pattern-changed", .warn, here, "\(consumer) checks pattern \(pattern), which \(producer) does not promise (\(before))")
+            } else {
+                add("pattern-added", .err, here, "\(consumer) checks pattern \(pattern), so some values \(producer) may send are rejected")
+            }
         }
         bounds(p, c, here)
 

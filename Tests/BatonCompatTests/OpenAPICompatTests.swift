@@ -136,6 +136,8 @@ import Testing
              expected: ["backward request-body.bound-tightened ERR", "forward request-body.bound-loosened INFO"]),
         Case(name: "minimum loosened on a response", old: response("{type: integer, minimum: 1}"), new: response("{type: integer, minimum: 0}"),
              expected: ["backward response-body.bound-tightened ERR", "forward response-body.bound-loosened INFO"]),
+        Case(name: "pattern added to a request field", old: request("{type: string}"), new: request("{type: string, pattern: \"^[a-z]+$\"}"),
+             expected: ["backward request-body.pattern-added ERR"]),
         Case(name: "pattern changed", old: request("{type: string, pattern: \"^[a-z]+$\"}"), new: request("{type: string, pattern: \"^[a-z0-9]+$\"}"),
              expected: ["backward request-body.pattern-changed WARN", "forward request-body.pattern-changed WARN"]),
         Case(name: "additionalProperties false turns a new property into a break",
