@@ -11,13 +11,28 @@ import Foundation
 ///   without `description`, `info` without `version` or `title`) are filled in.
 struct DocumentPreparer {
     private(set) var notes: [Finding] = []
+    /// As given, for messages.
     let file: String
+    /// Absolute and normalised, to recognise references back into this document.
+    private let mainPath: String
+    private var mainRoot: [String: Any] = [:]
     /// Other files read so far, by absolute path.
     private var loaded: [String: Any] = [:]
     /// References whose targets hold no cycle.
     private var clean: Set<String> = []
+    /// References already noted as recursive (one note each, not one per use).
+    private var noted: Set<String> = []
+    /// Values walked: references that reach a cycle are expanded at each use, so a document
+    /// whose recursion would expand without bound is refused instead of hanging.
+    private var budget = 5_000_000
 
-    init(file: String) { self.file = file }
+    /// Keys whose values are data, not schema: a `$ref` inside an example is just text.
+    private static let dataKeys: Set<String> = ["example", "examples", "default", "enum", "const"]
+
+    init(file: String) {
+        self.file = file
+        mainPath = Self.absolute(file, base: FileManager.default.currentDirectoryPath)
+    }
 
     mutating func prepare(_ root: [String: Any]) throws -> [String: Any] {
         var document = root
@@ -32,10 +47,10 @@ struct DocumentPreparer {
             note("/info", "the document has no info")
         }
         if document["paths"] == nil && document["webhooks"] == nil { document["paths"] = [String: Any]() }
-        let base = (file as NSString).deletingLastPathComponent
+        mainRoot = document
         var stack: [String] = []
         var path: [String] = []
-        document = try resolve(document, in: file, base: base, root: document, path: &path, stack: &stack).0 as? [String: Any] ?? document
+        document = try resolve(document, in: mainPath, root: document, path: &path, stack: &stack).0 as? [String: Any] ?? document
         document = repairResponses(document)
         return document
     }
@@ -44,48 +59,55 @@ struct DocumentPreparer {
         notes.append(Finding(id: "document-repaired", level: .info, direction: .none, operation: file, pointer: pointer, message: message))
     }
 
+    /// The file as the user named it, for messages.
+    private func named(_ path: String) -> String { path == mainPath ? file : path }
+
     /// Replaces references to other files by their targets and cuts reference cycles; returns
-    /// the value and whether a cycle was cut inside it. A reference within this document stays
-    /// (OpenAPIKit resolves it) unless a cycle was cut beneath it; `clean` remembers targets
-    /// found free of cycles, so each is walked once. `stack` holds the references being
+    /// the value and whether a cycle was cut inside it. A `#…` reference within this document
+    /// stays (OpenAPIKit resolves it) unless a cycle was cut beneath it; `clean` remembers
+    /// targets found free of cycles, so each is walked once. `stack` holds the references being
     /// resolved (`FILE#POINTER`); `path` the keys down to `value`, made a JSON pointer only for a
     /// note or an error (escaping every key of a big document would cost more than the rest).
-    private mutating func resolve(_ value: Any, in current: String, base: String, root: [String: Any], path: inout [String], stack: inout [String]) throws -> (Any, cut: Bool) {
+    private mutating func resolve(_ value: Any, in current: String, root: [String: Any], path: inout [String], stack: inout [String]) throws -> (Any, cut: Bool) {
+        budget -= 1
+        if budget < 0 {
+            throw BatonError(.invalidConfiguration, "\(file): its recursive $refs expand beyond what Baton compares; break the cycle through fewer schemas")
+        }
         switch value {
         case var map as [String: Any]:
             if let ref = map["$ref"] as? String {
                 let (target, fragment) = split(ref)
                 if target.contains("://") {
-                    throw BatonError(.invalidConfiguration, "\(current): at \(Self.pointer(path)): $ref '\(ref)' points at a URL; Baton reads local files only (download it beside the document)")
+                    throw BatonError(.invalidConfiguration, "\(named(current)): at \(Self.pointer(path)): $ref '\(ref)' points at a URL; Baton reads local files only (download it beside the document)")
                 }
-                let targetFile = target.isEmpty ? current : absolute(target, base: base)
+                let targetFile = target.isEmpty ? current : Self.absolute(target, base: (current as NSString).deletingLastPathComponent)
                 let key = targetFile + "#" + fragment
                 if stack.contains(key) {
-                    note(Self.pointer(path), "$ref '\(ref)' is recursive; compared one level deep")
-                    map.removeValue(forKey: "$ref")
-                    return (map, true)
+                    if noted.insert(key).inserted { note(Self.pointer(path), "$ref '\(ref)' is recursive; compared one level deep") }
+                    return ([String: Any](), true)
                 }
-                let local = targetFile == file
-                if local && clean.contains(key) { return (map, false) }
-                let document = local ? root : try load(targetFile, from: current, pointer: Self.pointer(path))
+                // Kept as written only where OpenAPIKit reads it the same: `#…` in this document.
+                let keepable = target.isEmpty && current == mainPath
+                if keepable && clean.contains(key) { return (map, false) }
+                let document = targetFile == mainPath ? mainRoot : try load(targetFile, from: current, path: path)
                 guard let resolved = Self.value(at: fragment, in: document) else {
-                    throw BatonError(.invalidConfiguration, "\(current): at \(Self.pointer(path)): $ref '\(ref)' points at nothing")
+                    throw BatonError(.invalidConfiguration, "\(named(current)): at \(Self.pointer(path)): $ref '\(ref)' points at nothing")
                 }
                 stack.append(key)
-                let (inner, cut) = try resolve(resolved, in: targetFile, base: (targetFile as NSString).deletingLastPathComponent, root: document, path: &path, stack: &stack)
+                let (inner, cut) = try resolve(resolved, in: targetFile, root: document, path: &path, stack: &stack)
                 stack.removeLast()
                 if !cut { clean.insert(key) }
-                if local && !cut { return (map, false) }
-                // Siblings of a $ref (3.1: description, …) stay beside what it points at.
-                map.removeValue(forKey: "$ref")
+                if keepable && !cut { return (map, false) }
+                // As for a reference OpenAPIKit resolves: the target, with only its description
+                // and summary taken from beside the $ref.
                 guard var object = inner as? [String: Any] else { return (inner, cut) }
-                for (name, sibling) in map { object[name] = sibling }
+                for name in ["description", "summary"] where map[name] != nil { object[name] = map[name] }
                 return (object, cut)
             }
             var cut = false
-            for key in map.keys.sorted() {
+            for key in map.keys.sorted() where !Self.dataKeys.contains(key) && !key.hasPrefix("x-") {
                 path.append(key)
-                let (inner, innerCut) = try resolve(map[key] as Any, in: current, base: base, root: root, path: &path, stack: &stack)
+                let (inner, innerCut) = try resolve(map[key] as Any, in: current, root: root, path: &path, stack: &stack)
                 path.removeLast()
                 map[key] = inner
                 cut = cut || innerCut
@@ -97,7 +119,7 @@ struct DocumentPreparer {
             items.reserveCapacity(list.count)
             for (offset, element) in list.enumerated() {
                 path.append(String(offset))
-                let (inner, innerCut) = try resolve(element, in: current, base: base, root: root, path: &path, stack: &stack)
+                let (inner, innerCut) = try resolve(element, in: current, root: root, path: &path, stack: &stack)
                 path.removeLast()
                 items.append(inner)
                 cut = cut || innerCut
@@ -108,16 +130,19 @@ struct DocumentPreparer {
         }
     }
 
-    private mutating func load(_ path: String, from current: String, pointer: String) throws -> [String: Any] {
-        if let document = loaded[path] as? [String: Any] { return document }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw BatonError(.notFound, "\(current): at \(pointer): cannot read \(path), which a $ref names")
+    private mutating func load(_ file: String, from current: String, path: [String]) throws -> [String: Any] {
+        if let document = loaded[file] as? [String: Any] { return document }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw BatonError(.notFound, "\(named(current)): at \(Self.pointer(path)): cannot read \(file), which a $ref names")
         }
-        let json = try OpenAPILoader.json(String(decoding: data, as: UTF8.self))
-        guard let document = try JSONSerialization.jsonObject(with: json, options: [.fragmentsAllowed]) as? [String: Any] else {
-            throw BatonError(.invalidConfiguration, "\(path): expected an object at the top")
+        let document: [String: Any]?
+        do {
+            document = try JSONSerialization.jsonObject(with: try OpenAPILoader.json(String(decoding: data, as: UTF8.self)), options: [.fragmentsAllowed]) as? [String: Any]
+        } catch {
+            throw BatonError(.invalidConfiguration, "\(file): not valid YAML or JSON (a $ref in \(named(current)) names it): \(OpenAPILoader.oneLine("\(error)"))")
         }
-        loaded[path] = document
+        guard let document else { throw BatonError(.invalidConfiguration, "\(file): expected an object at the top") }
+        loaded[file] = document
         return document
     }
 
@@ -130,9 +155,9 @@ struct DocumentPreparer {
         return (String(ref[..<hash]), String(ref[ref.index(after: hash)...]))
     }
 
-    private func absolute(_ path: String, base: String) -> String {
-        let joined = path.hasPrefix("/") ? path : (base.isEmpty ? path : base + "/" + path)
-        return (joined as NSString).standardizingPath
+    /// Absolute, with `.` and `..` resolved, so one file has one name.
+    private static func absolute(_ path: String, base: String) -> String {
+        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base.isEmpty ? "." : base, isDirectory: true)).standardizedFileURL.path
     }
 
     /// The value at a JSON pointer (`/components/schemas/Error`; empty: the whole document).

@@ -79,6 +79,13 @@ public enum OpenAPICompat {
         return result
     }
 
+    /// A response's headers by lowercased name, without Content-Type (OpenAPI ignores it there).
+    static func headers(_ response: DereferencedResponse) -> [String: DereferencedHeader] {
+        var result: [String: DereferencedHeader] = [:]
+        for (name, header) in response.headers ?? [:] where name.lowercased() != "content-type" { result[name.lowercased()] = header }
+        return result
+    }
+
     static func escape(_ token: String) -> String {
         token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
     }
@@ -179,8 +186,9 @@ public enum OpenAPICompat {
                 add("response-media-type-added", .warn, .forward, "\(pointer)/content/\(escape(type.rawValue))", "a client built for NEW may expect \(type.rawValue) for \(status), which a server running OLD does not send")
             }
             // Headers: a client may rely on a required one; an optional one it must do without.
-            let oldHeaders = before.headers ?? [:]
-            let newHeaders = after.headers ?? [:]
+            // Names compare as HTTP does, without case; Content-Type is the media type's.
+            let oldHeaders = Self.headers(before)
+            let newHeaders = Self.headers(after)
             for (name, header) in oldHeaders.sorted(by: { $0.key < $1.key }) {
                 let at = "\(pointer)/headers/\(escape(name))"
                 guard let other = newHeaders[name] else {
@@ -200,17 +208,16 @@ public enum OpenAPICompat {
                 add("response-header-added-required", .err, .forward, "\(pointer)/headers/\(escape(name))", "a client built for NEW relies on response header '\(name)', which a server running OLD does not promise")
             }
         }
-        let oldSuccess = Set(old.responses.keys.filter { $0.hasPrefix("2") })
-        let newSuccess = Set(new.responses.keys.filter { $0.hasPrefix("2") })
         for (status, _) in old.responses.sorted(by: { $0.key < $1.key }) where new.responses[status] == nil && status != "default" {
-            let at = "\(old.pointer)/responses/\(status)"
-            add("response-status-removed", .warn, .forward, at, "a server running OLD may still answer \(status), which a client built for NEW does not expect")
-            // A client built for OLD that knows no success status NEW answers with reads every
-            // success as a failure.
-            if status.hasPrefix("2") && oldSuccess.isDisjoint(with: newSuccess) {
-                add("success-status-changed", .err, .backward, at,
-                    "a client built for OLD expects \(oldSuccess.sorted().joined(separator: " or ")) on success, but a server running NEW answers \(newSuccess.sorted().joined(separator: " or ").isEmpty ? "with no success status" : newSuccess.sorted().joined(separator: " or "))")
-            }
+            add("response-status-removed", .warn, .forward, "\(old.pointer)/responses/\(status)", "a server running OLD may still answer \(status), which a client built for NEW does not expect")
+        }
+        // A client built for OLD that knows none of the success statuses NEW answers with reads
+        // every success as a failure (2XX covers every 2xx; `default` says nothing).
+        let oldSuccess = old.responses.keys.filter { $0.hasPrefix("2") }.sorted()
+        let newSuccess = new.responses.keys.filter { $0.hasPrefix("2") }.sorted()
+        if !oldSuccess.isEmpty, !newSuccess.isEmpty, !oldSuccess.contains("2XX"), Set(oldSuccess).isDisjoint(with: newSuccess) {
+            add("success-status-changed", .err, .backward, "\(old.pointer)/responses/\(oldSuccess[0])",
+                "a client built for OLD expects \(oldSuccess.joined(separator: " or ")) on success, but a server running NEW answers \(newSuccess.joined(separator: " or "))")
         }
         return findings
     }

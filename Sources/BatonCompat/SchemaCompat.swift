@@ -12,6 +12,8 @@ struct SchemaCompat {
     /// field it no longer reads may be data lost).
     let consumerIsServer: Bool
     var findings: [Finding] = []
+    /// Set in the copies `accepts` uses to ask a yes/no question.
+    private var probing = false
 
     init(location: String, direction: Finding.Direction, operation: String, producer: String, consumer: String, consumerIsServer: Bool) {
         self.location = location
@@ -30,6 +32,7 @@ struct SchemaCompat {
     private func accepts(_ producer: SchemaShape, _ consumer: SchemaShape) -> Bool {
         var probe = self
         probe.findings = []
+        probe.probing = true
         probe.compare(producer: producer, consumer: consumer, pointer: "")
         return !probe.findings.contains { $0.level == .err }
     }
@@ -57,10 +60,12 @@ struct SchemaCompat {
             if matching.isEmpty {
                 add("alternative-not-accepted", .err, pointer, "none of the alternatives \(consumer) accepts matches what \(producer) sends")
             }
-            // oneOf accepts a value that matches exactly one alternative: one that every value
-            // the producer sends matches twice is always rejected.
-            if case .oneOf = c, matching.count > 1 {
-                add("one-of-ambiguous", .err, pointer,
+            // oneOf accepts a value that matches exactly one alternative; what the producer sends
+            // may match two. A warning: the shapes approximate (patterns, `not`), so an overlap
+            // is likely, not proven. Not asked inside a probe, where the producer is itself one
+            // alternative of a oneOf (the same oneOf on both sides is no change).
+            if !probing, case .oneOf = c, matching.count > 1 {
+                add("one-of-ambiguous", .warn, pointer,
                     "what \(producer) sends matches alternatives \(matching.map(String.init).joined(separator: " and ")) of the oneOf \(consumer) accepts, which takes a value only when exactly one matches")
             }
         case (.value(let a), .value(let b)):
@@ -113,6 +118,8 @@ struct SchemaCompat {
         if p.pattern != c.pattern, let pattern = c.pattern {
             if let before = p.pattern {
                 add("pattern-changed", .warn, here, "\(consumer) checks pattern \(pattern), which \(producer) does not promise (\(before))")
+            } else if p.enumValues != nil {
+                add("pattern-changed", .warn, here, "\(consumer) checks pattern \(pattern) on values \(producer) sends from a fixed list")
             } else {
                 add("pattern-added", .err, here, "\(consumer) checks pattern \(pattern), so some values \(producer) may send are rejected")
             }

@@ -93,7 +93,10 @@ public indirect enum SchemaShape: Sendable, Equatable {
             self = .value(node)
         case .all(let schemas, let core):
             self = Self.merge(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable)
-        case .one(let schemas, let core): self = Self.alternatives(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable, one: true)
+        // With a discriminator the property picks the alternative, so overlapping branches are
+        // no ambiguity: read it as anyOf.
+        case .one(let schemas, let core):
+            self = Self.alternatives(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable, one: core.discriminator == nil)
         case .any(let schemas, let core): self = Self.alternatives(schemas.map { SchemaShape($0, usage: usage) }, nullable: core.nullable, one: false)
         case .not, .reference: self = .any
         case .fragment(let core):

@@ -96,10 +96,25 @@ import Testing
         Case(name: "required fields rewritten as oneOf",
              old: request("{type: object, required: [foo, bar], properties: {foo: {type: string}, bar: {type: string}}}"),
              new: request("{oneOf: [{type: object, required: [foo], properties: {foo: {type: string}}}, {type: object, required: [bar], properties: {bar: {type: string}}}]}"),
-             expected: ["backward request-body.one-of-ambiguous ERR", "forward request-body.alternative-not-accepted ERR"]),
+             expected: ["backward request-body.one-of-ambiguous WARN", "forward request-body.alternative-not-accepted ERR"]),
+        Case(name: "a oneOf with overlapping branches against itself is no change",
+             old: response("{oneOf: [{type: object, properties: {kind: {type: string}, meow: {type: string}}}, {type: object, properties: {kind: {type: string}, bark: {type: string}}}]}"),
+             new: response("{oneOf: [{type: object, properties: {kind: {type: string}, meow: {type: string}}}, {type: object, properties: {kind: {type: string}, bark: {type: string}}}]}"),
+             expected: []),
+        Case(name: "a discriminated oneOf is chosen by its property",
+             old: request("{type: object, required: [kind], properties: {kind: {type: string}}}"),
+             new: request("{oneOf: [{type: object, required: [kind], properties: {kind: {type: string}}}, {type: object, required: [kind], properties: {kind: {type: string}, extra: {type: string}}}], discriminator: {propertyName: kind}}"),
+             expected: []),
         Case(name: "response header became optional",
              old: headers("{X-Rate: {required: true, schema: {type: integer}}}"), new: headers("{X-Rate: {schema: {type: integer}}}"),
              expected: ["backward response-header-became-optional ERR"]),
+        Case(name: "response header names compare without case",
+             old: headers("{ETag: {required: true, schema: {type: string}}}"), new: headers("{Etag: {required: true, schema: {type: string}}}"),
+             expected: []),
+        Case(name: "a success status still known is no change",
+             old: document("  /items: {post: {responses: {\"200\": {description: ok}, \"204\": {description: empty}}}}"),
+             new: document("  /items: {post: {responses: {\"204\": {description: empty}}}}"),
+             expected: ["forward response-status-removed WARN"]),
         Case(name: "optional response header removed",
              old: headers("{X-Rate: {schema: {type: integer}}}"), new: headers("{}"),
              expected: ["backward response-header-removed INFO"]),
@@ -287,5 +302,26 @@ extension OpenAPICompatTests {
         #expect(Set(loaded.notes.map(\.message)) == ["info has no version", "response 200 has no description"])
         #expect(loaded.notes.allSatisfy { $0.level == .info && $0.id == "document-repaired" })
         #expect(OpenAPICompat.compare(old: loaded, new: loaded).allSatisfy { $0.level == .info })
+    }
+}
+
+extension OpenAPICompatTests {
+    /// A file that refers back into the main document, and a cycle that runs through two files,
+    /// load (the cycle noted once) and compare with themselves as no change.
+    @Test func referencesBackAndCyclesAcrossFiles() throws {
+        let directory = NSTemporaryDirectory() + "baton-cycle-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory + "/common", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/other", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.document(
+            "  /e: {get: {responses: {\"400\": {description: bad, content: {application/json: {schema: {$ref: \"common/err.yaml#/Error\"}}}}}}}",
+            components: "    Code: {type: string, enum: [x, y]}"
+        ).write(toFile: directory + "/api.yaml", atomically: true, encoding: .utf8)
+        try "Error: {type: object, properties: {code: {$ref: \"../api.yaml#/components/schemas/Code\"}, next: {$ref: \"../other/b.yaml#/B\"}}}\n"
+            .write(toFile: directory + "/common/err.yaml", atomically: true, encoding: .utf8)
+        try "B: {type: object, properties: {back: {$ref: \"../common/err.yaml#/Error\"}}}\n".write(toFile: directory + "/other/b.yaml", atomically: true, encoding: .utf8)
+        let loaded = try OpenAPILoader.load(path: directory + "/api.yaml")
+        #expect(loaded.notes.filter { $0.message.contains("is recursive") }.count == 1, "\(loaded.notes)")
+        #expect(OpenAPICompat.compare(old: loaded, new: try OpenAPILoader.load(path: directory + "/./common/../api.yaml")).allSatisfy { $0.level == .info })
     }
 }
