@@ -62,11 +62,17 @@ public enum OpenAPICompat {
         for (path, item) in document.paths {
             let raw = path.rawValue
             let normalized = raw.replacingOccurrences(of: #"\{[^}]*\}"#, with: "{}", options: .regularExpression)
+            // Path parameters are keyed by their place in the template, so a renamed one is the
+            // same parameter and a reordered list changes nothing.
+            let template = Self.templateNames(raw)
             for endpoint in item.endpoints {
                 let method = endpoint.method.rawValue.uppercased()
                 var parameters: [String: DereferencedParameter] = [:]
+                // Operation parameters override the path item's of the same name and place.
                 for parameter in item.parameters + endpoint.operation.parameters {
-                    let name = parameter.location == .path ? "path:\(parameters.keys.filter { $0.hasPrefix("path:") }.count)" : "\(parameter.location.rawValue):\(parameter.name)"
+                    let name = parameter.location == .path
+                        ? "path:\(template.firstIndex(of: parameter.name).map(String.init) ?? parameter.name)"
+                        : "\(parameter.location.rawValue):\(parameter.name)"
                     parameters[name] = parameter
                 }
                 var responses: [String: DereferencedResponse] = [:]
@@ -84,6 +90,17 @@ public enum OpenAPICompat {
         var result: [String: DereferencedHeader] = [:]
         for (name, header) in response.headers ?? [:] where name.lowercased() != "content-type" { result[name.lowercased()] = header }
         return result
+    }
+
+    /// The names in a path template, in order: /orgs/{org}/teams/{team} → [org, team].
+    static func templateNames(_ path: String) -> [String] {
+        var names: [String] = []
+        var rest = path[...]
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            names.append(String(rest[rest.index(after: open)..<close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return names
     }
 
     static func escape(_ token: String) -> String {
