@@ -31,6 +31,38 @@ public enum OpenAPICompat {
         var parameters: [String: DereferencedParameter]
         var body: DereferencedRequest?
         var responses: [String: DereferencedResponse]
+        /// Alternatives a client may authenticate with; each names schemes that all apply. One
+        /// empty alternative: anonymous calls are accepted.
+        var security: [Credentials]
+    }
+
+    /// One security requirement: scheme name → the scheme and the scopes it needs.
+    struct Credentials {
+        /// Scheme name → what a client must present (`kind`) and the scopes it needs.
+        var schemes: [String: (kind: String, scopes: Set<String>)]
+
+        var label: String { schemes.isEmpty ? "no credentials" : schemes.keys.sorted().joined(separator: " + ") }
+
+        /// Whether a client presenting `self` meets `required`: every scheme it names, the same
+        /// scheme, with the scopes it asks for.
+        func meets(_ required: Credentials) -> Bool {
+            required.schemes.allSatisfy { name, need in
+                guard let have = schemes[name] else { return false }
+                return have.kind == need.kind && need.scopes.isSubset(of: have.scopes)
+            }
+        }
+
+        /// What a client must present for a scheme, as text: the parts that decide whether a
+        /// request gets through (not descriptions, nor the order of an OAuth flow's scopes).
+        static func kind(_ scheme: OpenAPI.SecurityScheme) -> String {
+            switch scheme.type {
+            case .apiKey(let name, let location): "apiKey \(location.rawValue) \(location == .header ? name.lowercased() : name)"
+            case .http(let scheme, _): "http \(scheme.lowercased())"
+            case .oauth2: "oauth2"
+            case .openIdConnect(let url): "openIdConnect \(url.absoluteString)"
+            case .mutualTLS: "mutualTLS"
+            }
+        }
     }
 
     /// Pairs operations by method and path; one left over on each side with the same shape (a
@@ -77,9 +109,14 @@ public enum OpenAPICompat {
                 }
                 var responses: [String: DereferencedResponse] = [:]
                 for (status, response) in endpoint.operation.responses { responses[status.rawValue] = response }
+                // An operation's own security replaces the document's; none at all is anonymous.
+                let requirements = (endpoint.operation.security ?? document.security).map { requirement in
+                    Credentials(schemes: requirement.schemes.mapValues { (Credentials.kind($0.securityScheme), Set($0.requiredScopes)) })
+                }
                 result.append(Operation(
                     label: "\(method) \(raw)", shape: "\(method) \(normalized)", pointer: "/paths/\(escape(raw))/\(endpoint.method.rawValue.lowercased())",
-                    parameters: parameters, body: endpoint.operation.requestBody, responses: responses))
+                    parameters: parameters, body: endpoint.operation.requestBody, responses: responses,
+                    security: requirements.isEmpty ? [Credentials(schemes: [:])] : requirements))
             }
         }
         return result
@@ -130,6 +167,17 @@ public enum OpenAPICompat {
                                        producer: request ? Side.newClient : Side.oldServer, consumer: request ? Side.oldServer : Side.newClient, consumerIsServer: request)
             forward.compare(producer: request ? n : o, consumer: request ? o : n, pointer: pointer)
             findings += backward.findings + forward.findings
+        }
+
+        // Security: a client authenticates with one alternative of its release; the other
+        // release's server must accept that (a scheme changed under its name counts as unmet).
+        for credentials in old.security where !new.security.contains(where: { credentials.meets($0) }) {
+            add("security-not-accepted", .err, .backward, "\(new.pointer)/security",
+                "a client built for OLD authenticates with \(credentials.label), which a server running NEW does not accept (it takes \(new.security.map(\.label).joined(separator: " or ")))")
+        }
+        for credentials in new.security where !old.security.contains(where: { credentials.meets($0) }) {
+            add("security-not-accepted", .err, .forward, "\(new.pointer)/security",
+                "a client built for NEW authenticates with \(credentials.label), which a server running OLD does not accept (it takes \(old.security.map(\.label).joined(separator: " or ")))")
         }
 
         // Parameters.

@@ -56,6 +56,25 @@ import Testing
         """)
     }
 
+    /// GET /items with operation `security` (a YAML flow list, or nil for none) and the schemes
+    /// bearer (HTTP), key (an API key header) and oauth (read, write scopes).
+    static func secured(_ security: String?) -> String {
+        """
+        openapi: 3.1.0
+        info: {title: t, version: "1"}
+        paths:
+          /items:
+            get:
+              \(security.map { "security: \($0)" } ?? "")
+              responses: {"200": {description: ok}}
+        components:
+          securitySchemes:
+            bearer: {type: http, scheme: bearer}
+            key: {type: apiKey, in: header, name: X-Key}
+            oauth: {type: oauth2, flows: {clientCredentials: {tokenUrl: "https://auth.example/token", scopes: {read: r, write: w}}}}
+        """
+    }
+
     static func parameters(_ list: String) -> String {
         document("""
           /items:
@@ -77,6 +96,15 @@ import Testing
              old: document("  /orgs/{org}/teams/{team}: {get: {parameters: [{name: org, in: path, required: true, schema: {type: string}}, {name: team, in: path, required: true, schema: {type: integer}}], responses: {\"200\": {description: ok}}}}"),
              new: document("  /orgs/{org}/teams/{team}: {get: {parameters: [{name: team, in: path, required: true, schema: {type: integer}}, {name: org, in: path, required: true, schema: {type: string}}], responses: {\"200\": {description: ok}}}}"),
              expected: []),
+        Case(name: "security added", old: secured(nil), new: secured("[{bearer: []}]"), expected: ["backward security-not-accepted ERR"]),
+        Case(name: "security removed", old: secured("[{bearer: []}]"), new: secured(nil), expected: ["forward security-not-accepted ERR"]),
+        Case(name: "security alternative added", old: secured("[{bearer: []}]"), new: secured("[{bearer: []}, {key: []}]"),
+             expected: ["forward security-not-accepted ERR"]),
+        Case(name: "oauth scope added", old: secured("[{oauth: [read]}]"), new: secured("[{oauth: [read, write]}]"),
+             expected: ["backward security-not-accepted ERR"]),
+        Case(name: "security scheme changed under its name", old: secured("[{key: []}]"), new: secured("[{key: []}]").replacingOccurrences(of: "X-Key", with: "X-Api-Key"),
+             expected: ["backward security-not-accepted ERR", "forward security-not-accepted ERR"]),
+        Case(name: "security unchanged", old: secured("[{bearer: [], key: []}]"), new: secured("[{key: [], bearer: []}]"), expected: []),
         Case(name: "required query parameter added", old: parameters("[]"), new: parameters("[{name: q, in: query, required: true, schema: {type: string}}]"),
              expected: ["backward parameter-added-required ERR", "forward parameter-added WARN"]),
         Case(name: "parameter became required", old: parameters("[{name: q, in: query, schema: {type: string}}]"), new: parameters("[{name: q, in: query, required: true, schema: {type: string}}]"),
