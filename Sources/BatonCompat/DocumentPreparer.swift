@@ -17,7 +17,7 @@ struct DocumentPreparer {
     private let mainPath: String
     private var mainRoot: [String: Any] = [:]
     /// Other files read so far, by absolute path.
-    private var loaded: [String: Any] = [:]
+    private var loaded: [String: [String: Any]] = [:]
     /// References whose targets hold no cycle.
     private var clean: Set<String> = []
     /// References already noted as recursive (one note each, not one per use).
@@ -131,7 +131,7 @@ struct DocumentPreparer {
     }
 
     private mutating func load(_ file: String, from current: String, path: [String]) throws -> [String: Any] {
-        if let document = loaded[file] as? [String: Any] { return document }
+        if let document = loaded[file] { return document }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw BatonError(.notFound, "\(named(current)): at \(Self.pointer(path)): cannot read \(file), which a $ref names")
         }

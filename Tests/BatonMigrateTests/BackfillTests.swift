@@ -1,5 +1,6 @@
 import BatonCore
 import BatonMigrate
+import BatonTesting
 import Foundation
 import Testing
 
@@ -66,9 +67,9 @@ import Testing
             let backfill = Task { try await Migrator(session: session).start(migration, options: .init(batchSize: 500, delay: .milliseconds(30))) }
             do {
                 var saved = 0
-                for _ in 0..<500 where saved < 5000 {
-                    try await Task.sleep(for: .milliseconds(10))
+                _ = try await eventually(timeout: .seconds(5)) {
                     saved = Int(try await db.query("SELECT coalesce(sum(rows), 0) FROM baton.backfills").first ?? "0") ?? 0
+                    return saved >= 5000
                 }
                 try #require(saved >= 5000 && saved < 20000)
                 try await db.execute("VACUUM FULL items")

@@ -1,5 +1,6 @@
 import BatonCore
 import BatonMigrate
+import BatonTesting
 import Foundation
 import Testing
 
@@ -113,12 +114,7 @@ import Testing
                     try Migration.parse(Self.first, file: "01.json"), options: .init(batchSize: 100, delay: .milliseconds(40)))
             }
             do {
-                var backfilling = false
-                for _ in 0..<200 where !backfilling {
-                    backfilling = try await db.migrator.status().inFlight.first?.status == .backfilling
-                    if !backfilling { try await Task.sleep(for: .milliseconds(50)) }
-                }
-                #expect(backfilling)
+                #expect(try await eventually { try await db.migrator.status().inFlight.first?.status == .backfilling })
                 let underBackfill = await #expect(throws: BatonError.self) { try await db.migrator.rollback() }
                 #expect(underBackfill?.description == "the backfill of '01_products' is running in another baton migrate")
                 _ = try await db.start(Self.second)

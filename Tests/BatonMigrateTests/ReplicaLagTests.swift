@@ -1,5 +1,6 @@
 import BatonCore
 @testable import BatonMigrate
+import BatonTesting
 import Foundation
 import Synchronization
 import Testing
@@ -17,12 +18,7 @@ import Testing
             INSERT INTO items SELECT g, g FROM generate_series(1, 20000) g;
             """) { db in
             // The replica is streaming once it has replayed the database's creation.
-            var streaming = false
-            for _ in 0..<100 where !streaming {
-                streaming = try cluster.psql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1"
-                if !streaming { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try #require(streaming)
+            try #require(try await eventually { try cluster.psql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1" })
             try standby.psql("SELECT pg_wal_replay_pause()")
 
             let waited = Mutex(0)
@@ -35,12 +31,7 @@ import Testing
                 file: "02.json")
             let backfill = Task { try await migrator.start(migration, options: .init(batchSize: 500, maxReplicaLag: 512 * 1024)) }
             do {
-                var waiting = false
-                for _ in 0..<100 where !waiting {
-                    waiting = waited.withLock { $0 } > 0
-                    if !waiting { try await Task.sleep(for: .milliseconds(100)) }
-                }
-                #expect(waiting, "the backfill waits for the paused replica")
+                #expect(await eventually { waited.withLock { $0 } > 0 }, "the backfill waits for the paused replica")
                 try await db.execute("INSERT INTO items SELECT g, g FROM generate_series(20001, 20100) g")
                 try await Task.sleep(for: .milliseconds(500))
                 #expect(try await db.migrator.status().inFlight.first?.status == .backfilling, "still waiting")
