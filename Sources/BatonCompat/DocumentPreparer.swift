@@ -11,6 +11,8 @@ import Foundation
 ///   without `description`, `info` without `version` or `title`) are filled in.
 struct DocumentPreparer {
     private(set) var notes: [Finding] = []
+    /// Schemas lifted out of the document, in place of which it holds placeholders.
+    private(set) var slots: [Any] = []
     /// As given, for messages.
     let file: String
     /// Absolute and normalised, to recognise references back into this document.
@@ -26,8 +28,10 @@ struct DocumentPreparer {
     /// whose recursion would expand without bound is refused instead of hanging.
     private var budget = 5_000_000
 
-    /// Keys whose values are data, not schema: a `$ref` inside an example is just text.
-    private static let dataKeys: Set<String> = ["example", "examples", "default", "enum", "const"]
+    /// Keys whose values are data: a `$ref` inside an example is just text. (In OpenAPI's
+    /// objects `default` is a response, not data.)
+    private static let dataKeys: Set<String> = ["example", "examples"]
+    private static let schemaDataKeys: Set<String> = ["example", "examples", "default", "enum", "const"]
 
     init(file: String) {
         self.file = file
@@ -47,12 +51,20 @@ struct DocumentPreparer {
             note("/info", "the document has no info")
         }
         if document["paths"] == nil && document["webhooks"] == nil { document["paths"] = [String: Any]() }
-        mainRoot = document
+        document = try resolveAll(document, at: .document)
+        return repairResponses(document)
+    }
+
+    /// A JSON Schema file of its own (a message definition): references resolved, cycles cut.
+    mutating func prepareSchema(_ root: [String: Any]) throws -> [String: Any] {
+        try resolveAll(root, at: .schema)
+    }
+
+    private mutating func resolveAll(_ root: [String: Any], at place: Place) throws -> [String: Any] {
+        mainRoot = root
         var stack: [String] = []
         var path: [String] = []
-        document = try resolve(document, in: mainPath, root: document, path: &path, stack: &stack).0 as? [String: Any] ?? document
-        document = repairResponses(document)
-        return document
+        return try resolve(root, in: mainPath, root: root, at: place, path: &path, stack: &stack).0 as? [String: Any] ?? root
     }
 
     private mutating func note(_ pointer: String, _ message: String) {
@@ -68,7 +80,7 @@ struct DocumentPreparer {
     /// targets found free of cycles, so each is walked once. `stack` holds the references being
     /// resolved (`FILE#POINTER`); `path` the keys down to `value`, made a JSON pointer only for a
     /// note or an error (escaping every key of a big document would cost more than the rest).
-    private mutating func resolve(_ value: Any, in current: String, root: [String: Any], path: inout [String], stack: inout [String]) throws -> (Any, cut: Bool) {
+    private mutating func resolve(_ value: Any, in current: String, root: [String: Any], at place: Place, path: inout [String], stack: inout [String]) throws -> (Any, cut: Bool) {
         budget -= 1
         if budget < 0 {
             throw BatonError(.invalidConfiguration, "\(file): its recursive $refs expand beyond what Baton compares; break the cycle through fewer schemas")
@@ -94,7 +106,7 @@ struct DocumentPreparer {
                     throw BatonError(.invalidConfiguration, "\(named(current)): at \(Self.pointer(path)): $ref '\(ref)' points at nothing")
                 }
                 stack.append(key)
-                let (inner, cut) = try resolve(resolved, in: targetFile, root: document, path: &path, stack: &stack)
+                let (inner, cut) = try resolve(resolved, in: targetFile, root: document, at: place, path: &path, stack: &stack)
                 stack.removeLast()
                 if !cut { clean.insert(key) }
                 if keepable && !cut { return (map, false) }
@@ -105,11 +117,17 @@ struct DocumentPreparer {
                 return (object, cut)
             }
             var cut = false
-            for key in map.keys.sorted() where !Self.dataKeys.contains(key) && !key.hasPrefix("x-") {
+            for key in map.keys.sorted() where place == .names || (!(place == .schema ? Self.schemaDataKeys : Self.dataKeys).contains(key) && !key.hasPrefix("x-")) {
+                let inner = place.inner(key, map[key] as Any)
                 path.append(key)
-                let (inner, innerCut) = try resolve(map[key] as Any, in: current, root: root, path: &path, stack: &stack)
+                var (resolved, innerCut) = try resolve(map[key] as Any, in: current, root: root, at: inner, path: &path, stack: &stack)
                 path.removeLast()
-                map[key] = inner
+                // A schema where the document (not another schema) holds one goes to `slots`.
+                if place == .document, inner == .schema, key == "schema" {
+                    slots.append(resolved)
+                    resolved = SchemaSource.placeholder(slots.count - 1)
+                }
+                map[key] = resolved
                 cut = cut || innerCut
             }
             return (map, cut)
@@ -119,7 +137,7 @@ struct DocumentPreparer {
             items.reserveCapacity(list.count)
             for (offset, element) in list.enumerated() {
                 path.append(String(offset))
-                let (inner, innerCut) = try resolve(element, in: current, root: root, path: &path, stack: &stack)
+                let (inner, innerCut) = try resolve(element, in: current, root: root, at: place == .names ? .schema : place, path: &path, stack: &stack)
                 path.removeLast()
                 items.append(inner)
                 cut = cut || innerCut
@@ -127,6 +145,29 @@ struct DocumentPreparer {
             return (items, cut)
         default:
             return (value, false)
+        }
+    }
+
+    /// What a value in the document is, which decides how its keys read.
+    enum Place: Equatable {
+        /// OpenAPI's own objects: a `schema` key holds a schema.
+        case document
+        /// A schema: its keys are keywords (a `schema` property is no schema position).
+        case schema
+        /// A map of names to schemas (`properties`, `$defs`, `components/schemas`): every key
+        /// is a name, so `example` or `default` there is a property, not data.
+        case names
+
+        func inner(_ key: String, _ value: Any) -> Place {
+            switch self {
+            case .names: return .schema
+            case .document:
+                if key == "schema" { return .schema }
+                if key == "schemas" || key == "$defs" || key == "definitions" { return .names }
+                return .document
+            case .schema:
+                return ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"].contains(key) ? .names : .schema
+            }
         }
     }
 

@@ -13,6 +13,8 @@ public enum MigrationLint {
         /// Matches that make the statement safe after all.
         var unless: NSRegularExpression?
         var message: String
+        /// A statement it flags (the rule catalogue's example).
+        var example: String
     }
 
     static func regex(_ pattern: String) -> NSRegularExpression {
@@ -21,35 +23,35 @@ public enum MigrationLint {
 
     static let rules: [Rule] = [
         Rule(id: "drop-column", level: .err, pattern: regex(#"\bALTER\s+TABLE\b.*\bDROP\s+(COLUMN\s+)?(?!CONSTRAINT\b)"#), unless: regex(#"\bDROP\s+(DEFAULT|NOT\s+NULL|IDENTITY|EXPRESSION|CONSTRAINT)\b"#),
-             message: "drops a column the running release still reads and writes; use a drop_column operation (removed at complete)"),
+             message: "drops a column the running release still reads and writes; use a drop_column operation (removed at complete)", example: "ALTER TABLE orders DROP COLUMN legacy;"),
         Rule(id: "rename-column", level: .err, pattern: regex(#"\bALTER\s+TABLE\b.*\bRENAME\s+(COLUMN\s+)?\S+\s+TO\b"#), unless: regex(#"\bRENAME\s+(CONSTRAINT|TO)\b"#),
-             message: "renames a column under the running release; use a rename_column operation (both names work until complete)"),
+             message: "renames a column under the running release; use a rename_column operation (both names work until complete)", example: "ALTER TABLE orders RENAME COLUMN total TO amount;"),
         Rule(id: "rename-table", level: .err, pattern: regex(#"\bALTER\s+TABLE\s+(IF\s+EXISTS\s+)?\S+\s+RENAME\s+TO\b"#), unless: nil,
-             message: "renames a table under the running release; use a rename_table operation"),
+             message: "renames a table under the running release; use a rename_table operation", example: "ALTER TABLE orders RENAME TO purchases;"),
         Rule(id: "drop-table", level: .err, pattern: regex(#"\bDROP\s+TABLE\b"#), unless: nil,
-             message: "drops a table the running release may use; use a drop_table operation (dropped at complete)"),
+             message: "drops a table the running release may use; use a drop_table operation (dropped at complete)", example: "DROP TABLE old_orders;"),
         Rule(id: "truncate", level: .err, pattern: regex(#"\bTRUNCATE\b"#), unless: nil,
-             message: "empties a table under the running release, with an ACCESS EXCLUSIVE lock"),
+             message: "empties a table under the running release, with an ACCESS EXCLUSIVE lock", example: "TRUNCATE orders;"),
         Rule(id: "change-type", level: .err, pattern: regex(#"\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b"#), unless: nil,
-             message: "changes a column's type: usually a table rewrite under ACCESS EXCLUSIVE, and the old release breaks; use alter_column with type, up and down"),
+             message: "changes a column's type: usually a table rewrite under ACCESS EXCLUSIVE, and the old release breaks; use alter_column with type, up and down", example: "ALTER TABLE orders ALTER COLUMN amount TYPE bigint;"),
         Rule(id: "set-not-null", level: .warn, pattern: regex(#"\bALTER\s+COLUMN\s+\S+\s+SET\s+NOT\s+NULL\b"#), unless: nil,
-             message: "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE unless a validated CHECK (col IS NOT NULL) exists; add the check NOT VALID, VALIDATE it, then SET NOT NULL (alter_column with nullable: false does this)"),
+             message: "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE unless a validated CHECK (col IS NOT NULL) exists; add the check NOT VALID, VALIDATE it, then SET NOT NULL (alter_column with nullable: false does this)", example: "ALTER TABLE orders ALTER COLUMN customer SET NOT NULL;"),
         Rule(id: "add-column-not-null", level: .err, pattern: regex(#"\bADD\s+(COLUMN\s+)?\S+\s+[^,;]*\bNOT\s+NULL\b"#), unless: regex(#"\bDEFAULT\b"#),
-             message: "adds a NOT NULL column without a default: it fails on a non-empty table and the old release's inserts break; use add_column with up (or a default)"),
+             message: "adds a NOT NULL column without a default: it fails on a non-empty table and the old release's inserts break; use add_column with up (or a default)", example: "ALTER TABLE orders ADD COLUMN region text NOT NULL;"),
         Rule(id: "volatile-default", level: .warn, pattern: regex(#"\bADD\s+(COLUMN\s+)?\S+\s+[^,;]*\bDEFAULT\s+"# + SQL.volatileCallPattern), unless: nil,
-             message: "a volatile default rewrites the whole table under ACCESS EXCLUSIVE; add the column without it and backfill (add_column with up)"),
+             message: "a volatile default rewrites the whole table under ACCESS EXCLUSIVE; add the column without it and backfill (add_column with up)", example: "ALTER TABLE orders ADD COLUMN token uuid DEFAULT gen_random_uuid();"),
         Rule(id: "create-index", level: .err, pattern: regex(#"\bCREATE\s+(UNIQUE\s+)?INDEX\b"#), unless: regex(#"\bINDEX\s+CONCURRENTLY\b"#),
-             message: "CREATE INDEX without CONCURRENTLY blocks writes to the table until it is built; use CREATE INDEX CONCURRENTLY (create_index does)"),
+             message: "CREATE INDEX without CONCURRENTLY blocks writes to the table until it is built; use CREATE INDEX CONCURRENTLY (create_index does)", example: "CREATE INDEX orders_customer ON orders (customer);"),
         Rule(id: "drop-index", level: .warn, pattern: regex(#"\bDROP\s+INDEX\b"#), unless: regex(#"\bDROP\s+INDEX\s+CONCURRENTLY\b"#),
-             message: "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table; use DROP INDEX CONCURRENTLY (drop_index does)"),
+             message: "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table; use DROP INDEX CONCURRENTLY (drop_index does)", example: "DROP INDEX orders_old;"),
         Rule(id: "constraint-not-valid", level: .warn, pattern: regex(#"\bADD\s+(CONSTRAINT\s+\S+\s+)?(CHECK|FOREIGN\s+KEY)\b"#), unless: regex(#"\bNOT\s+VALID\b"#),
-             message: "adding a CHECK or FOREIGN KEY validates every row under lock; add it NOT VALID, then VALIDATE CONSTRAINT separately (create_constraint does)"),
+             message: "adding a CHECK or FOREIGN KEY validates every row under lock; add it NOT VALID, then VALIDATE CONSTRAINT separately (create_constraint does)", example: "ALTER TABLE orders ADD CONSTRAINT positive CHECK (amount > 0);"),
         Rule(id: "unique-constraint", level: .warn, pattern: regex(#"\bADD\s+(CONSTRAINT\s+\S+\s+)?(UNIQUE|PRIMARY\s+KEY)\b"#), unless: regex(#"\bUSING\s+INDEX\b"#),
-             message: "adding a UNIQUE or PRIMARY KEY constraint builds its index under lock; build a unique index CONCURRENTLY, then ADD CONSTRAINT … USING INDEX"),
+             message: "adding a UNIQUE or PRIMARY KEY constraint builds its index under lock; build a unique index CONCURRENTLY, then ADD CONSTRAINT … USING INDEX", example: "ALTER TABLE orders ADD CONSTRAINT one_code UNIQUE (code);"),
         Rule(id: "table-rewrite", level: .warn, pattern: regex(#"\b(VACUUM\s+FULL|CLUSTER)\b"#), unless: nil,
-             message: "rewrites the table under ACCESS EXCLUSIVE; run it in a maintenance window, or use pg_repack"),
+             message: "rewrites the table under ACCESS EXCLUSIVE; run it in a maintenance window, or use pg_repack", example: "VACUUM FULL orders;"),
         Rule(id: "lock-table", level: .warn, pattern: regex(#"\bLOCK\s+(TABLE\s+)?\S+"#), unless: regex(#"\bIN\s+(ACCESS\s+SHARE|ROW\s+SHARE)\s+MODE\b"#),
-             message: "an explicit table lock blocks the running release; avoid it"),
+             message: "an explicit table lock blocks the running release; avoid it", example: "LOCK TABLE orders;"),
     ]
 
     /// A file of SQL, or a pgroll migration (.json/.yaml/.yml).

@@ -48,7 +48,15 @@ public enum OpenAPILoader {
         }
         let version = top["openapi"] as! String
         var preparer = DocumentPreparer(file: file)
-        let json = try JSONSerialization.data(withJSONObject: try preparer.prepare(top))
+        var prepared = try preparer.prepare(top)
+        let schemas = SchemaSource(root: prepared, dialect30: version.hasPrefix("3.0"), slots: preparer.slots)
+        // Every schema position now holds a placeholder, so nothing OpenAPIKit decodes refers
+        // to the component schemas.
+        if var components = prepared["components"] as? [String: Any] {
+            components["schemas"] = nil
+            prepared["components"] = components
+        }
+        let json = try JSONSerialization.data(withJSONObject: prepared)
         let document: OpenAPIKit.OpenAPI.Document
         do {
             // Yams' Decoder is several times slower than Foundation's JSONDecoder on big
@@ -62,44 +70,22 @@ public enum OpenAPILoader {
             throw BatonError(.invalidConfiguration, "\(file):\(at): \(Self.oneLine(pretty.localizedDescription))")
         }
         do {
-            return LoadedDocument(document: try document.locallyDereferenced(), notes: preparer.notes)
+            let webhooks = try document.webhooks.map { (name: $0.key, item: try $0.value.dereferenced(in: document.components)) }
+            return LoadedDocument(document: try document.locallyDereferenced(), webhooks: webhooks, schemas: schemas, notes: preparer.notes)
         } catch {
             throw BatonError(.invalidConfiguration, "\(file): unresolvable $ref: \(Self.oneLine("\(error)"))")
         }
     }
 
-    /// Dereferences a JSON Schema of its own (message definitions): `$defs` and `definitions`
-    /// become components so OpenAPIKit resolves `#/$defs/…` references.
-    public static func schema(path: String) throws -> OpenAPIKit.JSONSchema {
+    /// A JSON Schema of its own (a message definition): `$defs` and `definitions`, other local
+    /// files and recursion resolved as in a document.
+    public static func schema(path: String) throws -> SchemaShape {
         let text = try readText(path)
-        guard var raw = try read(text, file: path).top else {
+        guard let raw = try read(text, file: path).top else {
             throw BatonError(.invalidConfiguration, "\(path):1: (top level): expected a JSON Schema object")
         }
-        let definitions = (raw.removeValue(forKey: "$defs") as? [String: Any] ?? [:])
-            .merging(raw.removeValue(forKey: "definitions") as? [String: Any] ?? [:]) { a, _ in a }
-        raw.removeValue(forKey: "$schema")
-        raw.removeValue(forKey: "$id")
-        let wrapped: [String: Any] = [
-            "openapi": "3.1.0", "info": ["title": "messages", "version": "1"], "paths": [String: Any](),
-            "components": ["schemas": definitions.merging(["_baton_root": raw]) { a, _ in a }],
-        ]
-        let json = try JSONSerialization.data(withJSONObject: rewriteReferences(wrapped))
-        let document: OpenAPIKit.OpenAPI.Document
-        do {
-            document = try JSONDecoder().decode(OpenAPIKit.OpenAPI.Document.self, from: json)
-        } catch {
-            let pretty = OpenAPIKit.OpenAPI.Error(from: error)
-            throw BatonError(.invalidConfiguration, "\(path): at \(pretty.codingPathString.replacingOccurrences(of: ".components.schemas._baton_root", with: "")): \(Self.oneLine(pretty.localizedDescription))")
-        }
-        do {
-            let dereferenced = try document.locallyDereferenced()
-            guard let root = dereferenced.components.schemas["_baton_root"] else { throw BatonError(.invalidConfiguration, "\(path): empty schema") }
-            return try root.dereferenced(in: document.components).jsonSchema
-        } catch let error as BatonError {
-            throw error
-        } catch {
-            throw BatonError(.invalidConfiguration, "\(path): unresolvable $ref: \(Self.oneLine("\(error)"))")
-        }
+        var preparer = DocumentPreparer(file: path)
+        return SchemaSource(root: try preparer.prepareSchema(raw), dialect30: false).rootShape(usage: .message)
     }
 
     /// Vendor extensions (x-…) play no part in compatibility, and decoding them (every object
@@ -126,23 +112,6 @@ public enum OpenAPILoader {
         case let date as Date: return ISO8601DateFormatter().string(from: date)
         case let data as Data: return data.base64EncodedString()
         case Optional<Any>.none: return NSNull()
-        default: return value
-        }
-    }
-
-    private static func rewriteReferences(_ value: Any) -> Any {
-        switch value {
-        case let map as [String: Any]:
-            var copy: [String: Any] = [:]
-            for (key, inner) in map {
-                if key == "$ref", let ref = inner as? String {
-                    copy[key] = ref.replacingOccurrences(of: "#/$defs/", with: "#/components/schemas/").replacingOccurrences(of: "#/definitions/", with: "#/components/schemas/")
-                } else {
-                    copy[key] = rewriteReferences(inner)
-                }
-            }
-            return copy
-        case let list as [Any]: return list.map(rewriteReferences)
         default: return value
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Whether a consumer accepts everything a producer may send, schema against schema. Every
 /// difference becomes a finding worded for this pairing ("a server running NEW may send …,
 /// which a client built for OLD rejects").
@@ -11,17 +13,20 @@ struct SchemaCompat {
     /// Whether the consumer is a server reading a request (it ignores unknown fields, but a
     /// field it no longer reads may be data lost).
     let consumerIsServer: Bool
+    /// Whether the consumer is the NEW release (what NEW deprecates is noted once, backward).
+    let newIsConsumer: Bool
     var findings: [Finding] = []
     /// Set in the copies `accepts` uses to ask a yes/no question.
     private var probing = false
 
-    init(location: String, direction: Finding.Direction, operation: String, producer: String, consumer: String, consumerIsServer: Bool) {
+    init(location: String, direction: Finding.Direction, operation: String, producer: String, consumer: String, consumerIsServer: Bool, newIsConsumer: Bool) {
         self.location = location
         self.direction = direction
         self.operation = operation
         self.producer = producer
         self.consumer = consumer
         self.consumerIsServer = consumerIsServer
+        self.newIsConsumer = newIsConsumer
     }
 
     mutating func add(_ rule: String, _ level: Finding.Level, _ pointer: String, _ message: String) {
@@ -39,24 +44,27 @@ struct SchemaCompat {
 
     mutating func compare(producer p: SchemaShape, consumer c: SchemaShape, pointer: String) {
         switch (p, c) {
-        case (_, .any):
+        case (_, .any), (.nothing, _):
             return
+        case (_, .nothing):
+            add("type-changed", .err, pointer, "\(consumer) accepts no value here, but \(producer) may send one")
         case (.any, _):
             add("constrained", .warn, pointer, "\(consumer) constrains a value that \(producer) treats as free-form")
-        case (.oneOf(let options, let nullable), _), (.anyOf(let options, let nullable), _):
-            if nullable && !c.nullable { add("null-not-accepted", .err, pointer, "\(producer) may send null, which \(consumer) rejects") }
-            let keyword = { if case .oneOf = p { return "oneOf" } else { return "anyOf" } }()
-            for (index, option) in options.enumerated() where !accepts(option, c) {
-                add("alternative-not-accepted", .err, "\(pointer)/\(keyword)/\(index)", "\(producer) may send this alternative, which \(consumer) does not accept")
+        case (.alternatives(let sent), _):
+            if sent.nullable && !c.nullable { add("null-not-accepted", .err, pointer, "\(producer) may send null, which \(consumer) rejects") }
+            for (index, option) in sent.options.enumerated() where !accepts(option, c) {
+                add("alternative-not-accepted", .err, "\(pointer)/\(sent.keyword)/\(index)", "\(producer) may send this alternative, which \(consumer) does not accept")
             }
-            if case .value = c {} else if case .oneOf(let theirs, _) = c, theirs.count > options.count {
+            guard case .alternatives(let accepted) = c else { return }
+            if accepted.options.count > sent.options.count {
                 add("alternative-added", .info, pointer, "\(consumer) accepts more alternatives than \(producer) sends")
             }
-        case (.value(let node), .oneOf(let options, let nullable)), (.value(let node), .anyOf(let options, let nullable)):
-            if node.nullable && !nullable && !options.contains(where: \.nullable) {
+            discriminators(sent.discriminator, accepted.discriminator, pointer)
+        case (.value(let node), .alternatives(let accepted)):
+            if node.nullable && !accepted.nullable && !accepted.options.contains(where: \.nullable) {
                 add("null-not-accepted", .err, pointer, "\(producer) may send null, which \(consumer) rejects")
             }
-            let matching = options.indices.filter { accepts(.value(node), options[$0]) }
+            let matching = accepted.options.indices.filter { accepts(.value(node), accepted.options[$0]) }
             if matching.isEmpty {
                 add("alternative-not-accepted", .err, pointer, "none of the alternatives \(consumer) accepts matches what \(producer) sends")
             }
@@ -64,12 +72,37 @@ struct SchemaCompat {
             // may match two. A warning: the shapes approximate (patterns, `not`), so an overlap
             // is likely, not proven. Not asked inside a probe, where the producer is itself one
             // alternative of a oneOf (the same oneOf on both sides is no change).
-            if !probing, case .oneOf = c, matching.count > 1 {
+            if !probing, accepted.exclusive, matching.count > 1 {
                 add("one-of-ambiguous", .warn, pointer,
                     "what \(producer) sends matches alternatives \(matching.map(String.init).joined(separator: " and ")) of the oneOf \(consumer) accepts, which takes a value only when exactly one matches")
             }
         case (.value(let a), .value(let b)):
             compareNodes(a, b, pointer)
+        }
+    }
+
+    /// The discriminator names the property whose value picks the alternative: the consumer
+    /// must look at the same property and know every value the producer uses.
+    private mutating func discriminators(_ sent: SchemaShape.Discriminator?, _ accepted: SchemaShape.Discriminator?, _ pointer: String) {
+        let at = "\(pointer)/discriminator"
+        switch (sent, accepted) {
+        case (nil, nil): return
+        case (let sent?, let accepted?):
+            if sent.propertyName != accepted.propertyName {
+                return add("discriminator-changed", .err, at, "\(consumer) picks the alternative by '\(accepted.propertyName)', \(producer) by '\(sent.propertyName)'")
+            }
+            guard !accepted.mapping.isEmpty else { return }
+            for (value, target) in sent.mapping.sorted(by: { $0.key < $1.key }) {
+                if let theirs = accepted.mapping[value] {
+                    if theirs != target { add("discriminator-changed", .warn, "\(at)/mapping/\(OpenAPICompat.escape(value))", "'\(value)' selects \(target) for \(producer) but \(theirs) for \(consumer)") }
+                } else {
+                    add("discriminator-mapping-removed", .err, "\(at)/mapping/\(OpenAPICompat.escape(value))", "\(producer) may send '\(value)', which \(consumer)'s discriminator does not map")
+                }
+            }
+        default:
+            add("discriminator-changed", .warn, at, accepted == nil
+                ? "\(consumer) no longer picks the alternative by a discriminator; overlapping alternatives may now be ambiguous"
+                : "\(consumer) picks the alternative by '\(accepted!.propertyName)', which \(producer) does not promise to send")
         }
     }
 
@@ -124,54 +157,206 @@ struct SchemaCompat {
                 add("pattern-added", .err, here, "\(consumer) checks pattern \(pattern), so some values \(producer) may send are rejected")
             }
         }
+        if c.contentMediaType != nil && c.contentMediaType != p.contentMediaType || c.contentEncoding != nil && c.contentEncoding != p.contentEncoding {
+            add("content-changed", .warn, here, "\(consumer) expects the string to carry \([c.contentMediaType, c.contentEncoding].compactMap { $0 }.joined(separator: " in ")), \(producer) \([p.contentMediaType, p.contentEncoding].compactMap { $0 }.joined(separator: " in ").replacingOccurrences(of: #"^$"#, with: "says nothing of it", options: .regularExpression))")
+        }
+        if let expected = c.contentSchema {
+            if let sent = p.contentSchema { compare(producer: sent, consumer: expected, pointer: "\(here)/contentSchema") }
+            else { add("content-changed", .warn, "\(here)/contentSchema", "\(consumer) expects the string's content to match a schema \(producer) does not promise") }
+        }
+        if let multiple = c.multipleOf {
+            if let sent = p.multipleOf, (sent / multiple).rounded() == sent / multiple {
+                if sent != multiple { add("multiple-of-changed", .info, here, "\(consumer) takes multiples of \(multiple); \(producer) sends multiples of \(sent)") }
+            } else {
+                add("multiple-of-changed", .err, here, "\(consumer) takes only multiples of \(multiple), but \(producer) may send \(p.multipleOf.map { "multiples of \($0)" } ?? "any number")")
+            }
+        } else if let sent = p.multipleOf {
+            add("multiple-of-changed", .info, here, "\(consumer) takes any number, not only multiples of \(sent)")
+        }
         bounds(p, c, here)
+        if direction == .backward, (newIsConsumer ? c : p).deprecated, !(newIsConsumer ? p : c).deprecated {
+            add("property-deprecated", .info, here, "NEW deprecates this value; it will go in a later release")
+        }
 
-        // Objects.
-        if c.types.contains("object") || p.types.contains("object") {
-            for name in c.required.sorted() where !p.required.contains(name) {
-                add("required-property-missing", .err, "\(here)/required", p.properties[name] == nil
-                    ? "\(consumer) requires property '\(name)', which \(producer) does not send"
-                    : "\(consumer) requires property '\(name)', which \(producer) may omit")
+        if c.types.contains("array") || p.types.contains("array") { compareArrays(p, c, here) }
+        if c.types.contains("object") || p.types.contains("object") { compareObjects(p, c, here) }
+        compareApplicators(p, c, here)
+    }
+
+    private mutating func compareArrays(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ here: String) {
+        if c.uniqueItems && !p.uniqueItems {
+            add("unique-items-added", .err, here, "\(consumer) rejects an array with repeated items, which \(producer) may send")
+        }
+        // Position by position: the producer's item at i is its prefixItems[i], else its items.
+        let positions = max(c.prefixItems.count, p.prefixItems.count)
+        for index in 0..<positions {
+            let sent = index < p.prefixItems.count ? p.prefixItems[index] : p.items.shape
+            if index >= p.prefixItems.count, p.items == .forbidden { break }
+            if let limit = p.maxItems, index >= limit { break }
+            let expected = index < c.prefixItems.count ? c.prefixItems[index] : c.items.shape
+            if expected == .nothing {
+                add("items-rejected", .err, "\(here)/prefixItems/\(index)", "\(producer) may send an item at position \(index), which \(consumer) rejects (no items beyond its prefixItems)")
+                break
             }
-            for (name, sent) in p.properties.sorted(by: { $0.key < $1.key }) {
-                let at = "\(here)/properties/\(name)"
-                if let expected = c.properties[name] {
-                    compare(producer: sent, consumer: expected, pointer: at)
-                } else {
-                    switch c.additionalProperties {
-                    case .forbidden:
-                        add("property-rejected", .err, at, "\(producer) sends property '\(name)', which \(consumer) rejects (additionalProperties: false)")
-                    case .schema(let extra):
-                        compare(producer: sent, consumer: extra, pointer: at)
-                    case .allowed:
-                        add("property-ignored", consumerIsServer ? .warn : .info, at, consumerIsServer
-                            ? "\(producer) sends property '\(name)', which \(consumer) no longer reads: its value is dropped"
-                            : "\(producer) sends property '\(name)', which \(consumer) ignores")
-                    }
-                }
-            }
-            for name in c.properties.keys.sorted() where p.properties[name] == nil && !c.required.contains(name) {
-                add("property-not-sent", .info, "\(here)/properties/\(name)", "\(consumer) reads optional property '\(name)', which \(producer) never sends")
-            }
-            if case .schema(let extra) = p.additionalProperties {
-                switch c.additionalProperties {
-                case .forbidden: add("property-rejected", .err, "\(here)/additionalProperties", "\(producer) sends extra properties, which \(consumer) rejects")
-                case .schema(let theirs): compare(producer: extra, consumer: theirs, pointer: "\(here)/additionalProperties")
-                case .allowed: break
-                }
-            } else if p.additionalProperties == .allowed, c.additionalProperties == .forbidden, !p.types.isEmpty {
-                add("additional-properties-forbidden", .warn, "\(here)/additionalProperties", "\(consumer) rejects properties it does not list, which \(producer) does not rule out")
+            compare(producer: sent, consumer: expected, pointer: "\(here)/\(index < c.prefixItems.count ? "prefixItems/\(index)" : "items")")
+        }
+        // The rest: items after both prefixes.
+        if p.items != .forbidden, (p.maxItems ?? Int.max) > positions {
+            if c.items == .forbidden {
+                add("items-rejected", .err, "\(here)/items", "\(producer) may send more than \(positions) item\(positions == 1 ? "" : "s"), which \(consumer) rejects")
+            } else {
+                compare(producer: p.items.shape, consumer: c.items.shape, pointer: "\(here)/items")
             }
         }
-        if let sent = p.items, let expected = c.items {
-            compare(producer: sent, consumer: expected, pointer: "\(here)/items")
+        if let expected = c.contains, (c.minContains ?? 1) > 0 {
+            let promised = p.contains.map { (p.minContains ?? 1) >= (c.minContains ?? 1) && accepts($0, expected) } ?? false
+            if !promised {
+                add("contains-added", .err, "\(here)/contains", "\(consumer) requires \(c.minContains ?? 1) or more items matching its contains, which \(producer) does not promise")
+            }
         }
     }
 
-    /// min/max, lengths and item counts: a consumer stricter than its producer breaks.
+    private mutating func compareObjects(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ here: String) {
+        for name in c.required.sorted() where !p.required.contains(name) {
+            add("required-property-missing", .err, "\(here)/required", p.properties[name] == nil
+                ? "\(consumer) requires property '\(name)', which \(producer) does not send"
+                : "\(consumer) requires property '\(name)', which \(producer) may omit")
+        }
+        for (name, sent) in p.properties.sorted(by: { $0.key < $1.key }) {
+            let at = "\(here)/properties/\(OpenAPICompat.escape(name))"
+            if let expected = c.properties[name] {
+                compare(producer: sent, consumer: expected, pointer: at)
+                continue
+            }
+            // A property matching a pattern is checked by that pattern's schema, not as extra.
+            let patterns = c.patternProperties.keys.sorted().filter { Self.matches(name, $0) }
+            for pattern in patterns { compare(producer: sent, consumer: c.patternProperties[pattern]!, pointer: at) }
+            guard patterns.isEmpty else { continue }
+            switch c.additionalProperties {
+            case .forbidden:
+                add("property-rejected", .err, at, "\(producer) sends property '\(name)', which \(consumer) rejects (no properties beyond those it lists)")
+            case .schema(let extra):
+                compare(producer: sent, consumer: extra, pointer: at)
+            case .allowed:
+                add("property-ignored", consumerIsServer ? .warn : .info, at, consumerIsServer
+                    ? "\(producer) sends property '\(name)', which \(consumer) no longer reads: its value is dropped"
+                    : "\(producer) sends property '\(name)', which \(consumer) ignores")
+            }
+        }
+        for name in c.properties.keys.sorted() where p.properties[name] == nil && !c.required.contains(name) {
+            add("property-not-sent", .info, "\(here)/properties/\(OpenAPICompat.escape(name))", "\(consumer) reads optional property '\(name)', which \(producer) never sends")
+        }
+        if case .schema(let extra) = p.additionalProperties {
+            switch c.additionalProperties {
+            case .forbidden: add("property-rejected", .err, "\(here)/additionalProperties", "\(producer) sends extra properties, which \(consumer) rejects")
+            case .schema(let theirs): compare(producer: extra, consumer: theirs, pointer: "\(here)/additionalProperties")
+            case .allowed: break
+            }
+        } else if p.additionalProperties == .allowed, c.additionalProperties == .forbidden, !p.types.isEmpty {
+            add("additional-properties-forbidden", .warn, "\(here)/additionalProperties", "\(consumer) rejects properties it does not list, which \(producer) does not rule out")
+        }
+        let mayAddProperties = p.additionalProperties != .forbidden
+        for (pattern, expected) in c.patternProperties.sorted(by: { $0.key < $1.key }) {
+            let at = "\(here)/patternProperties/\(OpenAPICompat.escape(pattern))"
+            if let sent = p.patternProperties[pattern] {
+                compare(producer: sent, consumer: expected, pointer: at)
+            } else if mayAddProperties, expected != .any {
+                add("pattern-property-added", .warn, at, "\(consumer) checks properties named like '\(pattern)', which \(producer) does not constrain")
+            }
+        }
+        if let names = c.propertyNames {
+            for name in p.properties.keys.sorted() where !Self.admits(name, names) {
+                add("property-names-restricted", .err, "\(here)/propertyNames", "\(consumer) rejects the property name '\(name)', which \(producer) sends")
+            }
+            if let sent = p.propertyNames {
+                compare(producer: sent, consumer: names, pointer: "\(here)/propertyNames")
+            } else if mayAddProperties {
+                add("property-names-restricted", .warn, "\(here)/propertyNames", "\(consumer) restricts property names, which \(producer) does not")
+            }
+        }
+        for (name, needs) in c.dependentRequired.sorted(by: { $0.key < $1.key }) {
+            guard p.properties[name] != nil || mayAddProperties else { continue }
+            let missing = needs.subtracting(p.dependentRequired[name] ?? []).subtracting(p.required)
+            if !missing.isEmpty {
+                add("dependent-required-added", .err, "\(here)/dependentRequired/\(OpenAPICompat.escape(name))",
+                    "with '\(name)' present \(consumer) also requires \(missing.sorted().map { "'\($0)'" }.joined(separator: ", ")), which \(producer) may omit")
+            }
+        }
+        for (name, expected) in c.dependentSchemas.sorted(by: { $0.key < $1.key }) {
+            guard p.properties[name] != nil || mayAddProperties else { continue }
+            let at = "\(here)/dependentSchemas/\(OpenAPICompat.escape(name))"
+            if let sent = p.dependentSchemas[name] {
+                compare(producer: sent, consumer: expected, pointer: at)
+            } else if !accepts(.value(p), expected) {
+                add("dependent-schema-added", .err, at, "with '\(name)' present \(consumer) checks the object against a schema \(producer) does not keep to")
+            }
+        }
+    }
+
+    /// `not` and `if`/`then`/`else`: what the consumer adds must hold for everything the
+    /// producer sends. A condition the producer never meets asks nothing of it.
+    private mutating func compareApplicators(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ here: String) {
+        for (index, rejected) in c.not.enumerated() where !p.not.contains(rejected) && !Self.excludes(p, rejected) {
+            if accepts(.value(p), rejected) {
+                add("not-added", .err, "\(here)/not", "\(consumer) rejects every value \(producer) sends (not)")
+            } else {
+                add("not-added", .warn, "\(here)/not\(c.not.count > 1 ? "/\(index)" : "")", "\(consumer) rejects values matching its 'not', some of which \(producer) may send")
+            }
+        }
+        for conditional in c.conditionals where !p.conditionals.contains(conditional) {
+            let same = p.conditionals.first { $0.condition == conditional.condition }
+            let always = accepts(.value(p), conditional.condition)
+            let never = Self.excludes(p, conditional.condition)
+            var broken: [String] = []
+            if !never, !accepts(SchemaSource.merged(.value(p), same?.then), conditional.then) { broken.append("then") }
+            if !always, !accepts(SchemaSource.merged(.value(p), same?.otherwise), conditional.otherwise) { broken.append("else") }
+            for branch in broken {
+                add("conditional-added", .err, "\(here)/\(branch)", "\(consumer) checks values \(branch == "then" ? "matching" : "not matching") its 'if' against a schema \(producer) does not keep to")
+            }
+        }
+    }
+
+    /// Whether no value the producer sends can match `shape` (types, enums, or a required
+    /// property's value that cannot match).
+    static func excludes(_ p: SchemaShape.Node, _ shape: SchemaShape) -> Bool {
+        switch shape {
+        case .any: return false
+        case .nothing: return true
+        case .alternatives(let alternatives): return !(alternatives.nullable && p.nullable) && alternatives.options.allSatisfy { excludes(p, $0) }
+        case .value(let node):
+            if !node.types.isEmpty, !p.types.isEmpty, !(p.nullable && node.nullable) {
+                let widened = node.types.contains("number") ? node.types.union(["integer"]) : node.types
+                if p.types.isDisjoint(with: widened) { return true }
+            }
+            if let values = node.enumValues, let sent = p.enumValues, Set(values).isDisjoint(with: sent) { return true }
+            for (name, expected) in node.properties where p.required.contains(name) {
+                if case .value(let property)? = p.properties[name], excludes(property, expected) { return true }
+            }
+            return false
+        }
+    }
+
+    /// Whether a property name passes a `propertyNames` schema.
+    static func admits(_ name: String, _ shape: SchemaShape) -> Bool {
+        guard case .value(let node) = shape else { return shape != .nothing }
+        if let values = node.enumValues, !values.contains("\"\(name)\"") { return false }
+        if let limit = node.maxLength, name.count > limit { return false }
+        if let limit = node.minLength, name.count < limit { return false }
+        if let pattern = node.pattern, !matches(name, pattern) { return false }
+        return true
+    }
+
+    /// ECMA-262 patterns are unanchored, as NSRegularExpression's search is; an invalid pattern
+    /// matches nothing.
+    static func matches(_ text: String, _ pattern: String) -> Bool {
+        guard let expression = try? NSRegularExpression(pattern: pattern) else { return false }
+        return expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+
+    /// min/max, lengths and counts: a consumer stricter than its producer breaks.
     private mutating func bounds(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ pointer: String) {
         /// `stricter(a, b)`: bound a admits less than bound b (a lower bound above, an upper below).
-        func check<T: Comparable & CustomStringConvertible>(_ name: String, _ sent: T?, _ accepted: T?, stricter: (T, T) -> Bool) {
+        func check<T: Equatable & CustomStringConvertible>(_ name: String, _ sent: T?, _ accepted: T?, stricter: (T, T) -> Bool) {
             guard let accepted else {
                 if let sent { add("bound-loosened", .info, pointer, "\(consumer) has no \(name), \(producer) keeps \(sent)") }
                 return
@@ -182,14 +367,17 @@ struct SchemaCompat {
             if stricter(accepted, sent) {
                 add("bound-tightened", .err, pointer, "\(consumer) requires \(name) \(accepted), but \(producer) allows \(sent)")
             } else if stricter(sent, accepted) {
-                add("bound-loosened", .info, pointer, "\(consumer) allows \(name) \(accepted), \(accepted < sent ? "below" : "above") the \(sent) \(producer) keeps to")
+                add("bound-loosened", .info, pointer, "\(consumer) allows \(name) \(accepted), beyond the \(sent) \(producer) keeps to")
             }
         }
-        check("minimum", p.minimum, c.minimum, stricter: >)
-        check("maximum", p.maximum, c.maximum, stricter: <)
+        check("minimum", p.minimum, c.minimum) { a, b in a.value > b.value || (a.value == b.value && a.exclusive && !b.exclusive) }
+        check("maximum", p.maximum, c.maximum) { a, b in a.value < b.value || (a.value == b.value && a.exclusive && !b.exclusive) }
         check("minLength", p.minLength, c.minLength, stricter: >)
         check("maxLength", p.maxLength, c.maxLength, stricter: <)
         check("minItems", p.minItems, c.minItems, stricter: >)
         check("maxItems", p.maxItems, c.maxItems, stricter: <)
+        check("minProperties", p.minProperties, c.minProperties, stricter: >)
+        check("maxProperties", p.maxProperties, c.maxProperties, stricter: <)
+        if p.contains == c.contains { check("maxContains", p.maxContains, c.maxContains, stricter: <) }
     }
 }

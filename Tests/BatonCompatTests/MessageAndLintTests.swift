@@ -37,7 +37,7 @@ import Testing
         let path = try write(##"{"type": "object", "properties": {"a": {"$ref": "#/$defs/Nope"}}}"##)
         defer { unlink(path) }
         let error = #expect(throws: BatonError.self) { _ = try OpenAPILoader.schema(path: path) }
-        #expect(error?.description.hasPrefix("\(path): unresolvable $ref:") == true, "\(error?.description ?? "")")
+        #expect(error?.description == "\(path): at /properties/a: $ref '#/$defs/Nope' points at nothing", "\(error?.description ?? "")")
     }
 }
 

@@ -222,8 +222,12 @@ import Testing
     func rule(_ test: Case) throws {
         let old = try OpenAPILoader.parse(test.old, file: "old.yaml")
         let new = try OpenAPILoader.parse(test.new, file: "new.yaml")
-        let found = Set(OpenAPICompat.compare(old: old, new: new).map { "\($0.direction.rawValue) \($0.id) \($0.level.rawValue)" })
+        let findings = OpenAPICompat.compare(old: old, new: new)
+        let found = Set(findings.map { "\($0.direction.rawValue) \($0.id) \($0.level.rawValue)" })
         #expect(found == test.expected)
+        for finding in findings {
+            #expect(RuleCatalogue.rule(for: finding.id) != nil, "\(finding.id) is reported but not catalogued")
+        }
     }
 
     @Test func findingsNameOperationPointerAndReason() throws {
