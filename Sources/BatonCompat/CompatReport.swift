@@ -10,11 +10,14 @@ public struct CompatReport: Sendable {
     public var findings: [Finding]
     public var ignored: [(finding: Finding, reason: String)]
     public var failOn: Finding.Level
+    /// Rule ids that fail the check at any level (`--fail-on-rule operation-deprecated`).
+    public var failOnRules: [String]
 
-    public init(kind: Kind, title: String, findings: [Finding], ignore: IgnoreList = .init(), failOn: Finding.Level = .err) {
+    public init(kind: Kind, title: String, findings: [Finding], ignore: IgnoreList = .init(), failOn: Finding.Level = .err, failOnRules: [String] = []) {
         self.kind = kind
         self.title = title
         self.failOn = failOn
+        self.failOnRules = failOnRules
         var kept: [Finding] = []
         var ignored: [(Finding, String)] = []
         for finding in findings {
@@ -24,9 +27,14 @@ public struct CompatReport: Sendable {
         self.ignored = ignored
     }
 
-    public var incompatible: Bool { findings.contains { $0.level >= failOn } }
+    /// Whether a finding fails the check: at or above --fail-on, or of a --fail-on-rule rule.
+    public func fails(_ finding: Finding) -> Bool {
+        finding.level >= failOn || failOnRules.contains { RuleCatalogue.id(finding.id, is: $0) }
+    }
 
-    func broken(_ direction: Finding.Direction) -> Bool { findings.contains { $0.direction == direction && $0.level >= failOn } }
+    public var incompatible: Bool { findings.contains(where: fails) }
+
+    func broken(_ direction: Finding.Direction) -> Bool { findings.contains { $0.direction == direction && fails($0) } }
 
     /// What the findings mean for the order of the rollout.
     public var verdict: String {
@@ -67,7 +75,7 @@ public struct CompatReport: Sendable {
         }
         if !ignored.isEmpty { lines.append("\nignored: " + ignored.map { "\($0.finding.id) (\($0.reason))" }.joined(separator: "; ")) }
         let counts = Finding.Level.allCases.reversed().map { level in "\(findings.filter { $0.level == level }.count) \(level.rawValue)" }.joined(separator: ", ")
-        lines.append("\n\(incompatible ? paint("INCOMPATIBLE", .err) : "OK"): \(verdict) (\(counts); failing on \(failOn.rawValue))")
+        lines.append("\n\(incompatible ? paint("INCOMPATIBLE", .err) : "OK"): \(verdict) (\(counts); failing on \(([failOn.rawValue] + failOnRules).joined(separator: " and ")))")
         return lines.joined(separator: "\n")
     }
 
@@ -119,7 +127,7 @@ public struct CompatReport: Sendable {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
-        let failures = findings.filter { $0.level >= failOn }.count
+        let failures = findings.filter(fails).count
         var lines = [
             #"<?xml version="1.0" encoding="UTF-8"?>"#,
             #"<testsuites name="baton compat" tests="\#(max(findings.count, 1))" failures="\#(failures)">"#,
@@ -128,7 +136,7 @@ public struct CompatReport: Sendable {
         if findings.isEmpty { lines.append(#"    <testcase classname="compat" name="\#(escape(verdict))"/>"#) }
         for finding in findings {
             let name = escape("\(finding.direction == .none ? "" : finding.direction.rawValue + " ")\(finding.id) \(finding.operation) \(finding.pointer)")
-            if finding.level >= failOn {
+            if fails(finding) {
                 lines.append(#"    <testcase classname="compat.\#(finding.direction.rawValue)" name="\#(name)">"#)
                 lines.append(#"      <failure type="\#(finding.level.rawValue)" message="\#(escape(finding.message))"/>"#)
                 lines.append("    </testcase>")

@@ -6,6 +6,8 @@ import Foundation
 ///     ID [OPERATION or /json/pointer prefix]  # reason
 ///
 /// `response-body.enum-value-added GET /api/projects  # our clients decode enums leniently`
+///
+/// An id without its place (`enum-value-added`) covers every place.
 public struct IgnoreList: Sendable {
     public struct Entry: Sendable, Equatable {
         public var id: String
@@ -29,6 +31,9 @@ public struct IgnoreList: Sendable {
             }
             let words = parts[0].split(separator: " ", maxSplits: 1).map(String.init)
             guard let id = words.first else { throw BatonError(.invalidConfiguration, "\(path):\(number + 1): expected a finding id before '#'") }
+            guard RuleCatalogue.rule(for: id) != nil else {
+                throw BatonError(.invalidConfiguration, "\(path):\(number + 1): no rule '\(id)'; `baton compat rules` lists them")
+            }
             list.entries.append(Entry(id: id, scope: words.count > 1 ? words[1].trimmingCharacters(in: .whitespaces) : nil, reason: parts[1]))
         }
         return list
@@ -37,7 +42,7 @@ public struct IgnoreList: Sendable {
     /// The reason `finding` is ignored, or nil.
     public func reason(for finding: Finding) -> String? {
         entries.first { entry in
-            entry.id == finding.id && (entry.scope.map { finding.operation == $0 || finding.pointer.hasPrefix($0) } ?? true)
+            RuleCatalogue.id(finding.id, is: entry.id) && (entry.scope.map { finding.operation == $0 || finding.pointer.hasPrefix($0) } ?? true)
         }?.reason
     }
 }

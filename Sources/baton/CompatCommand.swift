@@ -16,8 +16,10 @@ struct CompatCommand: AsyncParsableCommand {
               baton compat openapi old.yaml new.yaml --ignore compat-ignore.txt
               baton compat schema events/v1/order.json events/v2/order.json
               baton compat migration migrations/55_prices.sql migrations/56_index.json
+              baton compat openapi old.yaml new.yaml --fail-on-rule operation-deprecated
+              baton compat rules                  # every rule id, its level and an example
             """,
-        subcommands: [CompatOpenAPI.self, CompatSchema.self, CompatMigration.self]
+        subcommands: [CompatOpenAPI.self, CompatSchema.self, CompatMigration.self, CompatRules.self]
     )
 }
 
@@ -32,12 +34,17 @@ extension Finding.Level: ExpressibleByArgument {
 struct ReportOptions: ParsableArguments {
     @Option(help: "text (default; coloured on a terminal), json, markdown or junit.") var format: ReportFormat = .text
     @Option(help: "The lowest level that makes the check fail: ERR or WARN.") var failOn: Finding.Level = .err
-    @Option(help: "A file of accepted findings, one per line: ID [OPERATION or POINTER]  # reason") var ignore: String?
+    @Option(help: "Fail also on findings of this rule, whatever their level (repeatable; `baton compat rules` lists the ids).") var failOnRule: [String] = []
+    @Option(help: "A file of accepted findings, one per line: ID [OPERATION or POINTER]  # reason (oasdiff's ignore lines are read too).") var ignore: String?
+
 
     /// Prints the report and exits 0 or 1; bad input exits 2 with one line on stderr.
     func run(_ make: (IgnoreList) throws -> CompatReport) throws {
         let report: CompatReport
         do {
+            for id in failOnRule where RuleCatalogue.rule(for: id) == nil {
+                throw BatonError(.invalidConfiguration, "--fail-on-rule \(id): no such rule; `baton compat rules` lists them")
+            }
             report = try make(try ignore.map(IgnoreList.load) ?? IgnoreList())
         } catch let error as BatonError {
             FileHandle.standardError.write(Data("Error: \(error.description)\n".utf8))
@@ -64,7 +71,7 @@ struct CompatOpenAPI: AsyncParsableCommand {
     func run() async throws {
         try report.run { ignore in
             let findings = OpenAPICompat.compare(old: try OpenAPILoader.load(path: old), new: try OpenAPILoader.load(path: new))
-            return CompatReport(kind: .api, title: "openapi \(old) → \(new)", findings: findings, ignore: ignore, failOn: report.failOn)
+            return CompatReport(kind: .api, title: "openapi \(old) → \(new)", findings: findings, ignore: ignore, failOn: report.failOn, failOnRules: report.failOnRule)
         }
     }
 }
@@ -81,7 +88,7 @@ struct CompatSchema: AsyncParsableCommand {
         try report.run { ignore in
             let name = ((new as NSString).lastPathComponent as NSString).deletingPathExtension
             let findings = MessageSchemaCompat.compare(old: try OpenAPILoader.schema(path: old), new: try OpenAPILoader.schema(path: new), name: name)
-            return CompatReport(kind: .messages, title: "schema \(old) → \(new)", findings: findings, ignore: ignore, failOn: report.failOn)
+            return CompatReport(kind: .messages, title: "schema \(old) → \(new)", findings: findings, ignore: ignore, failOn: report.failOn, failOnRules: report.failOnRule)
         }
     }
 }
@@ -96,7 +103,29 @@ struct CompatMigration: AsyncParsableCommand {
     func run() async throws {
         try report.run { ignore in
             let findings = try files.flatMap { try MigrationLint.lint(path: $0) }
-            return CompatReport(kind: .lint, title: "migration lint: \(files.joined(separator: ", "))", findings: findings, ignore: ignore, failOn: report.failOn)
+            return CompatReport(kind: .lint, title: "migration lint: \(files.joined(separator: ", "))", findings: findings, ignore: ignore, failOn: report.failOn, failOnRules: report.failOnRule)
+        }
+    }
+}
+
+struct CompatRules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules", abstract: "Print every rule: its id, level, direction, what it means and an example.",
+        discussion: """
+            Examples:
+              baton compat rules
+              baton compat rules --format markdown > docs/compat-rules.md
+              baton compat rules --format json | jq -r '.[] | select(.level == "ERR") | .id'
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, markdown }
+    @Option(help: "text (default), json or markdown.") var format: Format = .text
+
+    func run() throws {
+        switch format {
+        case .text: print(RuleCatalogue.text())
+        case .json: print(try RuleCatalogue.json())
+        case .markdown: print(RuleCatalogue.markdown())
         }
     }
 }

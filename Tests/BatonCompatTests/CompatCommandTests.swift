@@ -1,3 +1,4 @@
+import BatonCompat
 import BatonCore
 import Foundation
 import Testing
@@ -54,5 +55,36 @@ import Testing
         let run = try baton(["migration", unsafe, "--format", "markdown"])
         #expect(run.status == 1)
         #expect(run.output.contains("| ERR | none | `drop-column` | \(unsafe):1 |"), "\(run.output)")
+    }
+
+    @Test func rulesFailOnRuleAndIgnoreIds() throws {
+        let rules = try baton(["rules", "--format", "json"])
+        #expect(rules.status == 0)
+        let listed = try JSONSerialization.jsonObject(with: Data(rules.output.utf8)) as? [[String: Any]]
+        #expect(listed?.compactMap { $0["id"] as? String } == RuleCatalogue.rules.map(\.id))
+
+        let old = try write(RuleCatalogue.Example.operation("{responses: {\"200\": {description: ok}}}"))
+        let deprecated = try write(RuleCatalogue.Example.operation("{deprecated: true, responses: {\"200\": {description: ok}}}"))
+        let patterned = try write(RuleCatalogue.Example.request("{type: string, pattern: \"^[a-z]+$\"}"))
+        let plain = try write(RuleCatalogue.Example.request("{type: string}"))
+        let accepted = try write("pattern-added POST /items  # names were always lower case\n", ext: "txt")
+        let unknown = try write("# accepted\nno-such-rule  # why\n", ext: "txt")
+        defer { for path in [old, deprecated, patterned, plain, accepted, unknown] { unlink(path) } }
+
+        #expect(try baton(["openapi", old, deprecated]).status == 0, "a deprecation is INFO")
+        let failing = try baton(["openapi", old, deprecated, "--fail-on-rule", "operation-deprecated"])
+        #expect(failing.status == 1)
+        #expect(failing.output.hasSuffix("failing on ERR and operation-deprecated)"), "\(failing.output)")
+        let typo = try baton(["openapi", old, deprecated, "--fail-on-rule", "operation-deprecate"])
+        #expect(typo.status == 2, "\(typo.output)")
+        #expect(typo.output.contains("--fail-on-rule operation-deprecate: no such rule"), "\(typo.output)")
+
+        #expect(try baton(["openapi", plain, patterned]).status == 1)
+        let ignored = try baton(["openapi", plain, patterned, "--ignore", accepted])
+        #expect(ignored.status == 0, "an id without its place covers request-body.pattern-added: \(ignored.output)")
+        #expect(ignored.output.contains("ignored: request-body.pattern-added (names were always lower case)"))
+        let bad = try baton(["openapi", plain, patterned, "--ignore", unknown])
+        #expect(bad.status == 2)
+        #expect(bad.output == "Error: \(unknown):2: no rule 'no-such-rule'; `baton compat rules` lists them", "\(bad.output)")
     }
 }

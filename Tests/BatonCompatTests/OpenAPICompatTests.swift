@@ -75,6 +75,28 @@ import Testing
         """
     }
 
+    /// Webhook `event` whose payload is `schema`.
+    static func webhook(_ schema: String, required: Bool = true) -> String {
+        """
+        openapi: 3.1.0
+        info: {title: t, version: "1"}
+        webhooks:
+          event: {post: {requestBody: {required: \(required), content: {application/json: {schema: \(schema)}}}, responses: {"200": {description: ok}}}}
+        """
+    }
+
+    /// POST /subscribe with a callback `done` whose payload is `schema`.
+    static func callback(_ schema: String) -> String {
+        document("""
+          /subscribe:
+            post:
+              responses: {"201": {description: ok}}
+              callbacks:
+                done:
+                  "{$request.body#/url}": {post: {requestBody: {required: true, content: {application/json: {schema: \(schema)}}}, responses: {"200": {description: ok}}}}
+        """)
+    }
+
     static func parameters(_ list: String) -> String {
         document("""
           /items:
@@ -173,26 +195,6 @@ import Testing
              expected: ["forward request-body.enum-value-not-accepted ERR", "backward request-body.enum-value-added INFO"]),
         Case(name: "response type changed", old: response("{type: string}"), new: response("{type: integer}"),
              expected: ["backward response-body.type-changed ERR", "forward response-body.type-changed ERR"]),
-        Case(name: "request integer widened to number", old: request("{type: integer}"), new: request("{type: number}"),
-             expected: ["backward request-body.type-widened INFO", "forward request-body.type-changed ERR"]),
-        Case(name: "response became nullable", old: response("{type: string}"), new: response("{type: [string, \"null\"]}"),
-             expected: ["backward response-body.null-not-accepted ERR", "forward response-body.null-accepted INFO"]),
-        Case(name: "default changed", old: request("{type: object, properties: {n: {type: integer, default: 10}}}"), new: request("{type: object, properties: {n: {type: integer, default: 20}}}"),
-             expected: ["backward request-body.default-changed WARN", "forward request-body.default-changed WARN"]),
-        Case(name: "maxLength tightened on a request", old: request("{type: string, maxLength: 100}"), new: request("{type: string, maxLength: 50}"),
-             expected: ["backward request-body.bound-tightened ERR", "forward request-body.bound-loosened INFO"]),
-        Case(name: "minimum loosened on a response", old: response("{type: integer, minimum: 1}"), new: response("{type: integer, minimum: 0}"),
-             expected: ["backward response-body.bound-tightened ERR", "forward response-body.bound-loosened INFO"]),
-        Case(name: "pattern added to a request field", old: request("{type: string}"), new: request("{type: string, pattern: \"^[a-z]+$\"}"),
-             expected: ["backward request-body.pattern-added ERR"]),
-        Case(name: "pattern changed", old: request("{type: string, pattern: \"^[a-z]+$\"}"), new: request("{type: string, pattern: \"^[a-z0-9]+$\"}"),
-             expected: ["backward request-body.pattern-changed WARN", "forward request-body.pattern-changed WARN"]),
-        Case(name: "additionalProperties false turns a new property into a break",
-             old: response("{type: object, additionalProperties: false, properties: {a: {type: string}}}"), new: response("{type: object, additionalProperties: false, properties: {a: {type: string}, b: {type: string}}}"),
-             expected: ["backward response-body.property-rejected ERR", "forward response-body.property-not-sent INFO"]),
-        Case(name: "oneOf alternative added to a response",
-             old: response("{oneOf: [{type: string}, {type: integer}]}"), new: response("{oneOf: [{type: string}, {type: integer}, {type: boolean}]}"),
-             expected: ["backward response-body.alternative-not-accepted ERR", "forward response-body.alternative-added INFO"]),
         Case(name: "allOf merged before comparing",
              old: response("{allOf: [{type: object, required: [a], properties: {a: {type: string}}}, {type: object, properties: {b: {type: integer}}}]}"),
              new: response("{type: object, required: [a], properties: {a: {type: string}, b: {type: integer}}}"), expected: []),
@@ -202,16 +204,58 @@ import Testing
         Case(name: "a writeOnly property dropped from a response is not a change",
              old: response("{type: object, required: [password], properties: {password: {type: string, writeOnly: true}}}"),
              new: response("{type: object, properties: {}}"), expected: []),
-        Case(name: "response status added", old: response("{type: string}"),
-             new: document("  /items:\n    get:\n      responses:\n        \"200\": {description: ok, content: {application/json: {schema: {type: string}}}}\n        \"409\": {description: conflict}"),
-             expected: ["backward response-status-added WARN"]),
-        Case(name: "required response header added",
-             old: response("{type: string}"),
-             new: document("  /items:\n    get:\n      responses:\n        \"200\": {description: ok, headers: {ETag: {required: true, schema: {type: string}}}, content: {application/json: {schema: {type: string}}}}"),
-             expected: ["forward response-header-added-required ERR"]),
         Case(name: "OpenAPI 3.0 nullable equals 3.1 null type",
              old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {type: string, nullable: true}}}}}}}", openapi: "3.0.3"),
              new: response("{type: [string, \"null\"]}"), expected: []),
+        Case(name: "webhook removed", old: webhook("{type: object}"), new: document("  /a: {get: {responses: {\"200\": {description: ok}}}}"),
+             expected: ["backward operation-removed ERR", "forward operation-removed WARN", "forward operation-added WARN"]),
+        Case(name: "webhook request body made required: the server sends it, so clients built for NEW may rely on it",
+             old: webhook("{type: object}", required: false), new: webhook("{type: object}"), expected: ["forward request-body-became-required ERR"]),
+        Case(name: "webhook payload gains a required field: a server still on OLD may omit it",
+             old: webhook("{type: object, properties: {id: {type: string}}}"), new: webhook("{type: object, required: [id], properties: {id: {type: string}}}"),
+             expected: ["forward request-body.required-property-missing ERR"]),
+        Case(name: "callback payload enum grows: clients built for OLD receive a value they do not know",
+             old: callback("{type: string, enum: [ok, failed]}"), new: callback("{type: string, enum: [ok, failed, cancelled]}"),
+             expected: ["backward request-body.enum-value-not-accepted ERR", "forward request-body.enum-value-added INFO"]),
+        Case(name: "a condition the producer never meets asks nothing of it",
+             old: request("{type: object, required: [country], properties: {country: {enum: [CA]}, zip: {type: string}}}"),
+             new: request("{type: object, required: [country], properties: {country: {enum: [CA]}, zip: {type: string}}, if: {properties: {country: {const: US}}}, then: {required: [zip]}}"),
+             expected: []),
+        Case(name: "a not that excludes another type is no change", old: request("{type: string}"), new: request("{type: string, not: {type: integer}}"), expected: []),
+        Case(name: "a not matching everything the producer sends", old: request("{type: string, enum: [a]}"), new: request("{type: string, enum: [a], not: {const: a}}"),
+             expected: ["backward request-body.not-added ERR"]),
+        Case(name: "OpenAPI 3.0 exclusiveMinimum flag equals the 3.1 number",
+             old: document("  /items: {post: {requestBody: {required: true, content: {application/json: {schema: {type: number, minimum: 0, exclusiveMinimum: true}}}}, responses: {\"204\": {description: ok}}}}", openapi: "3.0.3"),
+             new: request("{type: number, exclusiveMinimum: 0}"), expected: []),
+        Case(name: "an exclusive minimum is tighter than the same inclusive one",
+             old: request("{type: number, minimum: 0}"), new: request("{type: number, exclusiveMinimum: 0}"),
+             expected: ["backward request-body.bound-tightened ERR", "forward request-body.bound-loosened INFO"]),
+        Case(name: "unevaluatedProperties false rejects what is not listed",
+             old: response("{type: object, unevaluatedProperties: false, properties: {a: {type: string}}}"), new: response("{type: object, unevaluatedProperties: false, properties: {a: {type: string}, b: {type: string}}}"),
+             expected: ["backward response-body.property-rejected ERR", "forward response-body.property-not-sent INFO"]),
+        Case(name: "a property matching patternProperties is not an extra one",
+             old: response("{type: object, additionalProperties: false, patternProperties: {\"^x-\": {type: string}}}"), new: response("{type: object, properties: {x-trace: {type: string}}}"),
+             expected: ["forward response-body.property-not-sent INFO", "backward response-body.additional-properties-forbidden WARN", "backward response-body.pattern-property-added WARN"]),
+        Case(name: "a patternProperties schema changed", old: request("{type: object, patternProperties: {\"^x-\": {type: string}}}"), new: request("{type: object, patternProperties: {\"^x-\": {type: integer}}}"),
+             expected: ["backward request-body.type-changed ERR", "forward request-body.type-changed ERR"]),
+        Case(name: "a tuple's item type changed", old: request("{type: array, prefixItems: [{type: string}, {type: integer}]}"), new: request("{type: array, prefixItems: [{type: string}, {type: string}]}"),
+             expected: ["backward request-body.type-changed ERR", "forward request-body.type-changed ERR"]),
+        Case(name: "OpenAPI 3.0 nullable oneOf equals 3.1 oneOf with null",
+             old: document("  /items: {post: {requestBody: {required: true, content: {application/json: {schema: {nullable: true, oneOf: [{type: string}, {type: integer}]}}}}, responses: {\"204\": {description: ok}}}}", openapi: "3.0.3"),
+             new: request("{oneOf: [{type: string}, {type: integer}, {type: \"null\"}]}"), expected: []),
+        Case(name: "a $ref with sibling keywords applies both",
+             old: document("  /items: {post: {requestBody: {required: true, content: {application/json: {schema: {$ref: \"#/components/schemas/Name\"}}}}, responses: {\"204\": {description: ok}}}}",
+                           components: "    Name: {type: string}"),
+             new: document("  /items: {post: {requestBody: {required: true, content: {application/json: {schema: {$ref: \"#/components/schemas/Name\", maxLength: 10}}}}, responses: {\"204\": {description: ok}}}}",
+                           components: "    Name: {type: string}"),
+             expected: ["backward request-body.bound-tightened ERR", "forward request-body.bound-loosened INFO"]),
+        Case(name: "minContains raised", old: request("{type: array, contains: {type: integer}}"), new: request("{type: array, contains: {type: integer}, minContains: 2}"),
+             expected: ["backward request-body.contains-added ERR"]),
+        Case(name: "a path-level parameter given as content changes media type",
+             old: parameters("[{name: f, in: query, content: {application/json: {schema: {type: object}}}}]"), new: parameters("[{name: f, in: query, content: {text/plain: {schema: {type: object}}}}]"),
+             expected: ["backward parameter-media-type-changed ERR", "forward parameter-media-type-changed ERR"]),
+        Case(name: "style of a single-value parameter changed is no change",
+             old: parameters("[{name: id, in: query, schema: {type: integer}}]"), new: parameters("[{name: id, in: query, explode: false, schema: {type: integer}}]"), expected: []),
         Case(name: "a $ref and the same schema inline are equal",
              old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Item\"}}}}}}}",
                            components: "    Item: {type: object, required: [id], properties: {id: {type: integer}}}"),

@@ -1,4 +1,5 @@
 import BatonCompat
+import Foundation
 import Testing
 
 /// Every rule's example, compared: exactly the findings the catalogue lists, the rule's own
@@ -27,5 +28,13 @@ import Testing
         for rule in RuleCatalogue.rules {
             #expect(!rule.summary.isEmpty && !rule.summary.contains("\n"), "\(rule.id)")
         }
+    }
+
+    /// docs/compat-rules.md is the catalogue as `baton compat rules --format markdown` prints it.
+    @Test func documentedCatalogueIsCurrent() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/compat-rules.md").path
+        let documented = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(documented == RuleCatalogue.markdown() + "\n", "regenerate: baton compat rules --format markdown > docs/compat-rules.md")
     }
 }
