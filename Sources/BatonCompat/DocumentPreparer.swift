@@ -118,9 +118,9 @@ struct DocumentPreparer {
             }
             var cut = false
             for key in map.keys.sorted() where place == .names || (!(place == .schema ? Self.schemaDataKeys : Self.dataKeys).contains(key) && !key.hasPrefix("x-")) {
-                let inner = place.inner(key, map[key] as Any)
+                let inner = place.inner(key)
                 path.append(key)
-                var (resolved, innerCut) = try resolve(map[key] as Any, in: current, root: root, at: inner, path: &path, stack: &stack)
+                var (resolved, innerCut) = try resolve(map[key]!, in: current, root: root, at: inner, path: &path, stack: &stack)
                 path.removeLast()
                 // A schema where the document (not another schema) holds one goes to `slots`.
                 if place == .document, inner == .schema, key == "schema" {
@@ -158,7 +158,7 @@ struct DocumentPreparer {
         /// is a name, so `example` or `default` there is a property, not data.
         case names
 
-        func inner(_ key: String, _ value: Any) -> Place {
+        func inner(_ key: String) -> Place {
             switch self {
             case .names: return .schema
             case .document:
@@ -178,7 +178,7 @@ struct DocumentPreparer {
         }
         let document: [String: Any]?
         do {
-            document = try JSONSerialization.jsonObject(with: try OpenAPILoader.json(String(decoding: data, as: UTF8.self)), options: [.fragmentsAllowed]) as? [String: Any]
+            document = try OpenAPILoader.object(String(decoding: data, as: UTF8.self)) as? [String: Any]
         } catch {
             throw BatonError(.invalidConfiguration, "\(file): not valid YAML or JSON (a $ref in \(named(current)) names it): \(OpenAPILoader.oneLine("\(error)"))")
         }

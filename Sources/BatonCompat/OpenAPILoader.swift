@@ -20,12 +20,11 @@ public enum OpenAPILoader {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Text (YAML or JSON) as JSON data and its top-level object; a syntax error is worded by
-    /// YAMLReader, which gives the line.
-    private static func read(_ text: String, file: String) throws -> (json: Data, top: [String: Any]?) {
+    /// Text (YAML or JSON) as its top-level object; a syntax error is worded by YAMLReader,
+    /// which gives the line.
+    private static func read(_ text: String, file: String) throws -> [String: Any]? {
         do {
-            let json = try Self.json(text)
-            return (json, try JSONSerialization.jsonObject(with: json, options: [.fragmentsAllowed]) as? [String: Any])
+            return try Self.object(text) as? [String: Any]
         } catch {
             _ = try YAMLReader.root(text: text, file: file)
             throw BatonError(.invalidConfiguration, "\(file): not valid YAML or JSON: \(Self.oneLine("\(error)"))")
@@ -34,8 +33,7 @@ public enum OpenAPILoader {
 
     public static func parse(_ text: String, file: String) throws -> LoadedDocument {
         // Parsed once for speed; YAMLReader parses again only to word an error with its line.
-        let (_, object) = try read(text, file: file)
-        let top = object ?? [:]
+        let top = try read(text, file: file) ?? [:]
         if top["swagger"] != nil || top["openapi"] as? String == nil || !["3.0", "3.1"].contains(where: { (top["openapi"] as? String ?? "").hasPrefix($0) }) {
             let root = try YAMLReader.root(text: text, file: file)
             if root.has("swagger") {
@@ -56,7 +54,7 @@ public enum OpenAPILoader {
             components["schemas"] = nil
             prepared["components"] = components
         }
-        let json = try JSONSerialization.data(withJSONObject: prepared)
+        let json = JSONWriter.data(prepared)
         let document: OpenAPIKit.OpenAPI.Document
         do {
             // Yams' Decoder is several times slower than Foundation's JSONDecoder on big
@@ -81,7 +79,7 @@ public enum OpenAPILoader {
     /// files and recursion resolved as in a document.
     public static func schema(path: String) throws -> SchemaShape {
         let text = try readText(path)
-        guard let raw = try read(text, file: path).top else {
+        guard let raw = try read(text, file: path) else {
             throw BatonError(.invalidConfiguration, "\(path):1: (top level): expected a JSON Schema object")
         }
         var preparer = DocumentPreparer(file: path)
@@ -96,24 +94,72 @@ public enum OpenAPILoader {
         return decoder
     }
 
-    /// YAML (or JSON) text as JSON data; YAML keys that are not strings become strings.
-    static func json(_ text: String) throws -> Data {
-        if text.first(where: { !$0.isWhitespace }) == "{" { return Data(text.utf8) }
-        return try JSONSerialization.data(withJSONObject: jsonValue(try Yams.load(yaml: text) as Any), options: [.fragmentsAllowed])
+    /// YAML (or JSON) text as JSON values: dictionaries, arrays, String, Int, Double, Bool and
+    /// NSNull. Yams composes with its basic resolver, which leaves every scalar a string, so no
+    /// regular expression runs per scalar (most of its load time); `typed` then types plain
+    /// scalars as Yams' default resolver would (YAML 1.1), except that a timestamp stays text.
+    static func object(_ text: String) throws -> Any {
+        if text.first(where: { !$0.isWhitespace }) == "{" {
+            return try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        }
+        guard let node = try Yams.compose(yaml: text, .basic) else { return NSNull() }
+        return value(node)
     }
 
-    private static func jsonValue(_ value: Any) -> Any {
-        switch value {
-        case let map as [AnyHashable: Any]:
+    private static func value(_ node: Node) -> Any {
+        switch node {
+        case .scalar(let scalar):
+            return scalar.style == .plain || scalar.style == .any ? typed(scalar.string) : scalar.string
+        case .mapping(let mapping):
             var object: [String: Any] = [:]
-            for (key, inner) in map { object["\(key.base)"] = jsonValue(inner) }
+            var merged: [[String: Any]] = []
+            for (key, inner) in mapping {
+                if case .scalar(let name) = key, name.string == "<<", name.style == .plain {
+                    // A merge key: the named mappings' keys, where this one does not set them.
+                    switch value(inner) {
+                    case let map as [String: Any]: merged.append(map)
+                    case let list as [Any]: merged += list.compactMap { $0 as? [String: Any] }
+                    default: break
+                    }
+                    continue
+                }
+                object[key.string ?? "\(value(key))"] = value(inner)
+            }
+            for map in merged { object.merge(map) { mine, _ in mine } }
             return object
-        case let list as [Any]: return list.map(jsonValue)
-        case let date as Date: return ISO8601DateFormatter().string(from: date)
-        case let data as Data: return data.base64EncodedString()
-        case Optional<Any>.none: return NSNull()
-        default: return value
+        case .sequence(let sequence): return sequence.map(value)
+        // The parser replaces an alias by the node its anchor names; only a built tree has these.
+        case .alias: return NSNull()
         }
+    }
+
+    /// A plain scalar as null, bool, integer, float or text. (The basic resolver has already
+    /// named every tag `str`, so an explicit `!!str` on a plain number is not seen: quote it.)
+    private static func typed(_ text: String) -> Any {
+        switch text {
+        case "", "~", "null", "Null", "NULL": return NSNull()
+        case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON": return true
+        case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF": return false
+        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return Double.infinity
+        case "-.inf", "-.Inf", "-.INF": return -Double.infinity
+        case ".nan", ".NaN", ".NAN": return Double.nan
+        default: break
+        }
+        guard let first = text.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+            return text
+        }
+        let digits = text.contains("_") ? text.replacingOccurrences(of: "_", with: "") : text
+        let sign = digits.hasPrefix("-") ? -1 : 1
+        let unsigned = digits.hasPrefix("-") || digits.hasPrefix("+") ? String(digits.dropFirst()) : digits
+        for (prefix, radix) in [("0x", 16), ("0b", 2), ("0o", 8)] where unsigned.hasPrefix(prefix) {
+            return Int(unsigned.dropFirst(2), radix: radix).map { $0 * sign } ?? text
+        }
+        if unsigned.count > 1, unsigned.hasPrefix("0"), unsigned.allSatisfy({ ("0"..."7").contains($0) }) {
+            return Int(unsigned.dropFirst(), radix: 8).map { $0 * sign } ?? text
+        }
+        if let integer = Int(digits) { return integer }
+        if unsigned.contains(where: { $0.isNumber }), !unsigned.contains(where: { $0.isLetter && $0 != "e" && $0 != "E" }), let number = Double(digits) { return number }
+        return text
     }
 
     static func oneLine(_ text: String) -> String {

@@ -293,17 +293,20 @@ public final class SchemaSource {
     private static func max(_ a: Int?, _ b: Int?) -> Int? { a.map { x in b.map { Swift.max(x, $0) } ?? x } ?? b }
     private static func min(_ a: Int?, _ b: Int?) -> Int? { a.map { x in b.map { Swift.min(x, $0) } ?? x } ?? b }
 
-    /// JSON's true and false, told apart from the numbers 1 and 0 Foundation also bridges to Bool.
+    /// The class Foundation gives JSON's true and false (it also bridges 1 and 0 to Bool).
+    private static let booleanType = ObjectIdentifier(type(of: NSNumber(value: true)))
+
     static func bool(_ value: Any?) -> Bool? {
-        if let value = value as? Bool, !(value is NSNumber) { return value }
-        guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else { return nil }
-        return number.boolValue
+        guard let value else { return nil }
+        if let flag = value as? Bool, type(of: value) == Bool.self || ObjectIdentifier(type(of: value)) == booleanType { return flag }
+        return nil
     }
 
     static func number(_ value: Any?) -> Double? {
         guard let value, bool(value) == nil else { return nil }
-        if let number = value as? NSNumber { return number.doubleValue }
-        return value as? Double ?? (value as? Int).map(Double.init)
+        if let integer = value as? Int, type(of: value) == Int.self { return Double(integer) }
+        if let double = value as? Double, type(of: value) == Double.self { return double }
+        return (value as? NSNumber)?.doubleValue
     }
 
     /// A value as JSON text, to compare enum members and defaults.
@@ -312,6 +315,8 @@ public final class SchemaSource {
         switch value {
         case let string as String: return "\"\(string)\""
         case is NSNull: return "null"
+        case let number as Int where type(of: value) == Int.self: return String(number)
+        case let number as Double where type(of: value) == Double.self: return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
         case let number as NSNumber:
             let double = number.doubleValue
             return double == double.rounded() && abs(double) < 1e15 ? String(Int64(double)) : String(double)
