@@ -115,17 +115,22 @@ struct CompatRules: ParsableCommand {
             Examples:
               baton compat rules
               baton compat rules --format markdown > docs/compat-rules.md
+              baton compat rules --oasdiff        # oasdiff's rule ids and the Baton rules that match
               baton compat rules --format json | jq -r '.[] | select(.level == "ERR") | .id'
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, markdown }
     @Option(help: "text (default), json or markdown.") var format: Format = .text
+    @Flag(help: "Print oasdiff's rules beside Baton's instead (for teams switching from oasdiff).") var oasdiff = false
 
     func run() throws {
-        switch format {
-        case .text: print(RuleCatalogue.text())
-        case .json: print(try RuleCatalogue.json())
-        case .markdown: print(RuleCatalogue.markdown())
+        switch (format, oasdiff) {
+        case (.text, false): print(RuleCatalogue.text())
+        case (.json, false): print(try RuleCatalogue.json())
+        case (.markdown, false): print(RuleCatalogue.markdown())
+        case (.text, true): print(OasdiffRule.text())
+        case (.json, true): print(try OasdiffRule.json())
+        case (.markdown, true): print(OasdiffRule.markdown())
         }
     }
 }
