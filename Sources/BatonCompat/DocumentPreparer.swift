@@ -41,9 +41,15 @@ struct DocumentPreparer {
     mutating func prepare(_ root: [String: Any]) throws -> [String: Any] {
         var document = root
         if var info = document["info"] as? [String: Any] {
-            for key in ["title", "version"] where info[key] == nil {
-                info[key] = ""
-                note("/info", "info has no \(key)")
+            for key in ["title", "version"] {
+                if info[key] == nil {
+                    info[key] = ""
+                    note("/info", "info has no \(key)")
+                } else if let value = info[key], !(value is String) {
+                    // `version: 1.0` unquoted is a number in YAML.
+                    info[key] = SchemaSource.describe(value)
+                    note("/info/\(key)", "info.\(key) is not text; read as '\(SchemaSource.describe(value))'")
+                }
             }
             document["info"] = info
         } else {

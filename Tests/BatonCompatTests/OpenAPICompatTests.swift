@@ -274,6 +274,43 @@ import Testing
         }
     }
 
+    /// Plain YAML scalars are typed as YAML 1.1 (Yams' default) reads them; quoted ones stay
+    /// text; merge keys and aliases resolve; an unquoted number where text belongs is repaired.
+    @Test func yamlScalarsReadAsYAML11() throws {
+        let yaml = """
+            openapi: 3.1.0
+            info: {title: t, version: 1.0}
+            paths:
+              /items:
+                post:
+                  requestBody:
+                    required: yes
+                    content:
+                      application/json:
+                        schema:
+                          type: object
+                          properties:
+                            flags: {enum: [yes, No, on, OFF, ~, null]}
+                            sizes: {enum: [0x10, 0o17, 017, 1_000, +3, -2, .5, 1e3, 2024-01-01, "12", '0x10']}
+                            base: &base {type: string, maxLength: 10}
+                            merged: {<<: *base, minLength: 2}
+                  responses: {'204': {description: ok}}
+            """
+        let json = #"""
+            {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+             "paths": {"/items": {"post": {
+               "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                 "flags": {"enum": [true, false, true, false, null, null]},
+                 "sizes": {"enum": [16, 15, 15, 1000, 3, -2, 0.5, 1000, "2024-01-01", "12", "0x10"]},
+                 "base": {"type": "string", "maxLength": 10},
+                 "merged": {"type": "string", "maxLength": 10, "minLength": 2}}}}}},
+               "responses": {"204": {"description": "ok"}}}}}}
+            """#
+        let old = try OpenAPILoader.parse(yaml, file: "old.yaml")
+        let findings = OpenAPICompat.compare(old: old, new: try OpenAPILoader.parse(json, file: "new.json"))
+        #expect(findings.map(\.message) == ["info.version is not text; read as '1'"])
+    }
+
     @Test func findingsNameOperationPointerAndReason() throws {
         let findings = OpenAPICompat.compare(
             old: try OpenAPILoader.parse(Self.response("{type: string, enum: [open, done]}"), file: "old.yaml"),
