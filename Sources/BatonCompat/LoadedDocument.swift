@@ -1,8 +1,9 @@
 import OpenAPIKit
 
 /// A document as compared: its structure as OpenAPIKit resolved it, its schemas, and the notes
-/// of what `DocumentPreparer` repaired.
-public struct LoadedDocument {
+/// of what `DocumentPreparer` repaired. Unchecked Sendable: OpenAPIKit's resolved values are
+/// immutable structs it does not mark Sendable, and `SchemaSource` says why it may cross.
+public struct LoadedDocument: @unchecked Sendable {
     public var document: DereferencedDocument
     /// OpenAPIKit's resolved document leaves webhooks out.
     public var webhooks: [(name: String, item: DereferencedPathItem)]

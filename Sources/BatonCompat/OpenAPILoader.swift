@@ -13,6 +13,13 @@ public enum OpenAPILoader {
         try parse(try readText(path), file: path)
     }
 
+    /// Both releases' documents, read at the same time.
+    public static func load(old: String, new: String) async throws -> (old: LoadedDocument, new: LoadedDocument) {
+        async let before = load(path: old)
+        async let after = load(path: new)
+        return try await (before, after)
+    }
+
     private static func readText(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw BatonError(.notFound, "\(path): cannot read the file")

@@ -6,7 +6,10 @@ import OpenAPIKit
 /// drops `if`, `dependentRequired`, `contains`, … without a word) and a big document decodes
 /// faster: `DocumentPreparer` lifts each schema out of the document into `slots` and leaves a
 /// placeholder OpenAPIKit reads as a trivial schema.
-public final class SchemaSource {
+///
+/// Unchecked Sendable: the cache fills as shapes are read, and a source is read by one task at
+/// a time (loaded on one, then compared on another), never by two at once.
+public final class SchemaSource: @unchecked Sendable {
     /// The prepared document (or message schema), for `#/…` references.
     let root: [String: Any]
     /// OpenAPI 3.0's dialect, where `nullable: true` admits null.

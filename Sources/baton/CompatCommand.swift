@@ -39,13 +39,13 @@ struct ReportOptions: ParsableArguments {
 
 
     /// Prints the report and exits 0 or 1; bad input exits 2 with one line on stderr.
-    func run(_ make: (IgnoreList) throws -> CompatReport) throws {
+    func run(_ make: (IgnoreList) async throws -> CompatReport) async throws {
         let report: CompatReport
         do {
             for id in failOnRule where RuleCatalogue.rule(for: id) == nil {
                 throw BatonError(.invalidConfiguration, "--fail-on-rule \(id): no such rule; `baton compat rules` lists them")
             }
-            report = try make(try ignore.map(IgnoreList.load) ?? IgnoreList())
+            report = try await make(try ignore.map(IgnoreList.load) ?? IgnoreList())
         } catch let error as BatonError {
             FileHandle.standardError.write(Data("Error: \(error.description)\n".utf8))
             throw ExitCode(2)
@@ -69,8 +69,9 @@ struct CompatOpenAPI: AsyncParsableCommand {
     @OptionGroup var report: ReportOptions
 
     func run() async throws {
-        try report.run { ignore in
-            let findings = OpenAPICompat.compare(old: try OpenAPILoader.load(path: old), new: try OpenAPILoader.load(path: new))
+        try await report.run { ignore in
+            let (before, after) = try await OpenAPILoader.load(old: old, new: new)
+            let findings = OpenAPICompat.compare(old: before, new: after)
             return CompatReport(kind: .api, title: "openapi \(old) → \(new)", findings: findings, ignore: ignore, failOn: report.failOn, failOnRules: report.failOnRule)
         }
     }
@@ -85,7 +86,7 @@ struct CompatSchema: AsyncParsableCommand {
     @OptionGroup var report: ReportOptions
 
     func run() async throws {
-        try report.run { ignore in
+        try await report.run { ignore in
             let name = ((new as NSString).lastPathComponent as NSString).deletingPathExtension
             let findings = MessageSchemaCompat.compare(old: try OpenAPILoader.schema(path: old), new: try OpenAPILoader.schema(path: new), name: name)
             return CompatReport(kind: .messages, title: "schema \(old) → \(new)", findings: findings, ignore: ignore, failOn: report.failOn, failOnRules: report.failOnRule)
@@ -101,7 +102,7 @@ struct CompatMigration: AsyncParsableCommand {
     @OptionGroup var report: ReportOptions
 
     func run() async throws {
-        try report.run { ignore in
+        try await report.run { ignore in
             let findings = try files.flatMap { try MigrationLint.lint(path: $0) }
             return CompatReport(kind: .lint, title: "migration lint: \(files.joined(separator: ", "))", findings: findings, ignore: ignore, failOn: report.failOn, failOnRules: report.failOnRule)
         }
