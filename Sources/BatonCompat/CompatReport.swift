@@ -65,6 +65,12 @@ public struct CompatReport: Sendable {
                 (kind == .api ? "backward (client built for OLD → server running NEW)" : "backward (producer on OLD → consumer on NEW)", .backward),
                 (kind == .api ? "forward (client built for NEW → server running OLD)" : "forward (producer on NEW → consumer on OLD)", .forward),
             ]
+        // Notes on the documents themselves (repairs) come first, in an API or message check.
+        let notes = kind == .lint ? [] : findings.filter { $0.direction == .none }
+        if !notes.isEmpty {
+            lines.append("\nnotes on the documents: \(notes.count)")
+            for note in notes { lines.append("  \(paint("INFO", .info)) \(note.id)  \(note.operation)  \(note.pointer)\n       \(note.message)") }
+        }
         for (heading, direction) in groups {
             let inGroup = findings.filter { $0.direction == direction }
             if !heading.isEmpty { lines.append("\n\(heading): \(inGroup.isEmpty ? "nothing" : "\(inGroup.count) finding\(inGroup.count == 1 ? "" : "s")")") }

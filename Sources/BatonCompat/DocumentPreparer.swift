@@ -13,6 +13,7 @@ struct DocumentPreparer {
     private(set) var notes: [Finding] = []
     /// Schemas lifted out of the document, in place of which it holds placeholders.
     private(set) var slots: [Any] = []
+    let placeholderPrefix = SchemaSource.newPlaceholderPrefix()
     /// As given, for messages.
     let file: String
     /// Absolute and normalised, to recognise references back into this document.
@@ -116,14 +117,20 @@ struct DocumentPreparer {
                 stack.removeLast()
                 if !cut { clean.insert(key) }
                 if keepable && !cut { return (map, false) }
-                // As for a reference OpenAPIKit resolves: the target, with only its description
-                // and summary taken from beside the $ref.
+                // A schema applies the keywords beside its $ref too (as an allOf); elsewhere, as
+                // OpenAPI says, only a description and summary beside it count.
+                if place == .schema, map.keys.contains(where: { !["$ref", "description", "summary"].contains($0) }) {
+                    var rest = map
+                    rest["$ref"] = nil
+                    let (siblings, siblingsCut) = try resolve(rest, in: current, root: root, at: place, path: &path, stack: &stack)
+                    return (["allOf": [inner, siblings]], cut || siblingsCut)
+                }
                 guard var object = inner as? [String: Any] else { return (inner, cut) }
                 for name in ["description", "summary"] where map[name] != nil { object[name] = map[name] }
                 return (object, cut)
             }
             var cut = false
-            for key in map.keys.sorted() where place == .names || (!(place == .schema ? Self.schemaDataKeys : Self.dataKeys).contains(key) && !key.hasPrefix("x-")) {
+            for key in map.keys.sorted() where place == .names || place == .objectNames || (!(place == .schema ? Self.schemaDataKeys : Self.dataKeys).contains(key) && !key.hasPrefix("x-")) {
                 let inner = place.inner(key)
                 path.append(key)
                 var (resolved, innerCut) = try resolve(map[key]!, in: current, root: root, at: inner, path: &path, stack: &stack)
@@ -131,7 +138,7 @@ struct DocumentPreparer {
                 // A schema where the document (not another schema) holds one goes to `slots`.
                 if place == .document, inner == .schema, key == "schema" {
                     slots.append(resolved)
-                    resolved = SchemaSource.placeholder(slots.count - 1)
+                    resolved = ["title": placeholderPrefix + String(slots.count - 1)]
                 }
                 map[key] = resolved
                 cut = cut || innerCut
@@ -143,7 +150,7 @@ struct DocumentPreparer {
             items.reserveCapacity(list.count)
             for (offset, element) in list.enumerated() {
                 path.append(String(offset))
-                let (inner, innerCut) = try resolve(element, in: current, root: root, at: place == .names ? .schema : place, path: &path, stack: &stack)
+                let (inner, innerCut) = try resolve(element, in: current, root: root, at: place.element, path: &path, stack: &stack)
                 path.removeLast()
                 items.append(inner)
                 cut = cut || innerCut
@@ -163,16 +170,35 @@ struct DocumentPreparer {
         /// A map of names to schemas (`properties`, `$defs`, `components/schemas`): every key
         /// is a name, so `example` or `default` there is a property, not data.
         case names
+        /// A map of names to OpenAPI objects (paths, responses, headers, components' maps,
+        /// webhooks, callbacks, links, encodings): a header or webhook named `schema` is no
+        /// schema position.
+        case objectNames
+
+        private static let objectMaps: Set<String> = [
+            "paths", "webhooks", "responses", "headers", "parameters", "requestBodies", "securitySchemes", "links",
+            "callbacks", "pathItems", "encoding", "content", "examples", "mediaTypes",
+        ]
 
         func inner(_ key: String) -> Place {
             switch self {
             case .names: return .schema
+            case .objectNames: return .document
             case .document:
                 if key == "schema" { return .schema }
                 if key == "schemas" || key == "$defs" || key == "definitions" { return .names }
-                return .document
+                return Self.objectMaps.contains(key) ? .objectNames : .document
             case .schema:
                 return ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"].contains(key) ? .names : .schema
+            }
+        }
+
+        /// What the elements of a list here are.
+        var element: Place {
+            switch self {
+            case .names: .schema
+            case .objectNames: .document
+            case .document, .schema: self
             }
         }
     }
@@ -208,9 +234,11 @@ struct DocumentPreparer {
     }
 
     /// The value at a JSON pointer (`/components/schemas/Error`; empty: the whole document).
-    static func value(at pointer: String, in document: Any) -> Any? {
+    /// `through` may replace each value on the way (a placeholder by the schema it stands for).
+    static func value(at pointer: String, in document: Any, through: (Any) -> Any = { $0 }) -> Any? {
         var current: Any = document
         for raw in pointer.split(separator: "/", omittingEmptySubsequences: true) {
+            current = through(current)
             let token = (String(raw).removingPercentEncoding ?? String(raw)).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
             if let map = current as? [String: Any], let next = map[token] {
                 current = next

@@ -64,7 +64,12 @@ public struct IgnoreList: Sendable {
         let operation = "\(words[pathIndex - 1].uppercased()) \(words[pathIndex])"
         let text = line.lowercased().replacingOccurrences(of: "'", with: "`")
         let range = NSRange(text.startIndex..., in: text)
-        let rules = zip(OasdiffRule.all, patterns).filter { $1.firstMatch(in: text, range: range) != nil }.map(\.0)
+        let matching = zip(OasdiffRule.all, patterns).filter { $1.firstMatch(in: text, range: range) != nil }.map(\.0)
+        // Messages overlap ("… default value changed from %s to %s" holds "… changed from %s to
+        // %s"): the one with the most literal text is the line's.
+        func literal(_ rule: OasdiffRule) -> Int { rule.message.replacingOccurrences(of: "%s", with: "").replacingOccurrences(of: "%v", with: "").count }
+        let longest = matching.map(literal).max() ?? 0
+        let rules = matching.filter { literal($0) == longest }
         guard !rules.isEmpty else {
             throw BatonError(.invalidConfiguration, "\(at): no oasdiff message on this line is one Baton knows (`baton compat rules --oasdiff` lists them)")
         }
@@ -72,7 +77,7 @@ public struct IgnoreList: Sendable {
         return ids.map { Entry(id: $0, scope: operation, reason: "oasdiff ignore line \(at): \(rules.map(\.id).joined(separator: ", "))") }
     }
 
-    /// oasdiff's message as a pattern: its values (`%s`) match any quoted text.
+    /// oasdiff's message as a pattern: its values (`%s`) match any text.
     private static func pattern(of rule: OasdiffRule) -> NSRegularExpression {
         let literal = NSRegularExpression.escapedPattern(for: rule.message.lowercased().replacingOccurrences(of: "'", with: "`"))
         // An escaped message with `.+?` for its values always compiles.
@@ -83,7 +88,7 @@ public struct IgnoreList: Sendable {
     public func reason(for finding: Finding) -> String? {
         entries.first { entry in
             RuleCatalogue.id(finding.id, is: entry.id)
-                && (entry.scope.map { finding.operation.caseInsensitiveCompare($0) == .orderedSame || finding.pointer.hasPrefix($0) } ?? true)
+                && (entry.scope.map { finding.operation == $0 || finding.pointer == $0 || finding.pointer.hasPrefix($0 + "/") } ?? true)
         }?.reason
     }
 }

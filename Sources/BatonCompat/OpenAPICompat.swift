@@ -118,7 +118,9 @@ public enum OpenAPICompat {
     static func operations(_ loaded: LoadedDocument) -> [Operation] {
         let document = loaded.document
         var result: [Operation] = []
-        func add(_ item: DereferencedPathItem, raw: String, kind: Operation.Kind, label prefix: String, pointer base: String) {
+        /// `shapePrefix`: the parent operation's shape for a callback, so a callback follows its
+        /// operation when a path parameter is renamed.
+        func add(_ item: DereferencedPathItem, raw: String, kind: Operation.Kind, label prefix: String, shape shapePrefix: String, pointer base: String) {
             // Path parameters are keyed by their place in the template, so a renamed one is the
             // same parameter and a reordered list changes nothing.
             let template = Self.templateNames(raw)
@@ -128,37 +130,42 @@ public enum OpenAPICompat {
                 var parameters: [String: DereferencedParameter] = [:]
                 // Operation parameters override the path item's of the same name and place.
                 for parameter in item.parameters + endpoint.operation.parameters {
-                    let name = parameter.location == .path
-                        ? "path:\(template.firstIndex(of: parameter.name).map(String.init) ?? parameter.name)"
-                        : "\(parameter.location.rawValue):\(parameter.name)"
+                        // Header names compare without case, as HTTP does.
+                    let name = switch parameter.location {
+                    case .path: "path:\(template.firstIndex(of: parameter.name).map(String.init) ?? parameter.name)"
+                    case .header: "header:\(parameter.name.lowercased())"
+                    default: "\(parameter.location.rawValue):\(parameter.name)"
+                    }
                     parameters[name] = parameter
                 }
                 var responses: [String: DereferencedResponse] = [:]
                 for (status, response) in endpoint.operation.responses { responses[status.rawValue] = response }
-                // An operation's own security replaces the document's; none at all is anonymous.
-                let requirements = (endpoint.operation.security ?? document.security).map { requirement in
+                // An operation's own security replaces the document's (which is the API's, not
+                // its clients' receiving webhooks and callbacks); none at all is anonymous.
+                let requirements = (endpoint.operation.security ?? (kind == .call ? document.security : [])).map { requirement in
                     Credentials(schemes: requirement.schemes.mapValues { (Credentials.kind($0.securityScheme), Set($0.requiredScopes)) })
                 }
                 let label = kind == .call && prefix.isEmpty ? "\(method) \(raw)" : "\(prefix) \(method)\(raw.isEmpty ? "" : " " + raw)"
+                let shape = kind == .call && prefix.isEmpty ? "\(method) \(normalized)" : "\(shapePrefix) \(method)\(raw.isEmpty ? "" : " " + raw)"
                 let pointer = "\(base)/\(endpoint.method.rawValue.lowercased())"
                 result.append(Operation(
-                    kind: kind, label: label, shape: kind == .call && prefix.isEmpty ? "\(method) \(normalized)" : label, pointer: pointer,
+                    kind: kind, label: label, shape: shape, pointer: pointer,
                     parameters: parameters, body: endpoint.operation.requestBody, responses: responses,
                     security: requirements.isEmpty ? [Credentials(schemes: [:])] : requirements,
                     deprecated: endpoint.operation.underlyingOperation.deprecated, schemas: loaded.schemas))
                 for (name, callbacks) in endpoint.operation.callbacks {
                     for (url, callbackItem) in callbacks {
-                        add(callbackItem, raw: url.rawValue, kind: .event, label: "\(label) CALLBACK \(name)",
+                        add(callbackItem, raw: url.rawValue, kind: .event, label: "\(label) CALLBACK \(name)", shape: "\(shape) CALLBACK \(name)",
                             pointer: "\(pointer)/callbacks/\(escape(name))/\(escape(url.rawValue))")
                     }
                 }
             }
         }
         for (path, item) in document.paths {
-            add(item, raw: path.rawValue, kind: .call, label: "", pointer: "/paths/\(escape(path.rawValue))")
+            add(item, raw: path.rawValue, kind: .call, label: "", shape: "", pointer: "/paths/\(escape(path.rawValue))")
         }
         for (name, item) in loaded.webhooks {
-            add(item, raw: "", kind: .event, label: "WEBHOOK \(name)", pointer: "/webhooks/\(escape(name))")
+            add(item, raw: "", kind: .event, label: "WEBHOOK \(name)", shape: "WEBHOOK \(name)", pointer: "/webhooks/\(escape(name))")
         }
         return result
     }
@@ -235,8 +242,11 @@ public enum OpenAPICompat {
             compareShapes(location, pointer, request: request, old: old.schemas.shape(oldSchema, usage: usage), new: new.schemas.shape(newSchema, usage: usage))
         }
 
+        // Deprecation concerns clients built for OLD: they call the operation, or receive it.
         if !old.deprecated && new.deprecated {
-            add("operation-deprecated", .info, oldToNew, new.pointer, "NEW deprecates \(label); \(oldCaller) should move off it before a later release removes it")
+            add("operation-deprecated", .info, .backward, new.pointer, new.kind == .call
+                ? "NEW deprecates \(label); a client built for OLD should move off it before a later release removes it"
+                : "NEW deprecates \(label); a client built for OLD should stop relying on receiving it before a later release removes it")
         }
 
         // Security: a client authenticates with one alternative of its release; the other
@@ -268,7 +278,7 @@ public enum OpenAPICompat {
                 add("parameter-became-optional", .err, newToOld, pointer, "\(newCaller) may omit \(what), which \(oldCallee) requires")
             }
             if !before.underlyingParameter.deprecated && after.underlyingParameter.deprecated {
-                add("parameter-deprecated", .info, oldToNew, pointer, "NEW deprecates \(what)")
+                add("parameter-deprecated", .info, .backward, pointer, "NEW deprecates \(what)")
             }
             let (o, n) = (Self.parameterSchema(before, old.schemas), Self.parameterSchema(after, new.schemas))
             if o.mediaType != n.mediaType {

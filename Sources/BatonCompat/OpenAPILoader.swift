@@ -32,6 +32,8 @@ public enum OpenAPILoader {
     private static func read(_ text: String, file: String) throws -> [String: Any]? {
         do {
             return try Self.object(text) as? [String: Any]
+        } catch let error as BatonError {
+            throw BatonError(.invalidConfiguration, "\(file): \(error.message)")
         } catch {
             _ = try YAMLReader.root(text: text, file: file)
             throw BatonError(.invalidConfiguration, "\(file): not valid YAML or JSON: \(Self.oneLine("\(error)"))")
@@ -54,7 +56,7 @@ public enum OpenAPILoader {
         let version = top["openapi"] as! String
         var preparer = DocumentPreparer(file: file)
         var prepared = try preparer.prepare(top)
-        let schemas = SchemaSource(root: prepared, dialect30: version.hasPrefix("3.0"), slots: preparer.slots)
+        let schemas = SchemaSource(root: prepared, dialect30: version.hasPrefix("3.0"), slots: preparer.slots, placeholderPrefix: preparer.placeholderPrefix)
         // Every schema position now holds a placeholder, so nothing OpenAPIKit decodes refers
         // to the component schemas.
         if var components = prepared["components"] as? [String: Any] {
@@ -110,10 +112,18 @@ public enum OpenAPILoader {
             return try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
         }
         guard let node = try Yams.compose(yaml: text, .basic) else { return NSNull() }
-        return value(node)
+        var budget = 5_000_000
+        return try value(node, depth: 0, budget: &budget)
     }
 
-    private static func value(_ node: Node) -> Any {
+    /// `budget` counts the values built: an alias names its anchor's node, so a document of
+    /// aliases to aliases expands exponentially (a "billion laughs"); `depth` keeps recursion
+    /// off the end of the stack.
+    private static func value(_ node: Node, depth: Int, budget: inout Int) throws -> Any {
+        budget -= 1
+        guard budget > 0, depth < 512 else {
+            throw BatonError(.invalidConfiguration, budget > 0 ? "nested more than 512 levels deep" : "its aliases expand to more than 5,000,000 values")
+        }
         switch node {
         case .scalar(let scalar):
             return scalar.style == .plain || scalar.style == .any ? typed(scalar.string) : scalar.string
@@ -123,18 +133,18 @@ public enum OpenAPILoader {
             for (key, inner) in mapping {
                 if case .scalar(let name) = key, name.string == "<<", name.style == .plain {
                     // A merge key: the named mappings' keys, where this one does not set them.
-                    switch value(inner) {
+                    switch try value(inner, depth: depth + 1, budget: &budget) {
                     case let map as [String: Any]: merged.append(map)
                     case let list as [Any]: merged += list.compactMap { $0 as? [String: Any] }
                     default: break
                     }
                     continue
                 }
-                object[key.string ?? "\(value(key))"] = value(inner)
+                object[try key.string ?? "\(value(key, depth: depth + 1, budget: &budget))"] = try value(inner, depth: depth + 1, budget: &budget)
             }
             for map in merged { object.merge(map) { mine, _ in mine } }
             return object
-        case .sequence(let sequence): return sequence.map(value)
+        case .sequence(let sequence): return try sequence.map { try value($0, depth: depth + 1, budget: &budget) }
         // The parser replaces an alias by the node its anchor names; only a built tree has these.
         case .alias: return NSNull()
         }
@@ -159,7 +169,11 @@ public enum OpenAPILoader {
         let sign = digits.hasPrefix("-") ? -1 : 1
         let unsigned = digits.hasPrefix("-") || digits.hasPrefix("+") ? String(digits.dropFirst()) : digits
         for (prefix, radix) in [("0x", 16), ("0b", 2), ("0o", 8)] where unsigned.hasPrefix(prefix) {
-            return Int(unsigned.dropFirst(2), radix: radix).map { $0 * sign } ?? text
+            // Digits only (Int would also take a sign there); at most Int.max, so the sign
+            // cannot overflow.
+            let digits = unsigned.dropFirst(2)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isHexDigit && Int(String($0), radix: 16)! < radix }) else { return text }
+            return Int(digits, radix: radix).map { $0 * sign } ?? text
         }
         if unsigned.count > 1, unsigned.hasPrefix("0"), unsigned.allSatisfy({ ("0"..."7").contains($0) }) {
             return Int(unsigned.dropFirst(), radix: 8).map { $0 * sign } ?? text

@@ -105,9 +105,17 @@ public enum RuleCatalogue {
         findingID == rule || (findingID.hasSuffix("." + rule) && !rule.contains("."))
     }
 
+    /// Where schema rules are reported.
+    public static let places = ["request-body", "response-body", "parameter", "response-header", "message"]
+
     /// The rule a finding id (with or without its place prefix) belongs to.
     public static func rule(for findingID: String) -> Rule? {
-        rules.first { id(findingID, is: $0.id) }
+        let parts = findingID.split(separator: ".", maxSplits: 1).map(String.init)
+        if parts.count == 2 {
+            guard places.contains(parts[0]) else { return nil }
+            return rules.first { $0.scope == .schema && $0.id == parts[1] }
+        }
+        return rules.first { $0.id == findingID }
     }
 
     static func api(_ id: String, _ summary: String, _ kind: Example.Kind, _ old: String, _ new: String, _ expected: [Expected]) -> Rule {
@@ -116,6 +124,8 @@ public enum RuleCatalogue {
     }
 
     private static let ok = #"{"200": {description: ok}}"#
+    /// 18 levels, each referring to the next twice: 2^18 paths through the same schemas.
+    private static let branching = "{$defs: {" + (0..<18).map { "L\($0): {type: object, properties: {a: {$ref: \"#/paths/~1items/post/responses/200/content/application~1json/schema/$defs/L\($0 + 1)\"}, b: {$ref: \"#/paths/~1items/post/responses/200/content/application~1json/schema/$defs/L\($0 + 1)\"}}}" }.joined(separator: ", ") + ", L18: {type: string}}, $ref: \"#/paths/~1items/post/responses/200/content/application~1json/schema/$defs/L0\"}"
     private static let item = #"{type: object, properties: {kind: {const: cat}}}"#
 
     public static let rules: [Rule] = apiRules + MigrationLint.rules.map { rule in
@@ -300,6 +310,8 @@ public enum RuleCatalogue {
             .requestBody, "{type: object, properties: {country: {type: string}, zip: {type: string}}}",
             "{type: object, properties: {country: {type: string}, zip: {type: string}}, if: {required: [country], properties: {country: {const: US}}}, then: {required: [zip]}}",
             ["backward request-body.conditional-added ERR"]),
+        api("comparison-incomplete", "The schemas branch into more comparisons than Baton makes (references reused at every level expand exponentially); the rest is not compared.",
+            .responseBody, branching, branching, ["backward response-body.comparison-incomplete WARN", "forward response-body.comparison-incomplete WARN"]),
         api("discriminator-changed", "The two releases pick a oneOf/anyOf alternative by different discriminator properties, or map a value to different schemas.",
             .responseBody, "{oneOf: [\(item), {type: object, properties: {kind: {const: dog}}}], discriminator: {propertyName: kind}}",
             "{oneOf: [\(item), {type: object, properties: {kind: {const: dog}}}], discriminator: {propertyName: type}}",

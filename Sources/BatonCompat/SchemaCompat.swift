@@ -18,6 +18,15 @@ struct SchemaCompat {
     var findings: [Finding] = []
     /// Set in the copies `accepts` uses to ask a yes/no question.
     private var probing = false
+    /// Schemas compared so far, shared with the probes: `$ref`s that branch to the same schema
+    /// again and again expand exponentially, so a comparison stops at a bound and says so.
+    private let budget = Budget()
+
+    final class Budget {
+        static let comparisons = 100_000
+        var left = comparisons
+        var reported = false
+    }
 
     init(location: String, direction: Finding.Direction, operation: String, producer: String, consumer: String, consumerIsServer: Bool, newIsConsumer: Bool) {
         self.location = location
@@ -43,6 +52,15 @@ struct SchemaCompat {
     }
 
     mutating func compare(producer p: SchemaShape, consumer c: SchemaShape, pointer: String) {
+        budget.left -= 1
+        guard budget.left > 0 else {
+            if !budget.reported, !probing {
+                budget.reported = true
+                add("comparison-incomplete", .warn, pointer,
+                    "the schemas branch into more than \(Budget.comparisons) comparisons (references reused at every level); the rest is not compared")
+            }
+            return
+        }
         switch (p, c) {
         case (_, .any), (.nothing, _):
             return
@@ -60,6 +78,13 @@ struct SchemaCompat {
                 add("alternative-added", .info, pointer, "\(consumer) accepts more alternatives than \(producer) sends")
             }
             discriminators(sent.discriminator, accepted.discriminator, pointer)
+        case (.value(var node), .alternatives(let accepted)) where node.types.count > 1:
+            // A value of several types may be taken by a different alternative for each type.
+            let types = node.types.sorted()
+            for type in types {
+                node.types = [type]
+                compare(producer: .value(node), consumer: c, pointer: pointer)
+            }
         case (.value(let node), .alternatives(let accepted)):
             if node.nullable && !accepted.nullable && !accepted.options.contains(where: \.nullable) {
                 add("null-not-accepted", .err, pointer, "\(producer) may send null, which \(consumer) rejects")
@@ -107,7 +132,7 @@ struct SchemaCompat {
     }
 
     private mutating func compareNodes(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ pointer: String) {
-        let here = pointer.isEmpty ? "" : pointer
+        let here = pointer
         // Types, with integer → number a widening.
         if !c.types.isEmpty {
             let missing = p.types.isEmpty ? ["any type"] : p.types.filter { !c.types.contains($0) && !($0 == "integer" && c.types.contains("number")) && $0 != "null" }.sorted()
@@ -165,7 +190,7 @@ struct SchemaCompat {
             else { add("content-changed", .warn, "\(here)/contentSchema", "\(consumer) expects the string's content to match a schema \(producer) does not promise") }
         }
         if let multiple = c.multipleOf {
-            if let sent = p.multipleOf, (sent / multiple).rounded() == sent / multiple {
+            if let sent = p.multipleOf, Self.divides(multiple, sent) {
                 if sent != multiple { add("multiple-of-changed", .info, here, "\(consumer) takes multiples of \(multiple); \(producer) sends multiples of \(sent)") }
             } else {
                 add("multiple-of-changed", .err, here, "\(consumer) takes only multiples of \(multiple), but \(producer) may send \(p.multipleOf.map { "multiples of \($0)" } ?? "any number")")
@@ -229,7 +254,7 @@ struct SchemaCompat {
                 continue
             }
             // A property matching a pattern is checked by that pattern's schema, not as extra.
-            let patterns = c.patternProperties.keys.sorted().filter { Self.matches(name, $0) }
+            let patterns = c.patternProperties.keys.sorted().filter { Self.matches(name, $0) ?? true }
             for pattern in patterns { compare(producer: sent, consumer: c.patternProperties[pattern]!, pointer: at) }
             guard patterns.isEmpty else { continue }
             switch c.additionalProperties {
@@ -256,6 +281,18 @@ struct SchemaCompat {
             add("additional-properties-forbidden", .warn, "\(here)/additionalProperties", "\(consumer) rejects properties it does not list, which \(producer) does not rule out")
         }
         let mayAddProperties = p.additionalProperties != .forbidden
+        // What the producer sends under a pattern the consumer does not list: the consumer's
+        // patterns (any might match the same names) or its additionalProperties decide.
+        for (pattern, sent) in p.patternProperties.sorted(by: { $0.key < $1.key }) where c.patternProperties[pattern] == nil {
+            let at = "\(here)/patternProperties/\(OpenAPICompat.escape(pattern))"
+            if !c.patternProperties.isEmpty {
+                for (_, expected) in c.patternProperties.sorted(by: { $0.key < $1.key }) { compare(producer: sent, consumer: expected, pointer: at) }
+            } else if c.additionalProperties == .forbidden {
+                add("property-rejected", .err, at, "\(producer) sends properties named like '\(pattern)', which \(consumer) rejects")
+            } else if case .schema(let extra) = c.additionalProperties {
+                compare(producer: sent, consumer: extra, pointer: at)
+            }
+        }
         for (pattern, expected) in c.patternProperties.sorted(by: { $0.key < $1.key }) {
             let at = "\(here)/patternProperties/\(OpenAPICompat.escape(pattern))"
             if let sent = p.patternProperties[pattern] {
@@ -342,16 +379,29 @@ struct SchemaCompat {
         if let values = node.enumValues, !values.contains("\"\(name)\"") { return false }
         if let limit = node.maxLength, name.count > limit { return false }
         if let limit = node.minLength, name.count < limit { return false }
-        if let pattern = node.pattern, !matches(name, pattern) { return false }
+        if let pattern = node.pattern, matches(name, pattern) == false { return false }
         return true
     }
 
-    /// ECMA-262 patterns are unanchored, as NSRegularExpression's search is; an invalid pattern
-    /// matches nothing.
-    static func matches(_ text: String, _ pattern: String) -> Bool {
-        guard let expression = try? NSRegularExpression(pattern: pattern) else { return false }
+    /// Whether `large` is a whole multiple of `small` (within floating-point error: 0.3 is a
+    /// multiple of 0.1).
+    static func divides(_ small: Double, _ large: Double) -> Bool {
+        guard small != 0 else { return false }
+        let quotient = large / small
+        return abs(quotient - quotient.rounded()) < 1e-9 * max(1, abs(quotient))
+    }
+
+    /// Whether a property name matches a document's pattern; nil when that cannot be told
+    /// safely: a pattern ICU cannot read, a long name, or a quantified group holding another
+    /// quantifier or an alternation (`(a|a)*`, `(a+)+`), which can backtrack for ever.
+    /// ECMA-262 patterns are unanchored, as NSRegularExpression's search is.
+    static func matches(_ text: String, _ pattern: String) -> Bool? {
+        guard text.utf8.count <= 256, pattern.utf8.count <= 1024, pattern.firstMatch(of: nestedQuantifier) == nil,
+              let expression = try? NSRegularExpression(pattern: pattern) else { return nil }
         return expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
+
+    nonisolated(unsafe) private static let nestedQuantifier = #/\((?:[^()\\]|\\.)*[*+|}](?:[^()\\]|\\.)*\)\s*[*+{]/#
 
     /// min/max, lengths and counts: a consumer stricter than its producer breaks.
     private mutating func bounds(_ p: SchemaShape.Node, _ c: SchemaShape.Node, _ pointer: String) {

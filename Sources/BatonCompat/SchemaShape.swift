@@ -47,6 +47,9 @@ public indirect enum SchemaShape: Sendable, Equatable {
     public struct Node: Sendable, Equatable {
         /// "string", "integer", "number", "boolean", "object", "array"; empty: any type.
         public var types: Set<String>
+        /// The types come from keywords (`properties`, an enum's values), not from `type`: in
+        /// an allOf such a part does not rule out null.
+        public var typesImplied = false
         public var nullable = false
         /// `enum` or `const`, each value as JSON text.
         public var enumValues: [String]?

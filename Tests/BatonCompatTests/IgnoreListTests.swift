@@ -53,6 +53,22 @@ import Testing
         #expect(error?.description.hasPrefix(path + message) == true, "\(error?.description ?? "")")
     }
 
+    /// "… default value changed from %s to %s" also holds "… changed from %s to %s" (a type
+    /// change): the line names the default, so a type change stays reported.
+    @Test func theMostSpecificOasdiffMessageWins() throws {
+        let path = try write("POST /items the `limit` request property default value changed from `1` to `2`\n")
+        defer { unlink(path) }
+        let list = try IgnoreList.load(path: path)
+        #expect(Set(list.entries.map(\.id)) == ["request-body.default-changed"])
+        #expect(list.entries.allSatisfy { $0.scope == "POST /items" })
+    }
+
+    @Test func placePrefixesAreChecked() {
+        #expect(RuleCatalogue.rule(for: "response-body.type-changed")?.id == "type-changed")
+        #expect(RuleCatalogue.rule(for: "reponse-body.type-changed") == nil)
+        #expect(RuleCatalogue.rule(for: "response-body.operation-removed") == nil)
+    }
+
     @Test func everyMappedOasdiffRuleNamesCataloguedBatonRules() throws {
         #expect(OasdiffRule.all.count == 703)
         #expect(Set(OasdiffRule.all.map(\.id)).count == OasdiffRule.all.count)

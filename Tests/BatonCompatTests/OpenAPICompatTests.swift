@@ -256,6 +256,41 @@ import Testing
              expected: ["backward parameter-media-type-changed ERR", "forward parameter-media-type-changed ERR"]),
         Case(name: "style of a single-value parameter changed is no change",
              old: parameters("[{name: id, in: query, schema: {type: integer}}]"), new: parameters("[{name: id, in: query, explode: false, schema: {type: integer}}]"), expected: []),
+        Case(name: "a constraint added to a property in another allOf part",
+             old: document("  /items: {post: {requestBody: {required: true, content: {application/json: {schema: {allOf: [{$ref: \"#/components/schemas/Base\"}]}}}}, responses: {\"204\": {description: ok}}}}",
+                           components: "    Base: {type: object, properties: {id: {type: string}}}"),
+             new: document("  /items: {post: {requestBody: {required: true, content: {application/json: {schema: {allOf: [{$ref: \"#/components/schemas/Base\"}, {properties: {id: {maxLength: 10}}}]}}}}, responses: {\"204\": {description: ok}}}}",
+                           components: "    Base: {type: object, properties: {id: {type: string}}}"),
+             expected: ["backward request-body.bound-tightened ERR", "forward request-body.bound-loosened INFO"]),
+        Case(name: "a variant added to a discriminated oneOf in a response: its value is unknown to old clients",
+             old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {oneOf: [{$ref: \"#/components/schemas/Cat\"}], discriminator: {propertyName: kind}}}}}}}}",
+                           components: "    Cat: {type: object, properties: {kind: {type: string}}}\n    Dog: {type: object, properties: {kind: {type: string}, bark: {type: string}}}"),
+             new: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {oneOf: [{$ref: \"#/components/schemas/Cat\"}, {$ref: \"#/components/schemas/Dog\"}], discriminator: {propertyName: kind}}}}}}}}",
+                           components: "    Cat: {type: object, properties: {kind: {type: string}}}\n    Dog: {type: object, properties: {kind: {type: string}, bark: {type: string}}}"),
+             expected: ["backward response-body.discriminator-mapping-removed ERR", "forward response-body.alternative-added INFO"]),
+        Case(name: "a const without a type is a string like the enum it replaces", old: response("{type: string, enum: [dog]}"), new: response("{const: dog}"), expected: []),
+        Case(name: "OpenAPI 3.0 nullable enum equals 3.1 enum with null",
+             old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {type: string, nullable: true, enum: [a]}}}}}}}", openapi: "3.0.3"),
+             new: response("{type: [string, \"null\"], enum: [a, null]}"), expected: []),
+        Case(name: "a value of two types taken by an alternative each", old: request("{type: [string, integer]}"), new: request("{oneOf: [{type: string}, {type: integer}]}"), expected: []),
+        Case(name: "multipleOf 0.3 is a multiple of 0.1", old: request("{type: number, multipleOf: 0.3}"), new: request("{type: number, multipleOf: 0.1}"),
+             expected: ["backward request-body.multiple-of-changed INFO", "forward request-body.multiple-of-changed ERR"]),
+        Case(name: "readOnly in one allOf part and required in another leave requests alone",
+             old: request("{type: object, properties: {id: {type: integer, readOnly: true}}}"),
+             new: request("{allOf: [{type: object, properties: {id: {type: integer, readOnly: true}}}, {required: [id]}]}"), expected: []),
+        Case(name: "a callback follows its operation when a path parameter is renamed",
+             old: document("  /items/{id}: {post: {parameters: [{name: id, in: path, required: true, schema: {type: string}}], responses: {\"200\": {description: ok}}, callbacks: {done: {\"{$request.body#/url}\": {post: {responses: {\"200\": {description: ok}}}}}}}}"),
+             new: document("  /items/{itemId}: {post: {parameters: [{name: itemId, in: path, required: true, schema: {type: string}}], responses: {\"200\": {description: ok}}, callbacks: {done: {\"{$request.body#/url}\": {post: {responses: {\"200\": {description: ok}}}}}}}}"),
+             expected: []),
+        Case(name: "the API's security does not bind the webhooks it sends",
+             old: "openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\nwebhooks:\n  event: {post: {responses: {\"200\": {description: ok}}}}\n",
+             new: "openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\nsecurity: [{key: []}]\nwebhooks:\n  event: {post: {responses: {\"200\": {description: ok}}}}\ncomponents: {securitySchemes: {key: {type: apiKey, in: header, name: X-Key}}}\n",
+             expected: []),
+        Case(name: "a response header named schema is a header",
+             old: headers("{schema: {schema: {type: string}}}"), new: headers("{schema: {schema: {type: integer}}}"),
+             expected: ["backward response-header.type-changed ERR", "forward response-header.type-changed ERR"]),
+        Case(name: "header parameter names compare without case",
+             old: parameters("[{name: X-Request-ID, in: header, schema: {type: string}}]"), new: parameters("[{name: X-Request-Id, in: header, schema: {type: string}}]"), expected: []),
         Case(name: "a $ref and the same schema inline are equal",
              old: document("  /items: {get: {responses: {\"200\": {description: ok, content: {application/json: {schema: {$ref: \"#/components/schemas/Item\"}}}}}}}",
                            components: "    Item: {type: object, required: [id], properties: {id: {type: integer}}}"),
@@ -309,6 +344,26 @@ import Testing
         let old = try OpenAPILoader.parse(yaml, file: "old.yaml")
         let findings = OpenAPICompat.compare(old: old, new: try OpenAPILoader.parse(json, file: "new.json"))
         #expect(findings.map(\.message) == ["info.version is not text; read as '1'"])
+    }
+
+    /// Hostile documents end with findings or one line, never a trap or a hang.
+    @Test func hostileDocumentsNeitherCrashNorHang() throws {
+        let huge = Self.request("{type: object, properties: {a: {type: string, maxLength: 1e19, minLength: 99999999999999999999}, b: {type: array, maxItems: .inf, minItems: .nan}, c: {enum: [-0x-8000000000000000, 0x-5, 0xFFFFFFFFFFFFFFFFFF]}}}")
+        _ = OpenAPICompat.compare(old: try OpenAPILoader.parse(huge, file: "old.yaml"), new: try OpenAPILoader.parse(Self.request("{type: object}"), file: "new.yaml"))
+
+        // Backtracking for ever on this name, if the pattern were run.
+        let evil = Self.response("{type: object, additionalProperties: false, patternProperties: {\"^(a|a)*$\": {type: string}}}")
+        let named = Self.response("{type: object, properties: {aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!: {type: string}}}")
+        _ = OpenAPICompat.compare(old: try OpenAPILoader.parse(evil, file: "old.yaml"), new: try OpenAPILoader.parse(named, file: "new.yaml"))
+
+        let laughs = "openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\nx-a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + (1...7).map { level in "x-\(level): &l\(level) [" + Array(repeating: level == 1 ? "*a" : "*l\(level - 1)", count: 10).joined(separator: ", ") + "]" }.joined(separator: "\n")
+            + "\npaths: {}\n"
+        let bomb = #expect(throws: BatonError.self) { try OpenAPILoader.parse(laughs, file: "laughs.yaml") }
+        #expect(bomb?.description == "laughs.yaml: its aliases expand to more than 5,000,000 values", "\(bomb?.description ?? "")")
+        let deep = "openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\nx-deep: " + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "\npaths: {}\n"
+        let nested = #expect(throws: BatonError.self) { try OpenAPILoader.parse(deep, file: "deep.yaml") }
+        #expect(nested?.description == "deep.yaml: nested more than 512 levels deep", "\(nested?.description ?? "")")
     }
 
     @Test func findingsNameOperationPointerAndReason() throws {
