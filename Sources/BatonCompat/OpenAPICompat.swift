@@ -8,31 +8,24 @@ public enum OpenAPICompat {
     public static func compare(old: LoadedDocument, new: LoadedDocument) -> [Finding] {
         var findings: [Finding] = old.notes + new.notes
         let (pairs, removed, added) = match(operations(old), operations(new))
+        func add(_ operation: Operation, _ id: String, _ level: Finding.Level, _ direction: Finding.Direction, _ message: String) {
+            findings.append(Finding(id: id, level: level, direction: direction, operation: operation.label, pointer: operation.pointer, message: message))
+        }
         for operation in removed {
             switch operation.kind {
             case .call:
-                findings.append(Finding(
-                    id: "operation-removed", level: .err, direction: .backward, operation: operation.label, pointer: operation.pointer,
-                    message: "a client built for OLD calls \(operation.label), which a server running NEW no longer has (404)"))
+                add(operation, "operation-removed", .err, .backward, "a client built for OLD calls \(operation.label), which a server running NEW no longer has (404)")
             case .event:
-                findings.append(Finding(
-                    id: "operation-removed", level: .err, direction: .backward, operation: operation.label, pointer: operation.pointer,
-                    message: "a client built for OLD waits for \(operation.label), which a server running NEW no longer sends"))
-                findings.append(Finding(
-                    id: "operation-removed", level: .warn, direction: .forward, operation: operation.label, pointer: operation.pointer,
-                    message: "a server still on OLD sends \(operation.label), which a client built for NEW no longer receives (404)"))
+                add(operation, "operation-removed", .err, .backward, "a client built for OLD waits for \(operation.label), which a server running NEW no longer sends")
+                add(operation, "operation-removed", .warn, .forward, "a server still on OLD sends \(operation.label), which a client built for NEW no longer receives (404)")
             }
         }
         for operation in added {
             switch operation.kind {
             case .call:
-                findings.append(Finding(
-                    id: "operation-added", level: .warn, direction: .forward, operation: operation.label, pointer: operation.pointer,
-                    message: "a client built for NEW may call \(operation.label), which a server still on OLD does not have (404): roll out servers first"))
+                add(operation, "operation-added", .warn, .forward, "a client built for NEW may call \(operation.label), which a server still on OLD does not have (404): roll out servers first")
             case .event:
-                findings.append(Finding(
-                    id: "operation-added", level: .warn, direction: .backward, operation: operation.label, pointer: operation.pointer,
-                    message: "a server running NEW may send \(operation.label), which a client built for OLD does not receive (404): upgrade clients first"))
+                add(operation, "operation-added", .warn, .backward, "a server running NEW may send \(operation.label), which a client built for OLD does not receive (404): upgrade clients first")
             }
         }
         for (before, after) in pairs { findings += compare(before, after) }
