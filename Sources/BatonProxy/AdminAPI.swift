@@ -14,6 +14,7 @@ import NIOHTTP1
 ///     DELETE /backends/NAME                 remove
 ///     GET    /metrics                       Prometheus text
 ///     GET    /up                            the proxy itself
+///     GET    /version                       {"version","commit"} of the running binary
 public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public var status: HTTPResponseStatus
@@ -42,6 +43,8 @@ public struct AdminAPI: Sendable {
             switch (method, segments.count, segments.first) {
             case (.GET, 1, "up"):
                 return .text("ok\n")
+            case (.GET, 1, "version"):
+                return try .json(["version": BatonVersion.number, "commit": BatonVersion.commit ?? ""])
             case (.GET, 1, "metrics"):
                 return .text(metrics.render(), contentType: "text/plain; version=0.0.4")
             case (.GET, 1, "backends"):

@@ -1,3 +1,4 @@
+import BatonCore
 import CoreMetrics
 import NIOConcurrencyHelpers
 import Prometheus
@@ -33,6 +34,8 @@ public final class ProxyMetrics: Sendable {
         retries = CoreMetrics.Counter(label: "baton_proxy_retries_total", factory: factory)
         holds = CoreMetrics.Counter(label: "baton_proxy_held_requests_total", factory: factory)
         holdTimeouts = CoreMetrics.Counter(label: "baton_proxy_hold_timeouts_total", factory: factory)
+        // Which binary is serving, as Prometheus' *_build_info convention has it.
+        registry.makeGauge(name: "baton_proxy_build_info", labels: [("version", BatonVersion.number), ("commit", BatonVersion.commit ?? "")]).set(Int64(1))
     }
 
     /// The counter of finished requests for a backend and status. `backend` is empty when none

@@ -28,6 +28,8 @@ public struct DeployJournal: Sendable {
         public var lastStep: RolloutEvent? { events.last { $0.kind == .step } }
         /// Who started it (user@host), when recorded.
         public var actor: String? { events.first?.actor }
+        /// The Baton that ran it.
+        public var baton: String? { events.first?.baton }
     }
 
     public init(store: any StateStore) {

@@ -18,6 +18,8 @@ public struct HistoryEntry: Codable, Sendable, Equatable {
     public var previous: String?
     /// user@host, when the journal recorded it.
     public var by: String?
+    /// The Baton version that ran it, when the journal recorded it.
+    public var baton: String?
     public var started: Date
     public var ended: Date?
     public var outcome: Outcome
@@ -30,6 +32,7 @@ public struct HistoryEntry: Codable, Sendable, Equatable {
         release = deployment.target
         previous = deployment.previous
         by = deployment.actor
+        baton = deployment.baton
         started = deployment.events.first?.time ?? .distantPast
         let end = deployment.events.last { $0.kind == .finished || $0.kind == .failed }
         ended = end?.time

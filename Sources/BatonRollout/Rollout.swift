@@ -235,6 +235,25 @@ public struct Rollout: Sendable {
     /// Takes a node out of the fleet: every instance of it is drained on every proxy, stopped
     /// and removed, and any backend of it left on a proxy is removed too. Returns what it did,
     /// a line each. The node must also leave baton.yml, or the next deploy starts it again.
+    /// Copies `binary` to the hosts of the `ssh://` nodes named (all when empty); one line per
+    /// host with the version it now runs.
+    public func installBaton(_ binary: String, nodes names: [String]) async throws -> [String] {
+        let remote = config.nodes.filter { $0.ssh != nil && (names.isEmpty || names.contains($0.name)) }
+        if let unknown = names.first(where: { name in !remote.contains { $0.name == name } }) {
+            throw BatonError(.notFound, "node \(unknown): not an ssh:// node of \(config.file)")
+        }
+        guard !remote.isEmpty else { throw BatonError(.notFound, "\(config.file) has no ssh:// nodes") }
+        let ssh = SSHDriver(nodes: config.nodes, settings: config.ssh)
+        var lines: [String] = []
+        // One copy per host, whichever of its nodes is named.
+        var done: Set<String> = []
+        for node in remote where done.insert(node.ssh!.destination).inserted {
+            let version = try await ssh.installBaton(binary, on: node.name)
+            lines.append("\(node.ssh!.destination): \(config.ssh.directory)/bin/baton \(version)")
+        }
+        return lines
+    }
+
     public func removeNode(_ name: String) async throws -> [String] {
         try await holdingLock("node remove \(name)") { try await removeNodeHoldingLock(name) }
     }
@@ -272,7 +291,8 @@ public struct Rollout: Sendable {
         let event = RolloutEvent(
             deployment: id, kind: .deployStarted, target: target, previous: try await journal.currentRelease(),
             nodes: config.nodes.map(\.name), isRollback: isRollback,
-            settings: isRollback ? try await settings(of: target) : ReleaseSettings(config), actor: LockHolder.current("").who
+            settings: isRollback ? try await settings(of: target) : ReleaseSettings(config), actor: LockHolder.current("").who,
+            baton: BatonVersion.description
         )
         try await record(event)
         return DeployJournal.Deployment(id: id, target: target, previous: event.previous, nodes: event.nodes ?? [], isRollback: isRollback, events: [event])

@@ -27,12 +27,14 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
     public var settings: ReleaseSettings?
     /// deployStarted: who started it, user@host.
     public var actor: String?
+    /// The Baton that ran the deployment (`BatonVersion.description`), on deployStarted.
+    public var baton: String?
     public var detail: String?
 
     public init(
         deployment: String, kind: Kind, node: String? = nil, step: Step? = nil, release: String? = nil,
         target: String? = nil, previous: String? = nil, nodes: [String]? = nil, isRollback: Bool? = nil,
-        settings: ReleaseSettings? = nil, actor: String? = nil, detail: String? = nil, time: Date = Date()
+        settings: ReleaseSettings? = nil, actor: String? = nil, baton: String? = nil, detail: String? = nil, time: Date = Date()
     ) {
         self.time = time
         self.deployment = deployment
@@ -46,6 +48,7 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
         self.isRollback = isRollback
         self.settings = settings
         self.actor = actor
+        self.baton = baton
         self.detail = detail
     }
 }

@@ -93,6 +93,38 @@ public struct SSHDriver: NodeDriver {
         return remote
     }
 
+    // MARK: The Baton binary
+
+    /// Copies `binary` (this Baton: scripts/dist's build runs on any Linux host) to
+    /// `DIR/bin/baton` on the node's host, verified by its SHA-256; a host that has the same
+    /// one already is left alone. Returns what the host's copy says to `--version`.
+    public func installBaton(_ binary: String, on node: String) async throws -> String {
+        let connection = try connection(node)
+        let (status, output, errors) = try await ChildProcess.run(["/usr/bin/sha256sum", binary], timeout: .seconds(120))
+        guard status == 0, let sum = output.split(separator: " ").first.map(String.init) else {
+            throw BatonError(.io, "\(binary): cannot checksum it: \(errors)")
+        }
+        let installed = try await connection.run(Self.binaryStateScript, [directory], timeout: operationTimeout)
+        if installed.trimmingCharacters(in: .whitespacesAndNewlines) != sum {
+            try await connection.run(Self.receiveBinaryScript, [directory, sum], input: binary, timeout: operationTimeout + .seconds(60))
+        }
+        return try await connection.run(#""$1/bin/baton" --version"#, [directory], timeout: operationTimeout).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static let binaryStateScript = #"""
+        if [ -f "$1/bin/baton" ]; then sha256sum "$1/bin/baton" | cut -d' ' -f1; fi
+        """#
+
+    /// Receives the binary on stdin, verifies it and moves it into place in one rename, so a
+    /// proxy started from it never sees half a file.
+    static let receiveBinaryScript = #"""
+        dir=$1 sum=$2 incoming="$1/bin/.baton.$$"
+        mkdir -p "$dir/bin" && cat > "$incoming" || exit 1
+        got=$(sha256sum "$incoming" | cut -d' ' -f1)
+        if [ "$got" != "$sum" ]; then echo "checksum mismatch: sent $sum, the host has $got" >&2; rm -f "$incoming"; exit 3; fi
+        chmod 755 "$incoming" && mv -f "$incoming" "$dir/bin/baton"
+        """#
+
     /// The checksum both ends compute the same way: SHA-256 of the sorted list of every
     /// regular file's SHA-256 and path.
     static let checksumCommand = "find . -type f -exec sha256sum {} + | LC_ALL=C sort -k2 | sha256sum | cut -d' ' -f1"

@@ -19,7 +19,9 @@ struct Baton: AsyncParsableCommand {
               baton node remove web3
               baton migrate start migrations/02_rename.json
               baton compat openapi releases/5.3/openapi.yaml releases/5.4/openapi.yaml
+              baton --version
             """,
+        version: BatonVersion.description,
         subcommands: [
             InitCommand.self, ReleaseCommand.self, DeployCommand.self, RollbackCommand.self, StatusCommand.self, HistoryCommand.self, LockCommand.self,
             PlanCommand.self, NodeCommand.self, MigrateCommand.self, CompatCommand.self, ProbeCommand.self, ProxyCommand.self, DemoCommand.self,

@@ -25,7 +25,7 @@ struct ProxyCommand: AsyncParsableCommand {
               baton proxy --listen :80 --trusted-proxy 10.0.0.0/8 --hide-backend-headers --access-log /var/log/baton/access.log
               BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
             """,
-        subcommands: [ProxyBackendsCommand.self]
+        subcommands: [ProxyBackendsCommand.self, ProxyServiceCommand.self]
     )
 
     @Option(help: "Address to serve on (host:port).")

@@ -167,12 +167,12 @@ struct HistoryCommand: AsyncParsableCommand {
             if json { return try printJSON(entries) }
             guard !entries.isEmpty else { return print("no deployments yet") }
             print(Table.render(
-                header: ["STARTED", "BY", "WHAT", "OUTCOME", "TOOK", "ID"],
+                header: ["STARTED", "BY", "WHAT", "OUTCOME", "TOOK", "ID", "BATON"],
                 rows: entries.map { entry in
                     let what = "\(entry.kind) \(entry.previous.map { "\($0) → " } ?? "")\(entry.release)"
                     let took = entry.ended.map { Duration.seconds($0.timeIntervalSince(entry.started)).shortDescription } ?? "-"
                     let outcome = entry.outcome.rawValue + (entry.reason.map { ": \($0.prefix(80))" } ?? "")
-                    return [entry.started.formatted(.iso8601), entry.by ?? "?", what, outcome, took, entry.deployment]
+                    return [entry.started.formatted(.iso8601), entry.by ?? "?", what, outcome, took, entry.deployment, entry.baton ?? "?"]
                 }
             ))
         }
@@ -247,9 +247,33 @@ struct NodeCommand: AsyncParsableCommand {
 
             Examples:
               baton node remove web3
+              baton node install-baton             # this binary to every ssh:// host, e.g. to run `baton proxy` there
             """,
-        subcommands: [Remove.self]
+        subcommands: [Remove.self, InstallBaton.self]
     )
+
+    struct InstallBaton: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "install-baton",
+            abstract: "Copy this baton binary to the nodes' SSH hosts (checked by SHA-256; a host that has it is left alone).",
+            discussion: """
+                It lands in ssh.directory/bin/baton. Ship scripts/dist's static build: it runs on hosts without Swift.
+
+                Examples:
+                  baton node install-baton
+                  baton node install-baton web1 web2 --binary dist/baton-0.15.0-linux-x86_64/baton
+                """)
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "ssh:// nodes whose hosts get it (default: all).") var nodes: [String] = []
+        @Option(help: "The binary to copy (default: this one).") var binary: String?
+
+        func run() async throws {
+            try await failing {
+                let path = try binary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+                for line in try await Rollout(config: try options.load()).installBaton(path, nodes: nodes) { print(line) }
+            }
+        }
+    }
 
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

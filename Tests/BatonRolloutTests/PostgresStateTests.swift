@@ -52,6 +52,8 @@ import Testing
         #expect(entries.map(\.release) == ["5.3"])
         #expect(entries.first?.outcome == .finished)
         #expect(entries.first?.by?.contains("@") == true)
+        // And which Baton ran it.
+        #expect(entries.first?.baton == BatonVersion.description)
         // The journal is in the database, not in either state directory.
         #expect(!FileManager.default.fileExists(atPath: fleet.config.stateDirectory + "/journal.jsonl"))
         #expect(!FileManager.default.fileExists(atPath: other + "/.baton/journal.jsonl"))

@@ -44,6 +44,31 @@ struct SSHFleetTests {
         await fleet.cleanup()
     }
 
+    /// `baton node install-baton`: this binary lands on every host once, verified, owned by
+    /// the host's user, and runs there; a second install copies nothing.
+    @Test func thisBatonIsInstalledOnEveryHostOnce() async throws {
+        let hosts = try await NamespaceHosts.make(count: 2)
+        defer { hosts.remove() }
+        let fleet = try await TestFleet.make(hosts: hosts)
+        let binary = try BuiltProducts.path("baton")
+        let lines = try await fleet.rollout().installBaton(binary, nodes: [])
+        #expect(lines.count == 2, "\(lines)")
+        let (_, local) = try ChildProcess.run(["/usr/bin/sha256sum", binary])
+        var modified: [String: Date] = [:]
+        for host in hosts.hosts {
+            let installed = "\(host.home)/.baton/translate/bin/baton"
+            #expect(lines.contains { $0.hasPrefix("\(host.user)@\(host.address): ") && $0.hasSuffix(BatonVersion.number) }, "\(lines)")
+            let (_, remote) = try ChildProcess.run(["/usr/bin/sha256sum", installed])
+            #expect(remote.prefix(64) == local.prefix(64))
+            #expect(try FileManager.default.attributesOfItem(atPath: installed)[.ownerAccountName] as? String == host.user)
+            modified[host.user] = try FileManager.default.attributesOfItem(atPath: installed)[.modificationDate] as? Date
+        }
+        _ = try await fleet.rollout().installBaton(binary, nodes: ["web1"])
+        #expect(try FileManager.default.attributesOfItem(atPath: "\(hosts.hosts[0].home)/.baton/translate/bin/baton")[.modificationDate] as? Date == modified[hosts.hosts[0].user])
+        await #expect(throws: BatonError.self) { try await fleet.rollout().installBaton(binary, nodes: ["web9"]) }
+        await fleet.cleanup()
+    }
+
     /// Three hosts behind HAProxy and a baton proxy, with surge: each new instance starts on a
     /// free port of its host beside the old one and is a new dynamic server on HAProxy; load
     /// through HAProxy fails nothing.

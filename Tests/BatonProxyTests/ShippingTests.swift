@@ -1,0 +1,64 @@
+import BatonCore
+import BatonProxy
+import BatonTesting
+import Foundation
+import Testing
+
+/// What a team installing Baton relies on: `--version` everywhere it is promised, and the
+/// systemd unit `baton proxy install-service` writes.
+@Suite struct ShippingTests {
+    @Test func versionFromTheCommandLineTheAdminAPIAndMetrics() async throws {
+        let run = try BatonCLI.run(["--version"])
+        #expect(run.status == 0)
+        #expect(run.output.trimmingCharacters(in: .whitespacesAndNewlines) == BatonVersion.description)
+        #expect(BatonVersion.description.firstMatch(of: #/^\d+\.\d+\.\d+( \([0-9a-f]{12}\))?$/#) != nil, "\(BatonVersion.description)")
+        // Built from this checkout, so the commit is known.
+        #expect(BatonVersion.commit?.count == 40, "\(BatonVersion.commit ?? "no commit")")
+
+        let proxy = try await LiveProxy.start()
+        let version = try await proxy.admin.raw(.GET, "/version")
+        let reported = try JSONDecoder().decode([String: String].self, from: Data(version.bodyString.utf8))
+        #expect(reported == ["version": BatonVersion.number, "commit": BatonVersion.commit ?? ""])
+        let metrics = try await proxy.admin.metrics()
+        #expect(metrics.contains(#"baton_proxy_build_info{version="\#(BatonVersion.number)",commit="\#(BatonVersion.commit ?? "")"} 1"#), "\(metrics)")
+        try await proxy.shutdown()
+    }
+
+    @Test func serviceUnitRunsThisBinaryAsItsOwnUser() throws {
+        let directory = TemporaryDirectory.make(prefix: "baton-unit")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let binary = try BuiltProducts.path("baton")
+        let printed = try BatonCLI.run(["proxy", "install-service", "--print", "--", "--listen", "0.0.0.0:8080", "--shutdown-timeout", "20s", "--trusted-proxy", "10.0.0.0/8"])
+        #expect(printed.status == 0, "\(printed.output)")
+        let lines = Set(printed.output.split(separator: "\n").map(String.init))
+        for expected in [
+            "ExecStart=\(binary) proxy --listen 0.0.0.0:8080 --shutdown-timeout 20s --trusted-proxy 10.0.0.0/8 --admin-socket /run/baton/proxy.sock --state-file /var/lib/baton/proxy-backends.json",
+            "User=baton", "Group=baton", "Restart=on-failure", "KillSignal=SIGTERM", "TimeoutStopSec=30s", "RuntimeDirectory=baton",
+            "StateDirectory=baton", "LimitNOFILE=1048576", "WantedBy=multi-user.target",
+        ] {
+            #expect(lines.contains(expected), "missing \(expected)")
+        }
+
+        let written = try BatonCLI.run(["proxy", "install-service", "--unit-directory", directory, "--user", "nobody", "--name", "edge", "--", "--listen", "127.0.0.1:8080"])
+        #expect(written.status == 0, "\(written.output)")
+        let path = directory + "/edge.service"
+        let unit = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(unit.contains("User=nobody\n") && unit.hasPrefix("[Unit]\n"))
+        #expect(!unit.contains("Group="), "nobody has no group of its name: its own primary group stays")
+        // Sections and keys as systemd reads them: systemd-analyze where it is installed, a
+        // structural check everywhere.
+        var section = ""
+        for line in unit.split(separator: "\n") where !line.hasPrefix("#") {
+            if line.hasPrefix("[") { section = String(line); continue }
+            #expect(line.contains("=") && !section.isEmpty, "\(line)")
+        }
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") {
+            let (status, output) = try ChildProcess.run(["/usr/bin/systemd-analyze", "verify", path])
+            #expect(status == 0, "\(output)")
+        }
+
+        let typo = try BatonCLI.run(["proxy", "install-service", "--print", "--", "--lisen", ":80"])
+        #expect(typo.status != 0)
+        #expect(typo.output.hasPrefix("Error: proxy options after --: "), "\(typo.output)")
+    }
+}
