@@ -25,11 +25,15 @@ import Testing
         let (_, libraries) = try ChildProcess.run(["/usr/bin/ldd", binary])
         #expect(!libraries.contains("swift"), "linked against the toolchain: \(libraries)")
         // Only the system libraries it names, each at its own path.
-        for path in libraries.split(separator: "\n").compactMap({ line in line.split(separator: " ").first { $0.hasPrefix("/") }.map(String.init) }) {
+        for path in libraries.split(separator: "\n").compactMap({ line in line.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("/") }.map(String.init) }) {
             try FileManager.default.createDirectory(atPath: root + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: path, toPath: root + path)
+            // The file itself, not a symlink that points outside the chroot.
+            try FileManager.default.copyItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, toPath: root + path)
         }
         for directory in ["/dev", "/tmp", "/proc"] { try FileManager.default.createDirectory(atPath: root + directory, withIntermediateDirectories: true) }
+        // A host has /proc (the Swift runtime reads a static binary's arguments there).
+        #expect(try ChildProcess.run(["/usr/bin/mount", "-t", "proc", "proc", root + "/proc"]).status == 0)
+        defer { _ = try? ChildProcess.run(["/usr/bin/umount", "-l", root + "/proc"]) }
         // Character devices 1:3 and 1:9 (makedev is a macro Swift does not see).
         #expect(mknod(root + "/dev/null", S_IFCHR | 0o666, (1 << 8) | 3) == 0)
         #expect(mknod(root + "/dev/urandom", S_IFCHR | 0o666, (1 << 8) | 9) == 0)
