@@ -14,7 +14,7 @@ public enum BatonVersion {
 
     /// The commit checked out in the repository whose `.build` holds this executable.
     static func checkoutCommit() -> String? {
-        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+        guard let executable = try? BuiltProducts.currentExecutable(),
               let range = executable.range(of: "/.build/") else { return nil }
         let git = String(executable[..<range.lowerBound]) + "/.git"
         guard let head = try? String(contentsOfFile: git + "/HEAD", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }

@@ -11,6 +11,15 @@ public enum BuiltProducts {
         throw Missing(description: "\(name) not found near \(CommandLine.arguments[0]); run `swift build` first")
     }
 
+    /// The running executable, as the kernel knows it (whatever `argv[0]` says).
+    public static func currentExecutable() throws -> String {
+        do {
+            return try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        } catch {
+            throw BatonError(.notFound, "cannot tell where this executable is (/proc/self/exe): \(error.localizedDescription); pass its path")
+        }
+    }
+
     /// The running executable's directory and `levels - 1` of its parents, nearest first.
     public static func directories(levels: Int) -> [String] {
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()

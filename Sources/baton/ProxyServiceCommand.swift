@@ -26,7 +26,7 @@ struct ProxyServiceCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let executable = try binary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            let executable = try binary ?? BuiltProducts.currentExecutable()
             let unit = try Self.unit(binary: executable, user: user, proxyArguments: proxyArguments)
             if print { return Swift.print(unit, terminator: "") }
             if getuid() == 0, !Self.userExists(user) { try Self.createUser(user) }

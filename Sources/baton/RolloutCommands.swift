@@ -269,7 +269,7 @@ struct NodeCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await failing {
-                let path = try binary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+                let path = try binary ?? BuiltProducts.currentExecutable()
                 for line in try await Rollout(config: try options.load()).installBaton(path, nodes: nodes) { print(line) }
             }
         }
