@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 source scripts/setup.sh
-ensure_packages nginx-light haproxy python3
+ensure_packages nginx-light haproxy python3 bc
 export PATH="$PATH:/usr/sbin"
 
 scripts/dist >/dev/null

@@ -232,9 +232,6 @@ public struct Rollout: Sendable {
         try await run(deployment)
     }
 
-    /// Takes a node out of the fleet: every instance of it is drained on every proxy, stopped
-    /// and removed, and any backend of it left on a proxy is removed too. Returns what it did,
-    /// a line each. The node must also leave baton.yml, or the next deploy starts it again.
     /// Copies `binary` to the hosts of the `ssh://` nodes named (all when empty); one line per
     /// host with the version it now runs.
     public func installBaton(_ binary: String, nodes names: [String]) async throws -> [String] {
@@ -245,15 +242,18 @@ public struct Rollout: Sendable {
         guard !remote.isEmpty else { throw BatonError(.notFound, "\(config.file) has no ssh:// nodes") }
         let ssh = SSHDriver(nodes: config.nodes, settings: config.ssh)
         var lines: [String] = []
-        // One copy per host, whichever of its nodes is named.
-        var done: Set<String> = []
-        for node in remote where done.insert(node.ssh!.destination).inserted {
+        // One copy per host (user, address and port), whichever of its nodes is named.
+        var done: Set<BatonConfig.SSHTarget> = []
+        for node in remote where done.insert(node.ssh!).inserted {
             let version = try await ssh.installBaton(binary, on: node.name)
             lines.append("\(node.ssh!.destination): \(config.ssh.directory)/bin/baton \(version)")
         }
         return lines
     }
 
+    /// Takes a node out of the fleet: every instance of it is drained on every proxy, stopped
+    /// and removed, and any backend of it left on a proxy is removed too. Returns what it did,
+    /// a line each. The node must also leave baton.yml, or the next deploy starts it again.
     public func removeNode(_ name: String) async throws -> [String] {
         try await holdingLock("node remove \(name)") { try await removeNodeHoldingLock(name) }
     }

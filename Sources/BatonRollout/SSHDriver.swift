@@ -95,9 +95,10 @@ public struct SSHDriver: NodeDriver {
 
     // MARK: The Baton binary
 
-    /// Copies `binary` (this Baton: scripts/dist's build runs on any Linux host) to
-    /// `DIR/bin/baton` on the node's host, verified by its SHA-256; a host that has the same
-    /// one already is left alone. Returns what the host's copy says to `--version`.
+    /// Copies `binary` (scripts/dist's build runs on a Linux host with glibc 2.35 or later and
+    /// no Swift) to `DIR/bin/baton` on the node's host, verified by its SHA-256 and run once
+    /// with `--version` before it replaces the one there; a host that has the same one already
+    /// is left alone. Returns what the host's copy says to `--version`.
     public func installBaton(_ binary: String, on node: String) async throws -> String {
         let connection = try connection(node)
         let (status, output, errors) = try await ChildProcess.run(["/usr/bin/sha256sum", binary], timeout: .seconds(120))
@@ -106,7 +107,8 @@ public struct SSHDriver: NodeDriver {
         }
         let installed = try await connection.run(Self.binaryStateScript, [directory], timeout: operationTimeout)
         if installed.trimmingCharacters(in: .whitespacesAndNewlines) != sum {
-            try await connection.run(Self.receiveBinaryScript, [directory, sum], input: binary, timeout: operationTimeout + .seconds(60))
+            // 90 MB at 2 MB/s, beyond the usual bound.
+            try await connection.run(Self.receiveBinaryScript, [directory, sum], input: binary, timeout: operationTimeout + .seconds(600))
         }
         return try await connection.run(#""$1/bin/baton" --version"#, [directory], timeout: operationTimeout).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -119,10 +121,15 @@ public struct SSHDriver: NodeDriver {
     /// proxy started from it never sees half a file.
     static let receiveBinaryScript = #"""
         dir=$1 sum=$2 incoming="$1/bin/.baton.$$"
+        trap 'rm -f "$incoming"' EXIT
         mkdir -p "$dir/bin" && cat > "$incoming" || exit 1
         got=$(sha256sum "$incoming" | cut -d' ' -f1)
-        if [ "$got" != "$sum" ]; then echo "checksum mismatch: sent $sum, the host has $got" >&2; rm -f "$incoming"; exit 3; fi
-        chmod 755 "$incoming" && mv -f "$incoming" "$dir/bin/baton"
+        if [ "$got" != "$sum" ]; then echo "checksum mismatch: sent $sum, the host has $got" >&2; exit 3; fi
+        chmod 755 "$incoming" || exit 1
+        if ! out=$("$incoming" --version 2>&1); then
+            echo "the binary does not run on this host ($out); ship scripts/dist's build" >&2; exit 4
+        fi
+        mv -f "$incoming" "$dir/bin/baton"
         """#
 
     /// The checksum both ends compute the same way: SHA-256 of the sorted list of every

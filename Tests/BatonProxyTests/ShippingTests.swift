@@ -12,8 +12,11 @@ import Testing
         #expect(run.status == 0)
         #expect(run.output.trimmingCharacters(in: .whitespacesAndNewlines) == BatonVersion.description)
         #expect(BatonVersion.description.firstMatch(of: #/^\d+\.\d+\.\d+( \([0-9a-f]{12}\))?$/#) != nil, "\(BatonVersion.description)")
-        // Built from this checkout, so the commit is known.
-        #expect(BatonVersion.commit?.count == 40, "\(BatonVersion.commit ?? "no commit")")
+        // Built inside a git checkout, the commit is known.
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        if FileManager.default.fileExists(atPath: repository + "/.git/HEAD") {
+            #expect(BatonVersion.commit?.count == 40, "\(BatonVersion.commit ?? "no commit")")
+        }
 
         let proxy = try await LiveProxy.start()
         let version = try await proxy.admin.raw(.GET, "/version")
@@ -57,8 +60,30 @@ import Testing
             #expect(status == 0, "\(output)")
         }
 
+        // ProtectSystem=strict: a file option outside the unit's directories gets its directory.
+        let logged = try BatonCLI.run(["proxy", "install-service", "--print", "--binary", "/usr/local/bin/baton", "--", "--access-log", "/srv/logs/access.log"])
+        #expect(logged.output.contains("\nLogsDirectory=baton\n") && logged.output.contains("\nReadWritePaths=/srv/logs\n"), "\(logged.output)")
+        let home = try BatonCLI.run(["proxy", "install-service", "--print", "--binary", "/root/baton"])
+        #expect(home.status != 0 && home.output.contains("/root/baton: the unit cannot run a binary under /root/"), "\(home.output)")
+
         let typo = try BatonCLI.run(["proxy", "install-service", "--print", "--", "--lisen", ":80"])
         #expect(typo.status != 0)
         #expect(typo.output.hasPrefix("Error: proxy options after --: "), "\(typo.output)")
+    }
+
+    /// Run as root for a user that does not exist: the user and its group are created (and
+    /// removed here afterwards).
+    @Test(.enabled(if: getuid() == 0, "useradd needs root")) func serviceUserIsCreatedWhenMissing() throws {
+        let user = "baton-t\(UInt16.random(in: 1000...9999))"
+        let directory = TemporaryDirectory.make(prefix: "baton-unit")
+        defer {
+            _ = try? ChildProcess.run(["/usr/sbin/userdel", user])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let run = try BatonCLI.run(["proxy", "install-service", "--unit-directory", directory, "--user", user, "--binary", "/usr/local/bin/baton"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.hasPrefix("created system user \(user)\n"), "\(run.output)")
+        #expect(getpwnam(user) != nil && getgrnam(user) != nil)
+        #expect(try String(contentsOfFile: directory + "/baton-proxy.service", encoding: .utf8).contains("User=\(user)\nGroup=\(user)\n"))
     }
 }

@@ -38,10 +38,11 @@ import Testing
         #expect(mknod(root + "/dev/null", S_IFCHR | 0o666, (1 << 8) | 3) == 0)
         #expect(mknod(root + "/dev/urandom", S_IFCHR | 0o666, (1 << 8) | 9) == 0)
 
-        let version = try ChildProcess.run(["/usr/sbin/chroot", root, "/\(name)/baton", "--version"])
-        #expect(version.status == 0)
+        let version = try await ChildProcess.run(["/usr/sbin/chroot", root, "/\(name)/baton", "--version"], timeout: .seconds(30))
+        #expect(version.status == 0, "\(version.errors)")
         #expect(version.output.hasPrefix(BatonVersion.number), "\(version.output)")
-        #expect(version.output.contains(String((BatonVersion.commit ?? "").prefix(12))), "the commit is stamped in: \(version.output)")
+        let commit = try #require(BatonVersion.commit, "a checkout's commit")
+        #expect(version.output.contains(String(commit.prefix(12))), "the commit is stamped in: \(version.output)")
 
         let backend = try await TestBackend.start(name: "app")
         let port = try LocalPort.free()

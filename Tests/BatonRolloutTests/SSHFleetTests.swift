@@ -66,6 +66,15 @@ struct SSHFleetTests {
         _ = try await fleet.rollout().installBaton(binary, nodes: ["web1"])
         #expect(try FileManager.default.attributesOfItem(atPath: "\(hosts.hosts[0].home)/.baton/translate/bin/baton")[.modificationDate] as? Date == modified[hosts.hosts[0].user])
         await #expect(throws: BatonError.self) { try await fleet.rollout().installBaton(binary, nodes: ["web9"]) }
+        // A binary that cannot run on the host never replaces the one there.
+        let broken = fleet.directory + "/broken-baton"
+        try "#!/bin/sh\necho 'cannot run here' >&2\nexit 1\n".write(toFile: broken, atomically: true, encoding: .utf8)
+        chmod(broken, 0o755)
+        let refused = await #expect(throws: BatonError.self) { try await fleet.rollout().installBaton(broken, nodes: ["web1"]) }
+        #expect(refused?.message.contains("the binary does not run on this host (cannot run here)") == true, "\(refused?.message ?? "")")
+        let (_, kept) = try ChildProcess.run(["/usr/bin/sha256sum", "\(hosts.hosts[0].home)/.baton/translate/bin/baton"])
+        #expect(kept.prefix(64) == local.prefix(64))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(hosts.hosts[0].home)/.baton/translate/bin").filter { $0.hasPrefix(".baton.") }.isEmpty)
         await fleet.cleanup()
     }
 
