@@ -51,7 +51,10 @@ struct AdminServer: Sendable {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                 try channel.pipeline.syncOperations.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 1 << 20))
                 try channel.pipeline.syncOperations.addHandler(AdminRequestDeadlineHandler(timeout: requestTimeout))
-                return try Connection(wrappingChannelSynchronously: channel)
+                // Closed on deinit: a connection accepted just as the listener closes is never handed to
+                // the accept loop, and NIO traps (also in release builds) when such a channel is
+                // dropped with the non-deprecated initialiser.
+                return try Connection(synchronouslyWrapping: channel)
             }
         }
         let server: NIOAsyncChannel<Connection, Never>

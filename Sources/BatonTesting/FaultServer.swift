@@ -58,7 +58,8 @@ public final class FaultServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 1 << 20))
-                    return try NIOAsyncChannel<NIOHTTPServerRequestFull, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    // Closed on deinit when dropped (see TestBackend).
+                    return try NIOAsyncChannel<NIOHTTPServerRequestFull, HTTPServerResponsePart>(synchronouslyWrapping: channel)
                 }
             }
         let instance = FaultServer(server: server, faults: faults)
