@@ -2,7 +2,8 @@ import Foundation
 
 /// JSON text of the values `OpenAPILoader.object` produces, for OpenAPIKit's decoder. Written
 /// here because Foundation's JSONSerialization took a fifth of the time of a big comparison.
-/// Keys keep dictionary order (the decoder does not care); a value JSON cannot hold (infinity,
+/// Keys are sorted, so when OpenAPIKit refuses a document with several faults it names the
+/// same one every run; a value JSON cannot hold (infinity,
 /// NaN, a date) is written as null or as its description.
 enum JSONWriter {
     static func data(_ value: Any) -> Data {
@@ -17,7 +18,7 @@ enum JSONWriter {
         case let map as [String: Any]:
             bytes.append(UInt8(ascii: "{"))
             var first = true
-            for (key, inner) in map {
+            for (key, inner) in map.sorted(by: { $0.key < $1.key }) {
                 if !first { bytes.append(UInt8(ascii: ",")) }
                 first = false
                 string(key, into: &bytes)

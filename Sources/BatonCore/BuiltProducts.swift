@@ -11,6 +11,12 @@ public enum BuiltProducts {
         throw Missing(description: "\(name) not found near \(CommandLine.arguments[0]); run `swift build` first")
     }
 
+    /// The package's root directory, for a test file (`Tests/TARGET/File.swift`) that reads
+    /// the repository (docs, examples, scripts).
+    public static func packageRoot(_ file: String = #filePath) -> String {
+        URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
     /// The running executable, as the kernel knows it (whatever `argv[0]` says).
     public static func currentExecutable() throws -> String {
         do {

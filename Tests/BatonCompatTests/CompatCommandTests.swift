@@ -5,8 +5,7 @@ import Testing
 
 /// `baton compat` as a process: exit 0 compatible, 1 incompatible, 2 bad input.
 @Suite struct CompatCommandTests {
-    let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Examples/translate/openapi").path
+    let examples = BuiltProducts.packageRoot() + "/Examples/translate/openapi"
 
     func baton(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let (status, output) = try ChildProcess.run([try BuiltProducts.path("baton"), "compat"] + arguments)

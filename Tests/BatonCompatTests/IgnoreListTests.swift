@@ -75,8 +75,7 @@ import Testing
         for rule in OasdiffRule.all {
             for id in rule.baton { #expect(RuleCatalogue.rule(for: id) != nil, "\(rule.id) → \(id)") }
         }
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("docs/oasdiff-mapping.md").path
+        let path = BuiltProducts.packageRoot() + "/docs/oasdiff-mapping.md"
         #expect(try String(contentsOfFile: path, encoding: .utf8) == OasdiffRule.markdown() + "\n", "regenerate: baton compat rules --oasdiff --format markdown > docs/oasdiff-mapping.md")
     }
 }

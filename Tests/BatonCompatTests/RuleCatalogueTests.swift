@@ -1,4 +1,5 @@
 import BatonCompat
+import BatonCore
 import Foundation
 import Testing
 
@@ -32,8 +33,7 @@ import Testing
 
     /// docs/compat-rules.md is the catalogue as `baton compat rules --format markdown` prints it.
     @Test func documentedCatalogueIsCurrent() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("docs/compat-rules.md").path
+        let path = BuiltProducts.packageRoot() + "/docs/compat-rules.md"
         let documented = try String(contentsOfFile: path, encoding: .utf8)
         #expect(documented == RuleCatalogue.markdown() + "\n", "regenerate: baton compat rules --format markdown > docs/compat-rules.md")
     }

@@ -13,7 +13,7 @@ import Testing
         #expect(run.output.trimmingCharacters(in: .whitespacesAndNewlines) == BatonVersion.description)
         #expect(BatonVersion.description.firstMatch(of: #/^\d+\.\d+\.\d+( \([0-9a-f]{12}\))?$/#) != nil, "\(BatonVersion.description)")
         // Built inside a git checkout, the commit is known.
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let repository = BuiltProducts.packageRoot()
         if FileManager.default.fileExists(atPath: repository + "/.git/HEAD") {
             #expect(BatonVersion.commit?.count == 40, "\(BatonVersion.commit ?? "no commit")")
         }

@@ -7,7 +7,7 @@ import Testing
 /// system libraries `ldd` names, none from a Swift toolchain. It prints its version, runs the
 /// proxy and passes a request to a backend outside.
 @Suite(.serialized) struct StaticBinaryTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let repository = BuiltProducts.packageRoot()
 
     @Test(.enabled(if: getuid() == 0, "chroot needs root"), .timeLimit(.minutes(40)))
     func distBinaryRunsWithoutTheToolchain() async throws {
