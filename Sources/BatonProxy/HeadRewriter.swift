@@ -55,41 +55,62 @@ struct HeadRewriter: Sendable {
             && Self.tokens(client.headers["upgrade"]).contains("websocket")
             && Self.plainTokens(client.headers["connection"]).contains("upgrade")
 
-        var headers = Self.endToEnd(client.headers, protecting: Self.protectedRequestFields)
-        // Headers are replaced only where they may already be there: every scan and copy here is
-        // paid on every request.
-        if hostCount == 0 {
-            headers.add(name: "host", value: host)
-        } else if host != client.headers.first(name: "host") {
-            headers.replaceOrAdd(name: "host", value: host)
+        // One pass copies what goes on, in order; the fields the proxy sets are left out where
+        // it replaces them and appended after. Every header of every request passes here, so
+        // nothing is allocated beyond the new list.
+        let trusted = trustedProxies.contains(clientAddress)
+        let named = Self.connectionOptions(client.headers, protectingHost: true)
+        let hostChanged = hostCount > 0 && host != client.headers.first(name: "host")
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(client.headers.count + 6)
+        var forwardedFor: String?
+        var forwardedProto = false
+        var forwardedHost = false
+        var keepRequestID: Bool?
+        for (name, value) in client.headers where !Self.isHopByHop(name) && !Self.isNamed(name, by: named) {
+            switch Self.field(name) {
+            case .host:
+                if hostChanged { continue }
+            case .xForwardedFor:
+                // The list is appended to: its last entry is the one this proxy vouches for.
+                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                continue
+            case .xForwardedProto:
+                // The host and scheme are ours unless a trusted proxy in front of us said them.
+                forwardedProto = true
+                if !trusted { continue }
+            case .xForwardedHost:
+                forwardedHost = true
+                if !trusted { continue }
+            case .xRequestID:
+                // The frontend took the first one as the request's id when it was usable.
+                if keepRequestID == nil { keepRequestID = value == requestID }
+                if keepRequestID == false { continue }
+            case .xBatonBackend, .xBatonRelease, .other:
+                break
+            }
+            headers.append((name, value))
         }
+        if hostCount == 0 || hostChanged { headers.append(("host", host)) }
         switch framing {
-        case .length(let length): headers.add(name: "content-length", value: String(length))
-        case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
+        case .length(let length): headers.append(("content-length", String(length)))
+        case .chunked: headers.append(("transfer-encoding", "chunked"))
         // Methods whose body means something say "none" explicitly, as clients do (some servers
         // answer 411 otherwise).
-        case .none where [.POST, .PUT, .PATCH].contains(client.method): headers.add(name: "content-length", value: "0")
+        case .none where client.method == .POST || client.method == .PUT || client.method == .PATCH:
+            headers.append(("content-length", "0"))
         case .none, .untilClose: break
         }
         if isWebSocket {
-            headers.add(name: "connection", value: "upgrade")
-            headers.add(name: "upgrade", value: client.headers["upgrade"].joined(separator: ", "))
+            headers.append(("connection", "upgrade"))
+            headers.append(("upgrade", client.headers["upgrade"].joined(separator: ", ")))
         }
+        headers.append(("x-forwarded-for", forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress))
+        if !(forwardedProto && trusted) { headers.append(("x-forwarded-proto", "http")) }
+        if !(forwardedHost && trusted) { headers.append(("x-forwarded-host", host)) }
+        if keepRequestID != true { headers.append(("x-request-id", requestID)) }
 
-        let trusted = trustedProxies.contains(clientAddress)
-        // The list is appended to (its last entry is the one this proxy vouches for); the host
-        // and scheme are ours unless a trusted proxy in front of us said them.
-        if headers.contains(name: "x-forwarded-for") {
-            let forwardedFor = headers["x-forwarded-for"]
-            headers.replaceOrAdd(name: "x-forwarded-for", value: (forwardedFor + [clientAddress]).joined(separator: ", "))
-        } else {
-            headers.add(name: "x-forwarded-for", value: clientAddress)
-        }
-        Self.set("x-forwarded-proto", to: "http", in: &headers, unlessKeptBy: trusted)
-        Self.set("x-forwarded-host", to: host, in: &headers, unlessKeptBy: trusted)
-        if headers.first(name: "x-request-id") != requestID { Self.set("x-request-id", to: requestID, in: &headers) }
-
-        let head = HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: headers)
+        let head = HTTPRequestHead(version: .http1_1, method: client.method, uri: uri, headers: HTTPHeaders(headers))
         return .success(Request(head: head, framing: framing, isWebSocket: isWebSocket))
     }
 
@@ -103,74 +124,72 @@ struct HeadRewriter: Sendable {
         backendName: String,
         requestID: String
     ) -> (head: HTTPResponseHead, close: Bool) {
-        var headers = Self.endToEnd(backend.headers, protecting: [])
+        let named = Self.connectionOptions(backend.headers, protectingHost: false)
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(backend.headers.count + 4)
+        var keepRequestID: Bool?
+        for (name, value) in backend.headers where !Self.isHopByHop(name) && !Self.isNamed(name, by: named) {
+            switch Self.field(name) {
+            case .xBatonBackend, .xBatonRelease:
+                if !exposeBackendHeaders { continue }
+            case .xRequestID:
+                if keepRequestID == nil { keepRequestID = value == requestID }
+                if keepRequestID == false { continue }
+            case .host, .xForwardedFor, .xForwardedProto, .xForwardedHost, .other:
+                break
+            }
+            headers.append((name, value))
+        }
         var close = !keepAlive
         let upgraded = backend.status == .switchingProtocols
         switch MessageFraming.response(backend, to: method) {
         case .none:
             // HEAD and 304 may say what a GET would have carried (RFC 9110 §8.6).
-            if case .value(let length) = MessageFraming.contentLength(backend.headers), method == .HEAD || backend.status == .notModified {
-                headers.add(name: "content-length", value: String(length))
+            if method == .HEAD || backend.status == .notModified, case .value(let length) = MessageFraming.contentLength(backend.headers) {
+                headers.append(("content-length", String(length)))
             }
         case .length(let length):
-            headers.add(name: "content-length", value: String(length))
+            headers.append(("content-length", String(length)))
         case .chunked, .untilClose:
             if clientVersion.minor >= 1 {
                 // Exactly this spelling: it is what makes the encoder chunk the body.
-                headers.add(name: "transfer-encoding", value: "chunked")
+                headers.append(("transfer-encoding", "chunked"))
             } else {
                 close = true
             }
         }
         if upgraded {
-            headers.add(name: "connection", value: "upgrade")
-            headers.add(name: "upgrade", value: backend.headers["upgrade"].joined(separator: ", "))
+            headers.append(("connection", "upgrade"))
+            headers.append(("upgrade", backend.headers["upgrade"].joined(separator: ", ")))
         } else if close {
-            headers.add(name: "connection", value: "close")
+            headers.append(("connection", "close"))
         } else if clientVersion.minor == 0 {
-            headers.add(name: "connection", value: "keep-alive")
+            headers.append(("connection", "keep-alive"))
         }
-        if exposeBackendHeaders {
-            headers.add(name: "x-baton-backend", value: backendName)
-        } else {
-            headers.remove(name: "x-baton-backend")
-            headers.remove(name: "x-baton-release")
-        }
-        if headers.first(name: "x-request-id") != requestID { Self.set("x-request-id", to: requestID, in: &headers) }
-        return (HTTPResponseHead(version: clientVersion, status: backend.status, headers: headers), close)
+        if exposeBackendHeaders { headers.append(("x-baton-backend", backendName)) }
+        if keepRequestID != true { headers.append(("x-request-id", requestID)) }
+        return (HTTPResponseHead(version: clientVersion, status: backend.status, headers: HTTPHeaders(headers)), close)
     }
 
     /// A 1xx (other than 101) that may go on to the client: HTTP/1.0 clients get none (RFC 9110 §15.2).
     func informational(_ backend: HTTPResponseHead, clientVersion: HTTPVersion) -> HTTPResponseHead? {
         guard clientVersion.minor >= 1 else { return nil }
-        return HTTPResponseHead(version: clientVersion, status: backend.status, headers: Self.endToEnd(backend.headers, protecting: []))
+        return HTTPResponseHead(version: clientVersion, status: backend.status, headers: Self.endToEnd(backend.headers))
     }
 
     /// Trailer fields that may be passed on: framing, routing and hop-by-hop fields never are
     /// (RFC 9110 §6.5.1).
     static func trailers(_ trailers: HTTPHeaders?) -> HTTPHeaders? {
         guard let trailers, !trailers.isEmpty else { return nil }
-        let kept = endToEnd(trailers, protecting: []).filter { !forbiddenTrailers.contains($0.name.lowercased()) }
+        let kept = endToEnd(trailers).filter { !forbiddenTrailers.contains($0.name.lowercased()) }
         return kept.isEmpty ? nil : HTTPHeaders(kept)
     }
 
     // MARK: Rules
 
-    /// Sets a header, replacing it only when it is there (unless `kept`: then a present one stays).
-    static func set(_ name: String, to value: String, in headers: inout HTTPHeaders, unlessKeptBy kept: Bool = false) {
-        if headers.contains(name: name) {
-            if !kept { headers.replaceOrAdd(name: name, value: value) }
-        } else {
-            headers.add(name: name, value: value)
-        }
-    }
-
     static let forbiddenTrailers: Set<String> = [
         "host", "content-type", "content-encoding", "content-range", "authorization", "cookie", "set-cookie", "expect",
     ]
-
-    /// Fields a `Connection` token may not remove from a request: the target's host.
-    static let protectedRequestFields: Set<String> = ["host"]
 
     /// Hop-by-hop fields (RFC 9110 §7.6.1) plus the framing fields, which the proxy writes itself.
     /// Compared without allocating: this runs for every header of every message.
@@ -188,18 +207,70 @@ struct HeadRewriter: Sendable {
     }
 
     /// The headers without hop-by-hop fields and without the fields `Connection` names (except
-    /// the protected ones). Most messages carry none, or only `Connection: keep-alive`: one pass
-    /// decides, and only then is a filtered copy made.
-    static func endToEnd(_ headers: HTTPHeaders, protecting: Set<String>) -> HTTPHeaders {
-        var named: Set<String> = []
-        for token in tokens(headers["connection"]) where token != "close" && token != "keep-alive" && token != "upgrade" && !protecting.contains(token) {
-            named.insert(token)
+    /// `Host` where `protectingHost`). Most messages carry none, or only `Connection:
+    /// keep-alive`: one pass decides, and only then is a filtered copy made.
+    static func endToEnd(_ headers: HTTPHeaders, protectingHost: Bool = false) -> HTTPHeaders {
+        let named = connectionOptions(headers, protectingHost: protectingHost)
+        guard headers.contains(where: { isHopByHop($0.name) || isNamed($0.name, by: named) }) else { return headers }
+        return HTTPHeaders(headers.filter { !isHopByHop($0.name) && !isNamed($0.name, by: named) })
+    }
+
+    /// The fields a `Connection` header names for removal (RFC 9110 §7.6.1): its tokens other
+    /// than `close`, `keep-alive` and `upgrade`. Almost always none, and then nothing is allocated.
+    static func connectionOptions(_ headers: HTTPHeaders, protectingHost: Bool) -> [Substring] {
+        var named: [Substring] = []
+        for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
+            forEachListItem(value) { token in
+                if !token.isEmpty, !token.equalsIgnoringASCIICase("close"), !token.equalsIgnoringASCIICase("keep-alive"),
+                    !token.equalsIgnoringASCIICase("upgrade"), !(protectingHost && token.equalsIgnoringASCIICase("host"))
+                {
+                    named.append(token)
+                }
+            }
         }
-        func dropped(_ name: String) -> Bool {
-            isHopByHop(name) || (!named.isEmpty && named.contains(name.lowercased()))
+        return named
+    }
+
+    static func isNamed(_ name: String, by options: [Substring]) -> Bool {
+        !options.isEmpty && options.contains { $0.utf8.elementsEqual(name.utf8, by: asciiCaseInsensitiveEqual) }
+    }
+
+    static func asciiCaseInsensitiveEqual(_ a: UInt8, _ b: UInt8) -> Bool {
+        a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
+    }
+
+    /// Calls `body` with each comma-separated item of a list value, without its optional
+    /// whitespace (empty items included), without allocating.
+    static func forEachListItem(_ value: String, _ body: (Substring) -> Void) {
+        let whole = Substring(value)
+        var start = whole.utf8.startIndex
+        var index = start
+        while index < whole.utf8.endIndex {
+            if whole.utf8[index] == UInt8(ascii: ",") {
+                body(whole[start..<index].trimmingOWS())
+                start = whole.utf8.index(after: index)
+            }
+            index = whole.utf8.index(after: index)
         }
-        guard headers.contains(where: { dropped($0.name) }) else { return headers }
-        return HTTPHeaders(headers.filter { !dropped($0.name) })
+        body(whole[start..<whole.utf8.endIndex].trimmingOWS())
+    }
+
+    /// The fields the rewriter itself sets or hides.
+    enum Field { case host, xForwardedFor, xForwardedProto, xForwardedHost, xRequestID, xBatonBackend, xBatonRelease, other }
+
+    /// Which of them `name` is: told apart by length first, so most names cost one comparison.
+    static func field(_ name: String) -> Field {
+        switch name.utf8.count {
+        case 4: return name.equalsIgnoringASCIICase("host") ? .host : .other
+        case 12: return name.equalsIgnoringASCIICase("x-request-id") ? .xRequestID : .other
+        case 15:
+            if name.equalsIgnoringASCIICase("x-forwarded-for") { return .xForwardedFor }
+            if name.equalsIgnoringASCIICase("x-baton-backend") { return .xBatonBackend }
+            return name.equalsIgnoringASCIICase("x-baton-release") ? .xBatonRelease : .other
+        case 16: return name.equalsIgnoringASCIICase("x-forwarded-host") ? .xForwardedHost : .other
+        case 17: return name.equalsIgnoringASCIICase("x-forwarded-proto") ? .xForwardedProto : .other
+        default: return .other
+        }
     }
 
     /// Comma-separated tokens of a list header, lowercased.
@@ -268,7 +339,7 @@ struct AbsoluteTarget: Equatable {
     }
 }
 
-extension String {
+extension StringProtocol {
     /// ASCII case-insensitive equality with a lowercase literal, without allocating.
     func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
         utf8.count == lowercase.utf8CodeUnitCount && hasPrefixIgnoringASCIICase(lowercase)

@@ -85,16 +85,17 @@ enum MessageFraming {
 
     /// `Content-Length`, which may be repeated (or a list) only with one value (RFC 9110 §8.6).
     static func contentLength(_ headers: HTTPHeaders) -> ContentLength {
-        guard headers.contains(name: "content-length") else { return .absent }
         var result: Int?
-        for value in headers["content-length"] {
-            for item in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let digits = item.trimmingOWS()
-                guard !digits.isEmpty, digits.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+        var valid = true
+        for (name, value) in headers where name.equalsIgnoringASCIICase("content-length") {
+            HeadRewriter.forEachListItem(value) { digits in
+                guard valid else { return }
+                guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
                     let length = Int(digits), result == nil || result == length
-                else { return .invalid }
+                else { return valid = false }
                 result = length
             }
+            if !valid { return .invalid }
         }
         return result.map(ContentLength.value) ?? .absent
     }
