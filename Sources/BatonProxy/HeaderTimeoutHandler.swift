@@ -2,12 +2,13 @@ import NIOCore
 
 /// Cuts clients that send a request head too slowly (slowloris) and connections idle too long
 /// between requests. It sits before the HTTP decoder, so it sees the first raw byte of each
-/// request; every connection has its own timer, so a slow client slows no one else.
-final class HeaderTimeoutHandler: ChannelDuplexHandler {
+/// request; every connection has its own timer, so a slow client slows no one else. The
+/// connection's `ProxyFrontendHandler` tells it where each request stands by calling it
+/// directly (same channel, same event loop): an inbound-only handler costs the response path
+/// nothing.
+final class HeaderTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = IOData
-    typealias OutboundOut = IOData
 
     private enum Phase { case idle, readingHead, busy }
 
@@ -45,16 +46,14 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let event = event as? ProxyConnectionEvent else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
-        switch event {
-        case .requestHeadReceived: phase = .busy
-        case .exchangeComplete: enter(.idle, timeout: idleTimeout)
-        }
-        promise?.succeed(())
+    /// A request head was decoded: the header timeout no longer applies.
+    func requestHeadReceived() {
+        phase = .busy
+    }
+
+    /// The exchange is over; the connection is idle until the next request's first byte.
+    func exchangeComplete() {
+        enter(.idle, timeout: idleTimeout)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -81,7 +80,7 @@ final class HeaderTimeoutHandler: ChannelDuplexHandler {
             let response =
                 "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nx-baton-error: header-timeout\r\n"
                 + "connection: close\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"
-            context.writeAndFlush(wrapOutboundOut(.byteBuffer(ByteBuffer(string: response))))
+            context.writeAndFlush(NIOAny(ByteBuffer(string: response)))
                 .assumeIsolated()
                 .whenComplete { _ in context.close(promise: nil) }
         } else {

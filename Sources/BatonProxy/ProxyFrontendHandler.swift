@@ -15,6 +15,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let metrics: ProxyMetrics
     private let rewriter: HeadRewriter
     private let accessLog: AccessLog
+    /// The connection's header and idle timeouts, told where each request stands.
+    private let connectionTimeouts: HeaderTimeoutHandler
     private var machine: ProxyRequestStateMachine
     private var context: ChannelHandlerContext?
 
@@ -70,8 +72,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
 
-    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog) {
+    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler) {
         self.pool = pool
+        self.connectionTimeouts = connectionTimeouts
         self.accessLog = accessLog
         self.configuration = configuration
         self.metrics = metrics
@@ -122,7 +125,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             lastClientProgress = requestStart
             metrics.requestStarted()
             countedInFlight = true
-            context.triggerUserOutboundEvent(ProxyConnectionEvent.requestHeadReceived, promise: nil)
+            connectionTimeouts.requestHeadReceived()
             clientKeepAlive = head.isKeepAlive
             clientVersion = head.version
             requestMethod = head.method
@@ -321,7 +324,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             releaseBackend(reusable: reusable)
             finishRequest(status: responseStatus, backendName: lastBackendName, served: served)
             if machine.requestEnded {
-                context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
+                connectionTimeouts.exchangeComplete()
             }
             let trailers = responseTrailers
             responseTrailers = nil
@@ -334,7 +337,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 }
             }
         case .requestBodyDiscarded:
-            context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil)
+            connectionTimeouts.exchangeComplete()
             if !keepClientConnection || closeAfterResponse {
                 closing = true
                 context.close(promise: nil)
@@ -471,16 +474,16 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// served it (on this loop's pool, without a lock), which the rollout's analysis reads.
     private func finishRequest(status: Int, backendName: String, served: Backend? = nil) {
         endInFlight()
+        let elapsed = (NIODeadline.now() - requestStart).nanoseconds
         if accessLog.wants(status: status, attempts: machine.attempts) {
             accessLog.record(AccessLog.Entry(
                 time: "", client: clientAddress, method: requestMethod.rawValue, target: String(requestTarget.prefix(2048)),
                 status: status, backend: backendName.isEmpty ? lastBackendName : backendName, attempts: machine.attempts,
-                durationMs: Double((NIODeadline.now() - requestStart).nanoseconds) / 1e6,
+                durationMs: Double(elapsed) / 1e6,
                 error: errorReason, requestId: requestID
             ))
         }
         requestCounters.counter(backend: backendName, status: status, metrics: metrics).increment()
-        let elapsed = (NIODeadline.now() - requestStart).nanoseconds
         requestCounters.latency(backend: backendName, metrics: metrics).recordNanoseconds(elapsed)
         if let served, let loop = context?.eventLoop { served.connectionPool(for: loop).stats.record(status: status, nanoseconds: elapsed) }
     }
@@ -495,7 +498,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if close { headers.add(name: "connection", value: "close") }
         errorReason = error.reason
         finishRequest(status: Int(error.status.code), backendName: "")
-        if !close { context.triggerUserOutboundEvent(ProxyConnectionEvent.exchangeComplete, promise: nil) }
+        if !close { connectionTimeouts.exchangeComplete() }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: error.status, headers: headers))), promise: nil)
         // A response to HEAD has no body; nothing else here knows the method.
         if requestMethod != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }

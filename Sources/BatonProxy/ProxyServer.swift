@@ -139,7 +139,8 @@ public final class ProxyServer: Service, Sendable {
                 channel.closeFuture.whenComplete { [self] _ in openConnections.wrappingSubtract(1, ordering: .relaxed) }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout))
+                    let timeouts = HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout)
+                    try sync.addHandler(timeouts)
                     // Framing headers are written by the proxy (HeadRewriter), never guessed by the
                     // encoder; no outbound header validation: response headers come from the
                     // backend's decoder (which rejects CR/LF) or from us.
@@ -148,7 +149,7 @@ public final class ProxyServer: Service, Sendable {
                     try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
                     // When removed after a WebSocket handshake, it hands the bytes it holds to the tunnel.
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog))
+                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts))
                 }
             }
         do {
