@@ -74,9 +74,9 @@ final class BackendConnectionPool: @unchecked Sendable {
     private func openConnection() -> EventLoopFuture<ProxyBackendHandler> {
         let pool = self
         connecting += 1
+        // ClientBootstrap sets TCP_NODELAY itself.
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Framing headers are written by the proxy itself (HeadRewriter), never guessed

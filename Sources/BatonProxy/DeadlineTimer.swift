@@ -1,35 +1,33 @@
 import NIOCore
 
 /// A timer that is cheap to move later. Deadlines that only ever grow (a new request, more
-/// progress) just store a time; the scheduled task, when it fires, asks its owner and re-arms for
-/// what is left. So a busy connection schedules about one task per timeout period, not several
-/// per request. Event-loop bound, like its owner.
+/// progress) just store a time; the timer, when it fires, asks its owner and re-arms for what is
+/// left. So a busy connection sets about one timer per timeout period, not several per request.
+/// Event-loop bound, like its owner and its wheel.
 struct DeadlineTimer {
-    private var scheduled: Scheduled<Void>?
-    private var firesAt = NIODeadline.distantFuture
+    private var timer: TimerWheel.Timer?
 
-    /// Whether `fire(by:)` would have to schedule: callers on a hot path ask first, so no
+    /// Whether `fire(by:)` would have to set a timer: callers on a hot path ask first, so no
     /// closure is made for the usual later deadline.
     func needsArming(by deadline: NIODeadline) -> Bool {
-        scheduled == nil || deadline < firesAt
+        guard let timer else { return true }
+        return deadline < timer.deadline
     }
 
-    /// Makes sure the timer fires no later than `deadline`; `fire` runs on `eventLoop`.
-    mutating func fire(by deadline: NIODeadline, on eventLoop: any EventLoop, _ fire: @escaping () -> Void) {
-        guard scheduled == nil || deadline < firesAt else { return }
-        scheduled?.cancel()
-        firesAt = deadline
-        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: deadline, fire)
+    /// Makes sure the timer fires no later than `deadline` (at the wheel's resolution).
+    mutating func fire(by deadline: NIODeadline, on wheel: TimerWheel, _ fire: @escaping () -> Void) {
+        guard needsArming(by: deadline) else { return }
+        timer?.cancel()
+        timer = wheel.schedule(at: deadline, fire)
     }
 
     /// To be called first thing in `fire`.
     mutating func fired() {
-        scheduled = nil
-        firesAt = .distantFuture
+        timer = nil
     }
 
     mutating func cancel() {
-        scheduled?.cancel()
-        fired()
+        timer?.cancel()
+        timer = nil
     }
 }

@@ -18,9 +18,11 @@ final class HeaderTimeoutHandler: ChannelInboundHandler {
     /// When the current phase runs out (meaningless while busy).
     private var deadline = NIODeadline.distantFuture
     private var timer = DeadlineTimer()
+    private let wheel: TimerWheel
     private var context: ChannelHandlerContext?
 
-    init(headerTimeout: Duration, idleTimeout: Duration) {
+    init(headerTimeout: Duration, idleTimeout: Duration, wheel: TimerWheel) {
+        self.wheel = wheel
         self.headerTimeout = TimeAmount(headerTimeout)
         self.idleTimeout = TimeAmount(idleTimeout)
     }
@@ -62,17 +64,26 @@ final class HeaderTimeoutHandler: ChannelInboundHandler {
     }
 
     private func enter(_ phase: Phase, timeout: TimeAmount) {
-        guard let context else { return }
+        guard context != nil else { return }
         self.phase = phase
-        deadline = .now() + timeout
-        timer.fire(by: deadline, on: context.eventLoop) { [self] in check() }
+        let now = NIODeadline.now()
+        deadline = now + timeout
+        arm(now: now)
+    }
+
+    /// Arms the timer no further ahead than the shorter timeout: then a later phase's deadline
+    /// is never earlier than the armed one, and a keep-alive connection re-arms once per period
+    /// instead of on every request (the timer, when early, re-arms for what is left).
+    private func arm(now: NIODeadline) {
+        timer.fire(by: min(deadline, now + min(headerTimeout, idleTimeout)), on: wheel) { [self] in check() }
     }
 
     private func check() {
         timer.fired()
         guard let context, phase != .busy else { return }
-        if NIODeadline.now() < deadline {
-            timer.fire(by: deadline, on: context.eventLoop) { [self] in check() }
+        let now = NIODeadline.now()
+        if now < deadline {
+            arm(now: now)
             return
         }
         if phase == .readingHead {

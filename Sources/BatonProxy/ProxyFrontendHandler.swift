@@ -17,6 +17,8 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let accessLog: AccessLog
     /// The connection's header and idle timeouts, told where each request stands.
     private let connectionTimeouts: HeaderTimeoutHandler
+    /// This event loop's timers.
+    private let wheel: TimerWheel
     private var machine: ProxyRequestStateMachine
     private var context: ChannelHandlerContext?
 
@@ -72,8 +74,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
 
-    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler) {
+    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler, wheel: TimerWheel) {
         self.pool = pool
+        self.wheel = wheel
         self.connectionTimeouts = connectionTimeouts
         self.accessLog = accessLog
         self.configuration = configuration
@@ -538,7 +541,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private func armRequestTimer(context: ChannelHandlerContext) {
         guard let deadline = currentDeadline, requestTimer.needsArming(by: deadline) else { return }
-        requestTimer.fire(by: deadline, on: context.eventLoop) { [self] in requestTimerFired() }
+        requestTimer.fire(by: deadline, on: wheel) { [self] in requestTimerFired() }
     }
 
     private func requestTimerFired() {

@@ -120,6 +120,7 @@ public final class ProxyServer: Service, Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let accessLog = self.accessLog
+        let wheels = Dictionary(uniqueKeysWithValues: group.makeIterator().map { (ObjectIdentifier($0), TimerWheel(eventLoop: $0)) })
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -128,8 +129,6 @@ public final class ProxyServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
                 if openConnections.wrappingAdd(1, ordering: .relaxed).newValue > configuration.maxConnections {
                     openConnections.wrappingSubtract(1, ordering: .relaxed)
@@ -138,8 +137,15 @@ public final class ProxyServer: Service, Sendable {
                 }
                 channel.closeFuture.whenComplete { [self] _ in openConnections.wrappingSubtract(1, ordering: .relaxed) }
                 return channel.eventLoop.makeCompletedFuture {
+                    // Set here rather than as child channel options, which NIO applies through a
+                    // chain of futures on every accept.
+                    if let options = channel.syncOptions {
+                        try options.setOption(.socketOption(.tcp_nodelay), value: 1)
+                        try options.setOption(.maxMessagesPerRead, value: 16)
+                    }
                     let sync = channel.pipeline.syncOperations
-                    let timeouts = HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout)
+                    let wheel = wheels[ObjectIdentifier(channel.eventLoop)]!
+                    let timeouts = HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout, wheel: wheel)
                     try sync.addHandler(timeouts)
                     // Framing headers are written by the proxy (HeadRewriter), never guessed by the
                     // encoder; no outbound header validation: response headers come from the
@@ -149,7 +155,7 @@ public final class ProxyServer: Service, Sendable {
                     try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
                     // When removed after a WebSocket handshake, it hands the bytes it holds to the tunnel.
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts))
+                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts, wheel: wheel))
                 }
             }
         do {

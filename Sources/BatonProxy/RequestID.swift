@@ -1,8 +1,14 @@
-/// Request IDs: 16 hex digits. Each connection seeds a SplitMix64 generator once from the system
-/// random source; after that an ID costs no system call.
+import Synchronization
+
+/// Request IDs: 16 hex digits from a SplitMix64 generator per connection. The process draws one
+/// seed from the system random source; each connection starts its generator at its own point of
+/// that sequence, so a new connection costs no system call.
 enum RequestID {
+    private static let seed = UInt64.random(in: 0...UInt64.max)
+    private static let connections = Atomic<UInt64>(0)
+
     struct Generator {
-        private var state = UInt64.random(in: 0...UInt64.max)
+        private var state = RequestID.seed &+ RequestID.connections.wrappingAdd(1, ordering: .relaxed).newValue &* 0xD1B5_4A32_D192_ED03
 
         mutating func next() -> String {
             state &+= 0x9E37_79B9_7F4A_7C15
