@@ -65,9 +65,10 @@ public enum HTTP1Client {
         connectTimeout: Duration,
         group: any EventLoopGroup
     ) async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
+        // ClientBootstrap sets TCP_NODELAY itself (at the TCP level: `.socketOption(.tcp_nodelay)`
+        // would be SOL_SOCKET's option 1, SO_DEBUG, which only root may set).
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()

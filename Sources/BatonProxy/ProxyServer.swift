@@ -137,12 +137,10 @@ public final class ProxyServer: Service, Sendable {
                 }
                 channel.closeFuture.whenComplete { [self] _ in openConnections.wrappingSubtract(1, ordering: .relaxed) }
                 return channel.eventLoop.makeCompletedFuture {
-                    // Set here rather than as child channel options, which NIO applies through a
-                    // chain of futures on every accept.
-                    if let options = channel.syncOptions {
-                        try options.setOption(.socketOption(.tcp_nodelay), value: 1)
-                        try options.setOption(.maxMessagesPerRead, value: 16)
-                    }
+                    // Set here rather than as a child channel option, which NIO applies through a
+                    // chain of futures on every accept. (TCP_NODELAY comes from the listener, which
+                    // ServerBootstrap sets it on: accepted sockets inherit it.)
+                    try channel.syncOptions?.setOption(.maxMessagesPerRead, value: 16)
                     let sync = channel.pipeline.syncOperations
                     let wheel = wheels[ObjectIdentifier(channel.eventLoop)]!
                     let timeouts = HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout, wheel: wheel)

@@ -27,6 +27,40 @@ import Testing
         try await proxy.shutdown()
     }
 
+    /// The unit runs the proxy as its own unprivileged user: accepting clients and checking
+    /// backends must need no privilege (a socket option at the wrong level, SO_DEBUG, once made
+    /// every accepted connection and every health check fail for anyone but root).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "switching users needs root"))
+    func proxyServesAsAnUnprivilegedUser() async throws {
+        let directory = TemporaryDirectory.make(prefix: "baton-nobody")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A copy the user can reach wherever the checkout lives.
+        let binary = directory + "/baton"
+        try FileManager.default.copyItem(atPath: try BuiltProducts.path("baton"), toPath: binary)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
+
+        let backend = try await TestBackend.start(name: "app")
+        let port = try LocalPort.free()
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        proxy.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "proxy", "--listen", "127.0.0.1:\(port)",
+                           "--admin-socket", directory + "/admin.sock", "--state-file", directory + "/backends.json",
+                           "--backend", "app=\(backend.address)", "--threads", "1", "--max-hold", "2s"]
+        proxy.standardOutput = FileHandle.nullDevice
+        proxy.standardError = FileHandle.nullDevice
+        try proxy.run()
+        defer { if proxy.isRunning { proxy.terminate(); proxy.waitUntilExit() } }
+        // 200 means the connection was accepted and a health check passed (else the request is
+        // held and refused).
+        let served = await eventually(timeout: .seconds(15)) {
+            (try? await HTTP1Client.send(HTTPRequest(.GET, "/"), to: .tcp(host: "127.0.0.1", port: port), timeout: .seconds(4)))?.status == 200
+        }
+        #expect(served, "the proxy running as nobody never served a request")
+        #expect(backend.requestsServed > 0)
+        await backend.stop()
+    }
+
     @Test func serviceUnitRunsThisBinaryAsItsOwnUser() throws {
         let directory = TemporaryDirectory.make(prefix: "baton-unit")
         defer { try? FileManager.default.removeItem(atPath: directory) }
