@@ -40,8 +40,9 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// Pipelined requests that arrived while the previous response was still going out. They
     /// are queued here rather than by NIO's `HTTPServerPipelineHandler`, which stops reading
-    /// (two `epoll_ctl` calls per request) even when nothing is pipelined.
-    private var queued = CircularBuffer<QueuedEvent>()
+    /// (two `epoll_ctl` calls per request) even when nothing is pipelined. Small at first: every idle
+    /// connection holds one, and most never queue anything.
+    private var queued = CircularBuffer<QueuedEvent>(initialCapacity: 2)
     private var queuedBytes = 0
     /// Graceful shutdown: finish the current exchange, then close.
     private var quiescing = false
