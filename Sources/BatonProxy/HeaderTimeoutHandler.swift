@@ -19,10 +19,14 @@ final class HeaderTimeoutHandler: ChannelInboundHandler {
     private var deadline = NIODeadline.distantFuture
     private var timer = DeadlineTimer()
     private let wheel: TimerWheel
+    /// How far ahead the timer is armed: the shorter timeout, but not so short that a tiny
+    /// timeout re-arms at every turn of the wheel.
+    private let armingStep: TimeAmount
     private var context: ChannelHandlerContext?
 
     init(headerTimeout: Duration, idleTimeout: Duration, wheel: TimerWheel) {
         self.wheel = wheel
+        self.armingStep = max(TimeAmount(min(headerTimeout, idleTimeout)), .milliseconds(500))
         self.headerTimeout = TimeAmount(headerTimeout)
         self.idleTimeout = TimeAmount(idleTimeout)
     }
@@ -75,7 +79,7 @@ final class HeaderTimeoutHandler: ChannelInboundHandler {
     /// is never earlier than the armed one, and a keep-alive connection re-arms once per period
     /// instead of on every request (the timer, when early, re-arms for what is left).
     private func arm(now: NIODeadline) {
-        timer.fire(by: min(deadline, now + min(headerTimeout, idleTimeout)), on: wheel) { [self] in check() }
+        timer.fire(by: min(deadline, now + armingStep), on: wheel) { [self] in check() }
     }
 
     private func check() {

@@ -66,7 +66,8 @@ final class TimerWheel: @unchecked Sendable {
     }
 
     private func slotNumber(rounding deadline: NIODeadline, up: Bool) -> Int64 {
-        let nanoseconds = Int64(clamping: deadline.uptimeNanoseconds)
+        // Clamped so rounding up cannot overflow (`distantFuture`, a saturated timeout).
+        let nanoseconds = min(Int64(clamping: deadline.uptimeNanoseconds), Int64.max - resolution)
         return up ? (nanoseconds + resolution - 1) / resolution : nanoseconds / resolution
     }
 

@@ -48,6 +48,20 @@ import Testing
         #expect(results.map { $0.fired != nil } == [true, false, true, false])
     }
 
+    /// A deadline at the end of time (a saturated timeout) is kept, not an overflow.
+    @Test func aDistantDeadlineNeverFires() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let fired = try await loop.submit {
+            let wheel = TimerWheel(eventLoop: loop, resolution: .milliseconds(10), slotCount: 4)
+            let box = NIOLoopBound(Box(), eventLoop: loop)
+            let timer = wheel.schedule(at: .distantFuture) { box.value.results.append((.now(), .now())) }
+            return NIOLoopBound((box.value, timer), eventLoop: loop)
+        }.get()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await loop.submit { fired.value.0.results.isEmpty }.get())
+        try await loop.submit { fired.value.1.cancel() }.get()
+    }
+
     /// A wheel that went quiet (no timers) starts turning again for the next one.
     @Test func aQuietWheelTurnsAgainForANewTimer() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
