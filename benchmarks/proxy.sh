@@ -17,7 +17,8 @@
 # Every proxy gets the same thread count (nginx worker_processes, HAProxy nbthread, baton
 # --threads). On a 2-core machine wrk, the backend and the proxy share the cores, so absolute
 # numbers are low and only the ratios travel. wrk's non-2xx responses and socket errors are
-# counted as failures and printed; a run with failures is marked.
+# failures, summed over all rounds in the "failed" column. Uploads go through the backend nginx
+# to a sink that reads every byte before it answers: the direct row is that path's ceiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8s}
@@ -28,7 +29,7 @@ BIG_MB=${BIG_MB:-1024}
 IDLE=${IDLE:-10000}
 
 source scripts/setup.sh
-ensure_packages wrk nginx-light haproxy curl python3
+ensure_packages wrk nginx-light haproxy curl python3 procps
 export PATH="$PATH:/usr/sbin"
 # (e) needs IDLE descriptors in the client and in each proxy; HAProxy reserves two per connection.
 ulimit -n "$(ulimit -Hn)"
@@ -52,10 +53,12 @@ cleanup() {
     stop_proxies
     [ -f "$work/backend.pid" ] && kill "$(cat "$work/backend.pid")" 2>/dev/null || true
     [ -n "${sink_pid:-}" ] && kill "$sink_pid" 2>/dev/null || true
+    [ -n "${client_pid:-}" ] && kill -9 "$client_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM
 backend_port=$(free_port); sink_port=$(free_port)
 declare -A port=([direct]=$backend_port [baton]=$(free_port) [nginx]=$(free_port) [haproxy]=$(free_port))
 targets="direct baton nginx haproxy"
@@ -124,7 +127,7 @@ worker_processes $threads;
 worker_rlimit_nofile $fds;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log;
-events { worker_connections $maxconn; }
+events { worker_connections $((IDLE + 1000)); }
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -138,12 +141,17 @@ http {
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_buffering off;
+            proxy_buffer_size 64k;
+            proxy_buffers 4 64k;
+            proxy_busy_buffers_size 128k;
             proxy_request_buffering off;
         }
     }
 }
 CONF
     nginx -c "$work/nginx.conf" -p "$work"
+    # The daemon writes its pid file after the starting process has returned.
+    for _ in $(seq 100); do [ -s "$work/nginx.pid" ] && break; sleep 0.05; done
     pid[nginx]=$(cat "$work/nginx.pid")
     cat >"$work/haproxy.cfg" <<CONF
 global
@@ -176,12 +184,16 @@ CONF
     done
 }
 stop_proxies() {
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    for target in baton haproxy; do [ -n "${pid[$target]:-}" ] && kill "${pid[$target]}" 2>/dev/null || true; done
-    for target in baton haproxy; do [ -n "${pid[$target]:-}" ] && wait "${pid[$target]}" 2>/dev/null || true; done
+    local target
+    for target in $proxies; do [ -n "${pid[$target]:-}" ] && kill "${pid[$target]}" 2>/dev/null || true; done
+    # nginx is not our child: wait until its master is gone, so the next start owns the pid file.
+    for target in $proxies; do
+        [ -n "${pid[$target]:-}" ] || continue
+        for _ in $(seq 100); do kill -0 "${pid[$target]}" 2>/dev/null || break; sleep 0.05; done
+        wait "${pid[$target]}" 2>/dev/null || true
+    done
     pid=()
     rm -f "$work/nginx.pid"
-    sleep 0.5
 }
 
 # The processes that serve a target (nginx: its master and workers).
@@ -214,6 +226,7 @@ tick_us=$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000000/hz }')
 wrk_row() {
     local name=$1 wrk_threads=$2; shift 2
     local -A rps=() p50=() p99=() user=() sys=() failed=()
+    for target in $targets; do failed[$target]=0; done
     for target in $targets; do wrk -t"$wrk_threads" -c"$CONNECTIONS" -d2s "$@" "http://127.0.0.1:${port[$target]}/" >/dev/null; done
     for round in $(seq "$ROUNDS"); do
         for target in $targets; do
@@ -231,21 +244,27 @@ wrk_row() {
                 p99[$target]=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
                 user[$target]=$(awk -v t=$((u1 - u0)) -v n="$requests" -v us="$tick_us" 'BEGIN{printf "%.1f", t*us/n}')
                 sys[$target]=$(awk -v t=$((s1 - s0)) -v n="$requests" -v us="$tick_us" 'BEGIN{printf "%.1f", t*us/n}')
-                failed[$target]=$errors
             fi
+            failed[$target]=$((failed[$target] + errors))
         done
     done
     printf "\n%s\n" "$name"
-    printf "%-8s %10s %8s %8s %9s %8s %9s %7s %12s %12s\n" target "req/s" "p50 ms" "p99 ms" "user µs" "sys µs" "CPU µs" failed "req/s vs hap" "p99 vs hap"
+    printf "%-8s %10s %8s %8s %9s %8s %9s %7s %12s %12s\n" target "req/s" "p50 ms" "p99 ms" "user µs" "sys µs" "CPU µs" "failed*" "req/s vs hap" "p99 vs hap"
     for target in $targets; do
         printf "%-8s %10.0f %8.2f %8.2f %9s %8s %9s %7s %12s %12s\n" "$target" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" \
             "${user[$target]}" "${sys[$target]}" "$(awk -v a="${user[$target]}" -v b="${sys[$target]}" 'BEGIN{printf "%.1f", a+b}')" "${failed[$target]}" \
             "$(ratio "${rps[$target]}" "${rps[haproxy]}")" "$(ratio "${p99[$target]}" "${p99[haproxy]}")"
     done
+    echo "* non-2xx responses and socket errors in all rounds; the other columns are the best round's"
 }
 
 transfer_row() {
     local -A down=() up=()
+    # The first read of the file and the first upload warm the page cache and the sink.
+    for target in $targets; do
+        curl -sf -o /dev/null "http://127.0.0.1:${port[$target]}/big.bin"
+        curl -sf -o /dev/null -T "$work/big.bin" "http://127.0.0.1:${port[$target]}/upload"
+    done
     for round in $(seq "$ROUNDS"); do
         for target in $targets; do
             local d u
@@ -268,7 +287,7 @@ transfer_row() {
 idle_row() {
     local -A before=() after=()
     printf "\n(e) %s idle keep-alive connections (one request each), 1 proxy thread\n" "$IDLE"
-    printf "%-8s %12s %12s %14s %12s\n" target "RSS MiB" "idle MiB" "KiB per conn" "RSS vs hap"
+    printf "%-8s %12s %12s %14s %16s\n" target "RSS MiB" "idle MiB" "KiB per conn" "per conn vs hap"
     for target in $proxies; do
         before[$target]=$(rss_kib "$target")
         python3 - "${port[$target]}" "$IDLE" "$work/idle.$target" <<'PY' &
@@ -290,19 +309,20 @@ async def main():
     await asyncio.sleep(30)
 asyncio.run(main())
 PY
-        local client=$! opened
+        client_pid=$!
+        local opened
         for _ in $(seq 600); do [ -f "$work/idle.$target" ] && break; sleep 0.1; done
         opened=$(cat "$work/idle.$target" 2>/dev/null || echo 0)
         sleep 1
         after[$target]=$(rss_kib "$target")
-        kill "$client" 2>/dev/null || true; wait "$client" 2>/dev/null || true
+        kill -9 "$client_pid" 2>/dev/null || true; wait "$client_pid" 2>/dev/null || true; client_pid=
         [ "$opened" = "$IDLE" ] || echo "  (e) $target: only $opened of $IDLE connections were served" >&2
     done
     for target in $proxies; do
-        printf "%-8s %12.1f %12.1f %14.1f %12s\n" "$target" "$(awk -v v="${after[$target]}" 'BEGIN{print v/1024}')" \
+        printf "%-8s %12.1f %12.1f %14.1f %16s\n" "$target" "$(awk -v v="${after[$target]}" 'BEGIN{print v/1024}')" \
             "$(awk -v a="${after[$target]}" -v b="${before[$target]}" 'BEGIN{print (a-b)/1024}')" \
             "$(awk -v a="${after[$target]}" -v b="${before[$target]}" -v n="$IDLE" 'BEGIN{print (a-b)/n}')" \
-            "$(ratio "${after[$target]}" "${after[haproxy]}")"
+            "$(ratio "$((after[$target] - before[$target]))" "$((after[haproxy] - before[haproxy]))")"
     done
 }
 
@@ -311,8 +331,9 @@ if [[ $ROWS == *a* || $ROWS == *c* || $ROWS == *d* || $ROWS == *e* ]]; then
     start_proxies 1
     [[ $ROWS == *a* ]] && wrk_row "(a) keep-alive, small responses, 1 proxy thread, wrk -t1" 1
     [[ $ROWS == *c* ]] && wrk_row "(c) a new connection per request, 1 proxy thread, wrk -t1" 1 -H "Connection: close"
-    [[ $ROWS == *d* ]] && transfer_row
+    # (e) before (d): its baseline RSS must not hold what the transfers left in the allocator.
     [[ $ROWS == *e* ]] && idle_row
+    [[ $ROWS == *d* ]] && transfer_row
     stop_proxies
 fi
 if [[ $ROWS == *b* ]]; then

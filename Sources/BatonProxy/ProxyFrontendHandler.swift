@@ -206,6 +206,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         perform(machine.clientClosed())
+        // The timer's closure holds this handler, and through it the whole channel, until it
+        // fires: under connection churn that was every closed connection of the last response
+        // timeout.
+        requestTimer.cancel()
         context.fireChannelInactive()
     }
 
