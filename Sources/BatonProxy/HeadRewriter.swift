@@ -206,11 +206,11 @@ struct HeadRewriter: Sendable {
         }
     }
 
-    /// The headers without hop-by-hop fields and without the fields `Connection` names (except
-    /// `Host` where `protectingHost`). Most messages carry none, or only `Connection:
-    /// keep-alive`: one pass decides, and only then is a filtered copy made.
-    static func endToEnd(_ headers: HTTPHeaders, protectingHost: Bool = false) -> HTTPHeaders {
-        let named = connectionOptions(headers, protectingHost: protectingHost)
+    /// The headers without hop-by-hop fields and without the fields `Connection` names. Most
+    /// messages carry none, or only `Connection: keep-alive`: one pass decides, and only then is a
+    /// filtered copy made.
+    static func endToEnd(_ headers: HTTPHeaders) -> HTTPHeaders {
+        let named = connectionOptions(headers, protectingHost: false)
         guard headers.contains(where: { isHopByHop($0.name) || isNamed($0.name, by: named) }) else { return headers }
         return HTTPHeaders(headers.filter { !isHopByHop($0.name) && !isNamed($0.name, by: named) })
     }
