@@ -38,6 +38,7 @@ struct HeadRewriter: Sendable {
         }
         if hostCount > 1 { return .failure(.malformedRequest("more than one Host header")) }
         if client.version.minor >= 1 && hostCount == 0 { return .failure(.malformedRequest("HTTP/1.1 request without Host")) }
+        let sentHost = host
         var uri = client.uri
         if let absolute = AbsoluteTarget(uri) {
             host = absolute.authority
@@ -60,7 +61,7 @@ struct HeadRewriter: Sendable {
         // nothing is allocated beyond the new list.
         let trusted = trustedProxies.contains(clientAddress)
         let named = Self.connectionOptions(client.headers, protectingHost: true)
-        let hostChanged = hostCount > 0 && host != client.headers.first(name: "host")
+        let hostChanged = hostCount > 0 && host != sentHost
         var headers: [(String, String)] = []
         headers.reserveCapacity(client.headers.count + 6)
         var forwardedFor: String?
