@@ -6,7 +6,7 @@ import NIOHTTP1
 /// The admin API's routes, independent of the socket it is served on:
 ///
 ///     GET    /backends                      list
-///     POST   /backends                      add {"name","address","wait":true,"timeout":"30s",
+///     POST   /backends                      add {"name","address","release","wait":true,"timeout":"30s",
 ///                                               "health":{"path","interval","timeout","rise","fall"}}
 ///     GET    /backends/NAME                 one
 ///     POST   /backends/NAME/drain?timeout=  drain, blocking until done or timed out
@@ -15,6 +15,8 @@ import NIOHTTP1
 ///     GET    /metrics                       Prometheus text
 ///     GET    /up                            the proxy itself
 ///     GET    /version                       {"version","commit"} of the running binary
+///     GET    /tls                           the certificates served: names, expiry
+///     POST   /tls/reload                    read the certificate files again (as SIGHUP)
 public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public var status: HTTPResponseStatus
@@ -25,6 +27,8 @@ public struct AdminAPI: Sendable {
     struct AddRequest: Decodable {
         var name: String
         var address: String
+        /// The app release it runs, for version affinity.
+        var release: String?
         var wait: Bool?
         var timeout: String?
         /// The backend's own health check; the proxy's default when absent.
@@ -34,6 +38,7 @@ public struct AdminAPI: Sendable {
     let pool: BackendPool
     let metrics: ProxyMetrics
     let configuration: ProxyConfiguration
+    var certificates: TLSCertificates?
 
     func handle(method: HTTPMethod, uri: String, body: ByteBuffer?) async -> Response {
         let target = RequestTarget(uri)
@@ -47,6 +52,12 @@ public struct AdminAPI: Sendable {
                 return try .json(["version": BatonVersion.number, "commit": BatonVersion.commit ?? ""])
             case (.GET, 1, "metrics"):
                 return .text(metrics.render(), contentType: "text/plain; version=0.0.4")
+            case (.GET, 1, "tls"):
+                return try .json(["certificates": certificateSummary()])
+            case (.POST, 2, "tls") where segments[1] == "reload":
+                guard let certificates else { throw BatonError(.invalidArgument, "no --tls-listen: there are no certificates to reload") }
+                try certificates.reload()
+                return try .json(["certificates": certificateSummary()])
             case (.GET, 1, "backends"):
                 return try .json(["backends": await pool.listWithStats()])
             case (.POST, 1, "backends"):
@@ -74,6 +85,10 @@ public struct AdminAPI: Sendable {
         }
     }
 
+    private func certificateSummary() -> [AdminClient.Certificates.Certificate] {
+        (certificates?.summary ?? []).map { .init(names: $0.names, notValidAfter: $0.notValidAfter.ISO8601Format()) }
+    }
+
     private func add(_ body: ByteBuffer?) async throws -> Response {
         guard let body, body.readableBytes > 0 else {
             throw BatonError(.invalidArgument, "POST /backends: expected a JSON body {\"name\": \"web1\", \"address\": \"127.0.0.1:3000\"}")
@@ -87,7 +102,7 @@ public struct AdminAPI: Sendable {
         let address = try Endpoint(parsing: request.address)
         let timeout = try request.timeout.map { try Self.duration($0, field: "timeout") } ?? DefaultMaxHold
         let health = request.health ?? configuration.healthCheck
-        var info = try pool.add(name: request.name, address: address, health: health)
+        var info = try pool.add(name: request.name, address: address, release: request.release, health: health)
         guard request.wait ?? true else { return try .json(info, status: .accepted) }
         let start = ContinuousClock.now
         while info.state != .ready {

@@ -27,15 +27,16 @@ public struct AdminClient: Sendable {
     /// Adds a backend; with `wait` returns once it passed its health checks.
     /// Adds a backend checked by `health` (the proxy's default when nil); with `wait`, returns
     /// once it passed its checks.
-    public func add(name: String, address: String, health: HealthCheck? = nil, wait: Bool = true, timeout: Duration = DefaultMaxHold) async throws -> BackendInfo {
+    public func add(name: String, address: String, release: String? = nil, health: HealthCheck? = nil, wait: Bool = true, timeout: Duration = DefaultMaxHold) async throws -> BackendInfo {
         struct Body: Encodable {
             var name: String
             var address: String
+            var release: String?
             var wait: Bool
             var timeout: String
             var health: HealthCheck?
         }
-        let body = try JSONEncoder().encode(Body(name: name, address: address, wait: wait, timeout: timeout.shortDescription, health: health))
+        let body = try JSONEncoder().encode(Body(name: name, address: address, release: release, wait: wait, timeout: timeout.shortDescription, health: health))
         return try await call(.POST, "/backends", body: ByteBuffer(bytes: body), as: BackendInfo.self)
     }
 
@@ -50,6 +51,19 @@ public struct AdminClient: Sendable {
     public func remove(_ name: String) async throws {
         struct Removed: Decodable { var removed: String }
         _ = try await call(.DELETE, "/backends/\(name)", as: Removed.self)
+    }
+
+    /// The TLS certificates in use, after `reload` reads their files again.
+    public struct Certificates: Codable, Sendable {
+        public struct Certificate: Codable, Sendable {
+            public var names: [String]
+            public var notValidAfter: String
+        }
+        public var certificates: [Certificate]
+    }
+
+    public func certificates(reload: Bool) async throws -> Certificates {
+        try await call(reload ? .POST : .GET, reload ? "/tls/reload" : "/tls", as: Certificates.self)
     }
 
     public func metrics() async throws -> String {

@@ -9,6 +9,8 @@ public final class Backend: Sendable {
     public let name: String
     public let host: String
     public let port: Int
+    /// The app release it runs (deploys name it), for version affinity; nil when not told.
+    public let release: String?
     /// How this backend is checked: what the deploy that added it sent, else the proxy's default.
     public let healthCheck: HealthCheck
 
@@ -23,8 +25,9 @@ public final class Backend: Sendable {
     /// end them.
     private let longLived = Mutex<[ObjectIdentifier: NIOLoopBound<any DrainableExchange>]>([:])
 
-    init(name: String, host: String, port: Int, healthCheck: HealthCheck, group: any EventLoopGroup, configuration: ProxyConfiguration) {
+    init(name: String, host: String, port: Int, release: String?, healthCheck: HealthCheck, group: any EventLoopGroup, configuration: ProxyConfiguration) {
         self.name = name
+        self.release = release
         self.host = host
         self.port = port
         self.healthCheck = healthCheck

@@ -7,6 +7,8 @@ import NIOCore
 public struct BackendInfo: Codable, Sendable, Equatable {
     public var name: String
     public var address: String
+    /// The app release it runs, when the deploy said.
+    public var release: String?
     public var state: BackendStateMachine.State
     public var healthy: Bool
     public var inFlight: Int
@@ -18,11 +20,12 @@ public struct BackendInfo: Codable, Sendable, Equatable {
     public var lastFailure: String?
 
     public init(
-        name: String, address: String, state: BackendStateMachine.State, healthy: Bool, inFlight: Int,
+        name: String, address: String, release: String? = nil, state: BackendStateMachine.State, healthy: Bool, inFlight: Int,
         health: HealthCheck? = nil, stats: BackendStats? = nil, lastFailure: String? = nil
     ) {
         self.name = name
         self.address = address
+        self.release = release
         self.state = state
         self.healthy = healthy
         self.inFlight = inFlight
@@ -54,6 +57,9 @@ public final class BackendPool: Sendable {
         let backend: Backend
         var machine: BackendStateMachine
         var lastFailure: String?
+        /// When it was last added or put back into rotation: the release of the most recent
+        /// one that is ready is the one new sessions go to.
+        var sequence: UInt64
     }
 
     private struct State: Sendable {
@@ -62,6 +68,10 @@ public final class BackendPool: Sendable {
         var ready: [Backend] = []
         var holds = HoldQueue<EventLoopPromise<Backend>>()
         var cursor = 0
+        var sequence: UInt64 = 0
+        /// The release of the ready backend added or re-admitted last: where requests without
+        /// a live pin go while version affinity is on (nil: no ready backend says its release).
+        var newest: String?
         /// Numbers the saved snapshots, so the store can drop one overtaken by a later one.
         var snapshots: UInt64 = 0
     }
@@ -98,16 +108,20 @@ public final class BackendPool: Sendable {
     /// default). It takes traffic once health checks pass `rise` times, unless it is restored as
     /// `ready` (proxy restart), when the checks only confirm it.
     @discardableResult
-    public func add(name: String, address: Endpoint, health: HealthCheck? = nil, restoredAs restored: PersistedBackend? = nil) throws -> BackendInfo {
+    public func add(name: String, address: Endpoint, release: String? = nil, health: HealthCheck? = nil, restoredAs restored: PersistedBackend? = nil) throws -> BackendInfo {
         guard case .tcp(let host, let port) = address else {
             throw BatonError(.invalidArgument, "backend '\(name)': expected a host:port address, got \(address)")
         }
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
             throw BatonError(.invalidArgument, "backend name '\(name)': expected letters, digits, '-', '_', '.' or ':'")
         }
+        let release = release ?? restored?.release
+        if let release, !VersionAffinity.isValidRelease(release) {
+            throw BatonError(.invalidArgument, "backend '\(name)': release '\(release)': expected 1 to 64 letters, digits, '-', '_' or '.'")
+        }
         let check = health ?? restored?.health ?? configuration.healthCheck
         try check.validate()
-        let backend = Backend(name: name, host: host, port: port, healthCheck: check, group: group, configuration: configuration)
+        let backend = Backend(name: name, host: host, port: port, release: release, healthCheck: check, group: group, configuration: configuration)
         let machine = BackendStateMachine(
             rise: check.rise,
             fall: check.fall,
@@ -121,10 +135,11 @@ public final class BackendPool: Sendable {
             if let other = state.entries.values.first(where: { $0.backend.host == host && $0.backend.port == port }) {
                 throw BatonError(.conflict, "backend '\(other.backend.name)' already has address \(address)")
             }
-            state.entries[name] = Entry(backend: backend, machine: machine)
+            state.sequence += 1
+            state.entries[name] = Entry(backend: backend, machine: machine, sequence: state.sequence)
             state.order.append(name)
             if machine.isRoutable { Self.routingChanged(&state, backend: backend, routable: true) }
-            return (Self.info(state.entries[name]!), Self.releaseHolds(&state))
+            return (Self.info(state.entries[name]!), Self.releaseHolds(&state, affinity: configuration.affinity))
         }
         complete(released)
         metrics.backendState(name, info.state)
@@ -200,6 +215,13 @@ public final class BackendPool: Sendable {
 
     /// Puts a drained backend back into rotation (it must still pass health checks).
     public func markReady(name: String) throws -> BackendInfo {
+        // Put back by a deploy (a rollback re-admits the old release): it counts as the newest.
+        try state.withLockedValue { state in
+            guard state.entries[name] != nil else { throw Self.notFound(name) }
+            state.sequence += 1
+            state.entries[name]?.sequence = state.sequence
+            Self.findNewest(&state)
+        }
         try transition(name) { _ = $0.machine.markReady() }.setDraining(false)
         return info(name: name) ?? BackendInfo(name: name, address: "", state: .removed, healthy: false, inFlight: 0)
     }
@@ -230,8 +252,10 @@ public final class BackendPool: Sendable {
 
     /// Picks the ready backend with the fewest requests in flight, preferring one other than
     /// `excluding` (the one that just failed), and counts the request against it.
-    func trySelect(excluding: Backend? = nil) -> Backend? {
-        state.withLockedValue { state in Self.select(&state, excluding: excluding) }
+    /// With version affinity on, it keeps to the ready backends of the `pinned` release, else
+    /// of the newest one, and takes any other only when none of those is left.
+    func trySelect(excluding: Backend? = nil, pinned: String? = nil) -> Backend? {
+        state.withLockedValue { state in Self.select(&state, excluding: excluding, pinned: pinned, affinity: configuration.affinity) }
     }
 
     /// A held request's place in the queue.
@@ -243,9 +267,10 @@ public final class BackendPool: Sendable {
     func hold(on eventLoop: any EventLoop, timeout: Duration) -> (EventLoopFuture<Backend>, HoldTicket?) {
         let promise = eventLoop.makePromise(of: Backend.self)
         let limit = configuration.maxHeld
+        let affinity = configuration.affinity
         let (id, backend, full): (UInt64?, Backend?, Bool) = state.withLockedValue { state in
             // Re-check under the lock: a backend may have become ready since trySelect.
-            if let backend = Self.select(&state, excluding: nil) { return (nil, backend, false) }
+            if let backend = Self.select(&state, excluding: nil, pinned: nil, affinity: affinity) { return (nil, backend, false) }
             if state.holds.count >= limit { return (nil, nil, true) }
             return (state.holds.enqueue(promise), nil, false)
         }
@@ -274,22 +299,36 @@ public final class BackendPool: Sendable {
 
     // MARK: Internals
 
-    private static func select(_ state: inout State, excluding: Backend?) -> Backend? {
+    private static func select(_ state: inout State, excluding: Backend?, pinned: String?, affinity: Bool) -> Backend? {
         let ready = state.ready
         guard !ready.isEmpty else { return nil }
         state.cursor &+= 1
         var best: Backend?
+        if affinity, let release = pinned.flatMap({ pin in ready.contains { $0.release == pin } ? pin : nil }) ?? state.newest {
+            best = leastLoaded(ready, cursor: state.cursor, excluding: excluding, strictly: true) { $0.release == release }
+        }
+        if best == nil {
+            best = leastLoaded(ready, cursor: state.cursor, excluding: excluding, strictly: false) { _ in true }
+        }
+        best?.requestStarted()
+        return best
+    }
+
+    /// The candidate with the fewest requests in flight, starting the scan at `cursor` so ties
+    /// rotate. `excluding` is skipped unless it is the only ready backend and not `strictly`.
+    private static func leastLoaded(_ ready: [Backend], cursor: Int, excluding: Backend?, strictly: Bool, where matches: (Backend) -> Bool) -> Backend? {
+        var best: Backend?
         var bestLoad = Int.max
         for offset in 0..<ready.count {
-            let candidate = ready[(state.cursor &+ offset) % ready.count]
-            if candidate === excluding && ready.count > 1 { continue }
+            let candidate = ready[(cursor &+ offset) % ready.count]
+            if candidate === excluding && (strictly || ready.count > 1) { continue }
+            guard matches(candidate) else { continue }
             let load = candidate.inFlight
             if load < bestLoad {
                 best = candidate
                 bestLoad = load
             }
         }
-        best?.requestStarted()
         return best
     }
 
@@ -312,7 +351,7 @@ public final class BackendPool: Sendable {
             if before.isRoutable != entry.machine.isRoutable {
                 Self.routingChanged(&state, backend: entry.backend, routable: entry.machine.isRoutable)
             }
-            return (entry.backend, before, entry.machine, Self.releaseHolds(&state))
+            return (entry.backend, before, entry.machine, Self.releaseHolds(&state, affinity: configuration.affinity))
         }
         complete(released)
         if before.state != after.state {
@@ -330,14 +369,21 @@ public final class BackendPool: Sendable {
         backend.setRoutable(routable)
         state.ready.removeAll { $0 === backend }
         if routable { state.ready.append(backend) }
+        findNewest(&state)
+    }
+
+    private static func findNewest(_ state: inout State) {
+        state.newest = state.ready
+            .compactMap { ready in state.entries[ready.name].flatMap { entry in ready.release.map { ($0, entry.sequence) } } }
+            .max { $0.1 < $1.1 }?.0
     }
 
     /// Picks a backend for every held request, in arrival order, while one is ready. Runs
     /// under the lock of the change that made a backend ready, so it cannot race a removal.
-    private static func releaseHolds(_ state: inout State) -> [(EventLoopPromise<Backend>, Backend)] {
+    private static func releaseHolds(_ state: inout State, affinity: Bool) -> [(EventLoopPromise<Backend>, Backend)] {
         var released: [(EventLoopPromise<Backend>, Backend)] = []
         while state.holds.count > 0, !state.ready.isEmpty, let promise = state.holds.dequeue() {
-            if let backend = select(&state, excluding: nil) { released.append((promise, backend)) }
+            if let backend = select(&state, excluding: nil, pinned: nil, affinity: affinity) { released.append((promise, backend)) }
         }
         return released
     }
@@ -356,7 +402,7 @@ public final class BackendPool: Sendable {
                     case .draining, .drained: .drained
                     default: .enabled
                     }
-                return PersistedBackend(name: name, address: entry.backend.address, state: admin, ready: entry.machine.isHealthy, health: entry.backend.healthCheck)
+                return PersistedBackend(name: name, address: entry.backend.address, release: entry.backend.release, state: admin, ready: entry.machine.isHealthy, health: entry.backend.healthCheck)
             }, state.snapshots)
         }
         onChange(snapshot, sequence)
@@ -366,6 +412,7 @@ public final class BackendPool: Sendable {
         BackendInfo(
             name: entry.backend.name,
             address: entry.backend.address,
+            release: entry.backend.release,
             state: entry.machine.state,
             healthy: entry.machine.isHealthy,
             inFlight: entry.backend.inFlight,

@@ -12,6 +12,7 @@ public struct PersistedBackend: Codable, Sendable, Equatable {
     }
     public var name: String
     public var address: String
+    public var release: String?
     public var state: AdminState
     /// Whether it was taking traffic (passing health checks). A backend saved while it had not
     /// passed them yet (or by an older proxy, which did not say) must pass them again.
@@ -19,9 +20,10 @@ public struct PersistedBackend: Codable, Sendable, Equatable {
     /// Its own health check (nil when saved by an older proxy: the proxy's default applies).
     public var health: HealthCheck?
 
-    public init(name: String, address: String, state: AdminState, ready: Bool? = nil, health: HealthCheck? = nil) {
+    public init(name: String, address: String, release: String? = nil, state: AdminState, ready: Bool? = nil, health: HealthCheck? = nil) {
         self.name = name
         self.address = address
+        self.release = release
         self.state = state
         self.ready = ready
         self.health = health

@@ -18,6 +18,8 @@ struct HeadRewriter: Sendable {
 
     var trustedProxies: TrustedProxies = .none
     var exposeBackendHeaders = true
+    /// The client reached the proxy over TLS: X-Forwarded-Proto says https.
+    var secure = false
 
     /// The upstream request, or the error to answer with (the connection is then closed).
     func request(_ client: HTTPRequestHead, clientAddress: String, requestID: String) -> Result<Request, ProxyError> {
@@ -107,7 +109,7 @@ struct HeadRewriter: Sendable {
             headers.append(("upgrade", client.headers["upgrade"].joined(separator: ", ")))
         }
         headers.append(("x-forwarded-for", forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress))
-        if !(forwardedProto && trusted) { headers.append(("x-forwarded-proto", "http")) }
+        if !(forwardedProto && trusted) { headers.append(("x-forwarded-proto", secure ? "https" : "http")) }
         if !(forwardedHost && trusted) { headers.append(("x-forwarded-host", host)) }
         if keepRequestID != true { headers.append(("x-request-id", requestID)) }
 

@@ -76,6 +76,13 @@ public struct ProxyConfiguration: Sendable {
     public var accessLog: String?
     /// Whether responses name the backend (`X-Baton-Backend`, the app's `X-Baton-Release`).
     public var exposeBackendHeaders = true
+    /// HTTPS listener, served with `tlsCertificates` (the first is the default, others by SNI).
+    public var tlsListen: Endpoint?
+    public var tlsCertificates: [TLSCertificateFiles] = []
+    /// A listener that answers every request with a redirect to the HTTPS listener.
+    public var redirectListen: Endpoint?
+    /// Version affinity: clients keep to the release they started on (`VersionAffinity`).
+    public var affinity = false
 
     public init(
         listen: Endpoint = .tcp(host: "127.0.0.1", port: 0),
@@ -118,6 +125,15 @@ public struct ProxyConfiguration: Sendable {
         }
         // The same rules as every backend's own check, named as the options that set it.
         try healthCheck.validate { "--health-\($0)" }
+        if tlsListen != nil && tlsCertificates.isEmpty {
+            throw BatonError(.invalidConfiguration, "--tls-listen: needs at least one --tls-certificate CERT.pem,KEY.pem")
+        }
+        if tlsListen == nil && !tlsCertificates.isEmpty {
+            throw BatonError(.invalidConfiguration, "--tls-certificate: given without --tls-listen, so nothing would serve it")
+        }
+        if redirectListen != nil && tlsListen == nil {
+            throw BatonError(.invalidConfiguration, "--redirect-listen: redirects to the HTTPS listener, so it needs --tls-listen")
+        }
         if retry.maxAttempts < 1 { throw BatonError(.invalidConfiguration, "--max-attempts: expected 1 or more, got \(retry.maxAttempts)") }
         if threads < 1 { throw BatonError(.invalidConfiguration, "--threads: expected 1 or more, got \(threads)") }
         if backendCloseGrace < .zero { throw BatonError(.invalidConfiguration, "--backend-close-grace: expected 0 or more, got \(backendCloseGrace.shortDescription)") }

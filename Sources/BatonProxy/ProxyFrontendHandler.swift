@@ -74,8 +74,11 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var endAtEventBoundary = false
     /// The in-flight gauge counts this request (not so for a request that never parsed).
     private var countedInFlight = false
+    /// With version affinity: the release the request is pinned to, and by what.
+    private var pinned: String?
+    private var pinSource = VersionAffinity.Source.none
 
-    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler, wheel: TimerWheel) {
+    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler, wheel: TimerWheel, secure: Bool = false) {
         self.pool = pool
         self.wheel = wheel
         self.connectionTimeouts = connectionTimeouts
@@ -83,7 +86,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         self.configuration = configuration
         self.metrics = metrics
         self.machine = ProxyRequestStateMachine(policy: configuration.retry)
-        self.rewriter = HeadRewriter(trustedProxies: configuration.trustedProxies, exposeBackendHeaders: configuration.exposeBackendHeaders)
+        self.rewriter = HeadRewriter(trustedProxies: configuration.trustedProxies, exposeBackendHeaders: configuration.exposeBackendHeaders, secure: secure)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -140,6 +143,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             responseTrailers = nil
             failedBackend = nil
             upgradeRequested = head.headers.contains(name: "upgrade")
+            if configuration.affinity { (pinned, pinSource) = VersionAffinity.pin(of: head.headers) }
             if let id = head.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
                 requestID = id
             } else {
@@ -263,8 +267,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             break
         case .selectBackend:
             selectBackend(context: context)
-        case .sendRequest(let head, let body, let end, let trailers):
+        case .sendRequest(var head, let body, let end, let trailers):
             guard let connection else { return }
+            // The app may put it on its own calls to keep them within this release.
+            if configuration.affinity, let release = backend?.release { head.headers.replaceOrAdd(name: VersionAffinity.pinHeader, value: release) }
             connection.send(.head(head))
             for part in body { connection.send(.body(.byteBuffer(part))) }
             if end { connection.send(.end(trailers)) }
@@ -288,7 +294,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .forwardResponseHead(let backendHead):
             responseStatus = Int(backendHead.status.code)
             backendKeepAlive = backendHead.isKeepAlive
-            let (head, close) = rewriter.response(
+            let (rewritten, close) = rewriter.response(
                 backendHead,
                 to: requestMethod,
                 clientVersion: clientVersion,
@@ -297,6 +303,12 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 requestID: requestID
             )
             closeAfterResponse = close
+            var head = rewritten
+            if configuration.affinity {
+                for (name, value) in VersionAffinity.responseHeaders(pinned: pinned, source: pinSource, served: backend?.release) {
+                    head.headers.add(name: name, value: value)
+                }
+            }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             if let backend, Self.isEndableEventStream(backendHead, method: requestMethod) {
                 eventStream = EventStreamCursor()
@@ -374,7 +386,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private func selectBackend(context: ChannelHandlerContext) {
         generation &+= 1
-        if let selected = pool.trySelect(excluding: failedBackend) {
+        if let selected = pool.trySelect(excluding: failedBackend, pinned: pinned) {
             backendSelected(selected, context: context)
             return
         }

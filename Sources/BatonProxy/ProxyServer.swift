@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -13,6 +14,8 @@ public final class ProxyServer: Service, Sendable {
     /// Where the proxy ended up listening (ports chosen by the system when 0 was asked).
     public struct Addresses: Sendable {
         public var proxy: SocketAddress
+        public var tls: SocketAddress?
+        public var redirect: SocketAddress?
         public var admin: SocketAddress?
         public var adminTCP: SocketAddress?
     }
@@ -20,6 +23,8 @@ public final class ProxyServer: Service, Sendable {
     public let configuration: ProxyConfiguration
     public let pool: BackendPool
     public let metrics: ProxyMetrics
+    /// What the TLS listener serves (nil without `--tls-listen`); `reload()` renews it.
+    public let certificates: TLSCertificates?
     private let accessLog: AccessLog
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
@@ -35,6 +40,7 @@ public final class ProxyServer: Service, Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.metrics = ProxyMetrics()
         self.accessLog = try AccessLog(path: configuration.accessLog, logger: logger)
+        self.certificates = configuration.tlsListen == nil ? nil : try TLSCertificates(files: configuration.tlsCertificates)
         let store = configuration.stateFile.map(BackendStore.init(path:))
         self.store = store
         self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends, sequence in
@@ -69,8 +75,16 @@ public final class ProxyServer: Service, Sendable {
         }
 
         let quiesce = ServerQuiescingHelper(group: group)
-        let server = try await bindProxy(quiesce: quiesce)
-        let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration)
+        let server = try await bindProxy(configuration.listen, tls: nil, quiesce: quiesce)
+        var tlsServer: (any Channel)?
+        if let endpoint = configuration.tlsListen, let certificates {
+            tlsServer = try await bindProxy(endpoint, tls: certificates, quiesce: quiesce)
+        }
+        var redirectServer: (any Channel)?
+        if let endpoint = configuration.redirectListen, let httpsPort = tlsServer?.localAddress?.port {
+            redirectServer = try await bindRedirect(endpoint, httpsPort: httpsPort, quiesce: quiesce)
+        }
+        let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration, certificates: certificates)
         let admin = AdminServer(api: api, group: group, logger: logger, requestTimeout: configuration.adminRequestTimeout)
         var unixAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?
         if let path = configuration.adminSocket { unixAdmin = try await admin.bind(.unix(path: path)) }
@@ -78,9 +92,11 @@ public final class ProxyServer: Service, Sendable {
         if let endpoint = configuration.adminListen { tcpAdmin = try await admin.bind(endpoint) }
 
         guard let proxyAddress = server.localAddress else { throw BatonError(.io, "the proxy listener has no address") }
-        let addresses = Addresses(proxy: proxyAddress, admin: unixAdmin?.1, adminTCP: tcpAdmin?.1)
+        let addresses = Addresses(proxy: proxyAddress, tls: tlsServer?.localAddress, redirect: redirectServer?.localAddress, admin: unixAdmin?.1, adminTCP: tcpAdmin?.1)
         logger.info("proxy listening", metadata: [
             "address": "\(proxyAddress)",
+            "tls": "\(addresses.tls.map { "\($0)" } ?? "-")",
+            "redirect": "\(addresses.redirect.map { "\($0)" } ?? "-")",
             "admin": "\(configuration.adminSocket ?? "-")",
             "admin_tcp": "\(tcpAdmin?.1.map { "\($0)" } ?? "-")",
         ])
@@ -114,7 +130,15 @@ public final class ProxyServer: Service, Sendable {
         logger.info("proxy stopped")
     }
 
-    private func bindProxy(quiesce: ServerQuiescingHelper) async throws -> any Channel {
+    /// Reads the TLS certificate files again (SIGHUP, `POST /tls/reload`); on error the ones in
+    /// use stay and the error is thrown.
+    public func reloadCertificates() throws {
+        guard let certificates else { throw BatonError(.invalidArgument, "no --tls-listen: there are no certificates to reload") }
+        try certificates.reload()
+        logger.info("TLS certificates reloaded", metadata: ["names": "\(certificates.summary.flatMap(\.names).joined(separator: ","))"])
+    }
+
+    private func bindProxy(_ endpoint: Endpoint, tls: TLSCertificates?, quiesce: ServerQuiescingHelper) async throws -> any Channel {
         let pool = self.pool
         let configuration = self.configuration
         let metrics = self.metrics
@@ -142,6 +166,7 @@ public final class ProxyServer: Service, Sendable {
                     // ServerBootstrap sets it on: accepted sockets inherit it.)
                     try channel.syncOptions?.setOption(.maxMessagesPerRead, value: 16)
                     let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     let wheel = wheels[ObjectIdentifier(channel.eventLoop)]!
                     let timeouts = HeaderTimeoutHandler(headerTimeout: configuration.headerTimeout, idleTimeout: configuration.idleTimeout, wheel: wheel)
                     try sync.addHandler(timeouts)
@@ -153,18 +178,45 @@ public final class ProxyServer: Service, Sendable {
                     try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
                     // When removed after a WebSocket handshake, it hands the bytes it holds to the tunnel.
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts, wheel: wheel))
+                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts, wheel: wheel, secure: tls != nil))
                 }
             }
+        return try await Self.bind(bootstrap, to: endpoint)
+    }
+
+    /// The `--redirect-listen` listener: every request gets a 308 to the same path on HTTPS.
+    private func bindRedirect(_ endpoint: Endpoint, httpsPort: Int, quiesce: ServerQuiescingHelper) async throws -> any Channel {
+        let headerTimeout = configuration.headerTimeout
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(headerTimeout)))
+                    try sync.addHandler(HTTPResponseEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                    try sync.addHandler(HTTPSRedirectHandler(httpsPort: httpsPort))
+                }
+            }
+        return try await Self.bind(bootstrap, to: endpoint)
+    }
+
+    private static func bind(_ bootstrap: ServerBootstrap, to endpoint: Endpoint) async throws -> any Channel {
         do {
-            switch configuration.listen {
+            switch endpoint {
             case .tcp(let host, let port):
                 return try await bootstrap.bind(host: host, port: port).get()
             case .unix(let path):
                 return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
             }
         } catch {
-            throw BatonError(.io, "cannot listen on \(configuration.listen)", underlying: error)
+            throw BatonError(.io, "cannot listen on \(endpoint)", underlying: error)
         }
     }
 }

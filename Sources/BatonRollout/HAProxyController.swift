@@ -21,7 +21,8 @@ public struct HAProxyController: TrafficController {
 
     // MARK: TrafficController
 
-    public func admit(backend name: String, address: String, health: HealthCheck, timeout: Duration) async throws {
+    /// HAProxy routes without version affinity: the release is not used.
+    public func admit(backend name: String, address: String, release: String?, health: HealthCheck, timeout: Duration) async throws {
         try Self.checkArgument(name, what: "server name")
         try Self.checkArgument(address, what: "address")
         if let existing = try await servers()[name] {

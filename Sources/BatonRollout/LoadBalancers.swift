@@ -27,8 +27,8 @@ public struct LoadBalancers: TrafficController {
         self.init(members)
     }
 
-    public func admit(backend: String, address: String, health: HealthCheck, timeout: Duration) async throws {
-        try await everyMember { try await $0.admit(backend: backend, address: address, health: health, timeout: timeout) }
+    public func admit(backend: String, address: String, release: String?, health: HealthCheck, timeout: Duration) async throws {
+        try await everyMember { try await $0.admit(backend: backend, address: address, release: release, health: health, timeout: timeout) }
     }
 
     public func drain(backend: String, timeout: Duration) async throws -> [DrainResult] {

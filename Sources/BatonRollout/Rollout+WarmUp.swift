@@ -32,7 +32,7 @@ extension Rollout {
         let backend = Self.backendName(node: node.name, release: instance.release)
         try await step(deployment, node, .admitting, instance.release, backend)
         do {
-            try await traffic.admit(backend: backend, address: instance.endpoint.description, health: health.check, timeout: health.startupGrace)
+            try await traffic.admit(backend: backend, address: instance.endpoint.description, release: instance.release, health: health.check, timeout: health.startupGrace)
         } catch {
             throw RolloutFailure(message: "\(node.name): the proxy did not admit \(backend): \(error)")
         }

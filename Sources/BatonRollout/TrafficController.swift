@@ -3,8 +3,9 @@ import BatonProxy
 
 /// What the rollout asks of the load balancers in front of the nodes.
 public protocol TrafficController: Sendable {
-    /// Adds a backend on every proxy, checked by `health`; returns once every proxy has it ready.
-    func admit(backend: String, address: String, health: HealthCheck, timeout: Duration) async throws
+    /// Adds a backend running `release` on every proxy, checked by `health`; returns once every
+    /// proxy has it ready.
+    func admit(backend: String, address: String, release: String?, health: HealthCheck, timeout: Duration) async throws
     /// Drains a backend on every proxy at once; returns when all are drained.
     func drain(backend: String, timeout: Duration) async throws -> [DrainResult]
     /// Removes a backend from every proxy that has it.
@@ -19,6 +20,10 @@ public protocol TrafficController: Sendable {
 }
 
 extension TrafficController {
+    public func admit(backend: String, address: String, health: HealthCheck, timeout: Duration) async throws {
+        try await admit(backend: backend, address: address, release: nil, health: health, timeout: timeout)
+    }
+
     public func survey() async -> (backends: [String: [BackendInfo]], unreachable: [String]) {
         do {
             return (try await backends(), [])
@@ -36,7 +41,7 @@ public struct BatonProxyController: TrafficController {
         self.proxies = proxies
     }
 
-    public func admit(backend: String, address: String, health: HealthCheck, timeout: Duration) async throws {
+    public func admit(backend: String, address: String, release: String?, health: HealthCheck, timeout: Duration) async throws {
         try await everyProxy { proxy in
             if let existing = try? await proxy.backend(backend) {
                 switch existing.state {
@@ -48,7 +53,7 @@ public struct BatonProxyController: TrafficController {
                     try await proxy.remove(backend)
                 }
             }
-            _ = try await proxy.add(name: backend, address: address, health: health, wait: true, timeout: timeout)
+            _ = try await proxy.add(name: backend, address: address, release: release, health: health, wait: true, timeout: timeout)
         }
     }
 

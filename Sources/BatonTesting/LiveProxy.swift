@@ -10,6 +10,8 @@ public final class LiveProxy: Sendable {
     public let server: ProxyServer
     public let endpoint: Endpoint
     public let adminEndpoint: Endpoint
+    /// Every address it listens on (HTTPS and redirect listeners included).
+    public let addresses: ProxyServer.Addresses
     public let directory: String
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
@@ -41,16 +43,18 @@ public final class LiveProxy: Sendable {
             server: server,
             endpoint: .tcp(host: "127.0.0.1", port: addresses.proxy.port ?? 0),
             adminEndpoint: .unix(path: configuration.adminSocket!),
+            addresses: addresses,
             directory: directory,
             group: group,
             task: task
         )
     }
 
-    private init(server: ProxyServer, endpoint: Endpoint, adminEndpoint: Endpoint, directory: String, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(server: ProxyServer, endpoint: Endpoint, adminEndpoint: Endpoint, addresses: ProxyServer.Addresses, directory: String, group: ServiceGroup, task: Task<Void, any Error>) {
         self.server = server
         self.endpoint = endpoint
         self.adminEndpoint = adminEndpoint
+        self.addresses = addresses
         self.directory = directory
         self.group = group
         self.task = task

@@ -4,6 +4,7 @@ import BatonProxy
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// `baton proxy [options]` runs the proxy (so `--help` lists its options);
 /// `baton proxy backends …` talks to a running one.
@@ -18,18 +19,31 @@ struct ProxyCommand: AsyncParsableCommand {
 
             Backends are added by `baton deploy` (named NODE-RELEASE, e.g. web1-5.4, each with baton.yml's health check) or by hand with `baton proxy backends add`; --backend adds some at start, and a backend the saved state file already has (by name or address) is kept as it was. The --health-* options are the check for backends added without one.
 
+            Version affinity (--affinity): while two releases run side by side, a client keeps to the release that served it first, for as long as a backend of that release is ready. Browsers are pinned by a cookie (baton-release) the proxy sets; API clients and services send X-Baton-Pin: RELEASE, and the proxy passes the serving release to the backend in X-Baton-Pin so the app can put it on its own calls. New clients go to the release added most recently. When a pinned release has no ready backend left the request goes to the newest one and the response says X-Baton-Release-Moved: OLD -> NEW, so the page can offer a reload. Deploys tell the proxy each backend's release; by hand: backends add --release.
+
             Examples:
               baton proxy --listen 127.0.0.1:8080
               baton proxy --listen 127.0.0.1:8080 --backend app1=127.0.0.1:3001 --backend app2=127.0.0.1:3002
               baton proxy --listen :8080 --admin-socket /run/baton/proxy.sock --health-path /healthz
+              baton proxy --listen :8080 --affinity
+              baton proxy --listen :8080 --tls-listen :443 --tls-certificate site.pem,site.key --tls-certificate api.pem,api.key --redirect-listen :80
               baton proxy --listen :80 --trusted-proxy 10.0.0.0/8 --hide-backend-headers --access-log /var/log/baton/access.log
               BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
             """,
-        subcommands: [ProxyBackendsCommand.self, ProxyServiceCommand.self]
+        subcommands: [ProxyBackendsCommand.self, ProxyTLSCommand.self, ProxyServiceCommand.self]
     )
 
     @Option(help: "Address to serve on (host:port).")
     var listen: Endpoint = .tcp(host: "127.0.0.1", port: 8080)
+
+    @Option(help: "Also serve HTTPS on this address (host:port), with the --tls-certificate pairs.")
+    var tlsListen: Endpoint?
+
+    @Option(help: "CERT.pem,KEY.pem for --tls-listen (repeatable): the first is the default, the others are chosen by the name the client asks for (SNI). SIGHUP or `baton proxy tls reload` reads them again.")
+    var tlsCertificate: [String] = []
+
+    @Option(help: "Answer every request on this address (host:port) with a redirect to the HTTPS listener.")
+    var redirectListen: Endpoint?
 
     @OptionGroup var admin: AdminOptions
 
@@ -64,6 +78,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Pipelined requests read ahead of the one in flight.") var maxQueuedRequests = DefaultMaxQueuedRequests
     @Option(help: "A drain closes a backend's WebSockets spread over at most this long.") var websocketCloseWindow = DefaultTunnelCloseWindow
     @Option(help: "CIDR of a proxy in front whose X-Forwarded-Host/-Proto are kept (repeatable).") var trustedProxy: [String] = []
+    @Flag(help: "Version affinity: a client keeps to the release it started on while any of its backends is ready (cookie baton-release or header X-Baton-Pin); new clients go to the newest release.")
+    var affinity = false
     @Flag(help: "Leave X-Baton-Backend out of responses and drop the app's X-Baton-Release (public side).") var hideBackendHeaders = false
     @Option(help: "One JSON line per request to this file, or - for stderr (off by default).") var accessLog: String?
     @Option(help: "Event loop threads (default: one per core).") var threads: Int?
@@ -102,6 +118,10 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration.tunnelCloseWindow = websocketCloseWindow
             configuration.trustedProxies = try TrustedProxies(parsing: trustedProxy)
             configuration.exposeBackendHeaders = !hideBackendHeaders
+            configuration.affinity = affinity
+            configuration.tlsListen = tlsListen
+            configuration.tlsCertificates = try tlsCertificate.map(TLSCertificateFiles.init(parsing:))
+            configuration.redirectListen = redirectListen
             configuration.accessLog = accessLog
             let initial = try backends.map { spec -> (String, Endpoint) in
                 let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
@@ -113,6 +133,7 @@ struct ProxyCommand: AsyncParsableCommand {
             var logger = Logger(label: "baton.proxy")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let server = try ProxyServer(configuration: configuration, logger: logger)
+            let signalLogger = logger
             let group = ServiceGroup(configuration: .init(
                 services: [server],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -121,6 +142,17 @@ struct ProxyCommand: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 _ = try await server.waitUntilRunning()
+                if server.certificates != nil {
+                    tasks.addTask {
+                        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                            do {
+                                try server.reloadCertificates()
+                            } catch {
+                                signalLogger.error("SIGHUP: certificates not reloaded; the ones in use stay: \(error)")
+                            }
+                        }
+                    }
+                }
                 // The saved state wins: a restart with the same command line must not fail on
                 // a backend it restored (or that a deploy re-added under its own name).
                 let restored = server.pool.list()
@@ -131,7 +163,9 @@ struct ProxyCommand: AsyncParsableCommand {
                     }
                     try server.pool.add(name: name, address: address)
                 }
-                try await tasks.waitForAll()
+                // The proxy stopped: the signal watcher goes too.
+                _ = try await tasks.next()
+                tasks.cancelAll()
             }
         }
     }
@@ -196,19 +230,21 @@ struct ProxyBackendsCommand: AsyncParsableCommand {
 
                 Examples:
                   baton proxy backends add web3 127.0.0.1:3003 --timeout 60s
+                  baton proxy backends add web3-5.4 127.0.0.1:3003 --release 5.4
                   baton proxy backends add api1 10.0.0.7:8000 --health-path /healthz --health-fall 5
                 """
         )
         @OptionGroup var connection: Connection
         @Argument(help: "Backend name.") var name: String
         @Argument(help: "HOST:PORT.") var address: String
+        @Option(help: "The app release it runs (version affinity keeps clients to one release).") var release: String?
         @Option(help: "How long to wait for it to become healthy.") var timeout = DefaultMaxHold
         @Flag(help: "Return at once instead of waiting for health checks.") var noWait = false
         @OptionGroup var health: HealthOptions
 
         func run() async throws {
             try await failing {
-                let info = try await connection.client.add(name: name, address: address, health: health.given, wait: !noWait, timeout: timeout)
+                let info = try await connection.client.add(name: name, address: address, release: release, health: health.given, wait: !noWait, timeout: timeout)
                 try connection.print(info) { "\(info.name) \(info.address): \(info.state.rawValue)" }
             }
         }
