@@ -167,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TranslateAppTests",
-            dependencies: ["BatonTesting", "BatonCore", "BatonProbe", "BatonMigrate", "BatonDemo"]
+            dependencies: ["BatonTesting", "BatonCore", "BatonProbe", "BatonMigrate", "BatonDemo", "BatonProxy"]
         ),
         .testTarget(
             name: "BatonProbeTests",

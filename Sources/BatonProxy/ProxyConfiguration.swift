@@ -81,6 +81,11 @@ public struct ProxyConfiguration: Sendable {
     public var tlsCertificates: [TLSCertificateFiles] = []
     /// A listener that answers every request with a redirect to the HTTPS listener.
     public var redirectListen: Endpoint?
+    /// Asset continuity: content-hashed assets under `assetPrefix`, listed by each release's
+    /// `assetManifest`, are kept in up to `assetCacheLimit` bytes (`AssetCache`).
+    public var assetPrefix: String?
+    public var assetManifest: String?
+    public var assetCacheLimit = 64 << 20
     /// Version affinity: clients keep to the release they started on (`VersionAffinity`).
     public var affinity = false
 
@@ -134,6 +139,16 @@ public struct ProxyConfiguration: Sendable {
         if redirectListen != nil && tlsListen == nil {
             throw BatonError(.invalidConfiguration, "--redirect-listen: redirects to the HTTPS listener, so it needs --tls-listen")
         }
+        if (assetPrefix == nil) != (assetManifest == nil) {
+            throw BatonError(.invalidConfiguration, "--asset-prefix and --asset-manifest go together: the manifest lists the assets kept under the prefix")
+        }
+        if let prefix = assetPrefix, !prefix.hasPrefix("/") || prefix.count < 2 {
+            throw BatonError(.invalidConfiguration, "--asset-prefix '\(prefix)': expected a path such as /assets/")
+        }
+        if let manifest = assetManifest, !manifest.hasPrefix("/") {
+            throw BatonError(.invalidConfiguration, "--asset-manifest '\(manifest)': expected a path on the app such as /assets/manifest.json")
+        }
+        if assetCacheLimit < 1 { throw BatonError(.invalidConfiguration, "--asset-cache-size: expected more than 0 bytes") }
         if retry.maxAttempts < 1 { throw BatonError(.invalidConfiguration, "--max-attempts: expected 1 or more, got \(retry.maxAttempts)") }
         if threads < 1 { throw BatonError(.invalidConfiguration, "--threads: expected 1 or more, got \(threads)") }
         if backendCloseGrace < .zero { throw BatonError(.invalidConfiguration, "--backend-close-grace: expected 0 or more, got \(backendCloseGrace.shortDescription)") }

@@ -76,9 +76,13 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var countedInFlight = false
     /// With version affinity: the release the request is pinned to, and by what.
     private var pinned: String?
+    /// Previous releases' assets, and the one this request gets from it (answered at its end).
+    private let assets: AssetCache?
+    private var keptAsset: (HTTPRequestHead, AssetCache.Asset)?
     private var pinSource = VersionAffinity.Source.none
 
-    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler, wheel: TimerWheel, secure: Bool = false) {
+    init(pool: BackendPool, configuration: ProxyConfiguration, metrics: ProxyMetrics, accessLog: AccessLog, connectionTimeouts: HeaderTimeoutHandler, wheel: TimerWheel, assets: AssetCache? = nil, secure: Bool = false) {
+        self.assets = assets
         self.pool = pool
         self.wheel = wheel
         self.connectionTimeouts = connectionTimeouts
@@ -144,6 +148,10 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             failedBackend = nil
             upgradeRequested = head.headers.contains(name: "upgrade")
             if configuration.affinity { (pinned, pinSource) = VersionAffinity.pin(of: head.headers) }
+            if let asset = assets?.lookup(head), !upgradeRequested {
+                keptAsset = (head, asset)
+                return
+            }
             if let id = head.headers.first(name: "x-request-id"), !id.isEmpty, id.utf8.count <= 200 {
                 requestID = id
             } else {
@@ -160,6 +168,11 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             perform(machine.requestBody(part))
         case .end(let trailers):
             lastClientProgress = .now()
+            if let (head, asset) = keptAsset {
+                keptAsset = nil
+                respond(with: asset, to: head, context: context)
+                return
+            }
             perform(machine.requestEnd(trailers: HeadRewriter.trailers(trailers)))
         }
     }
@@ -528,6 +541,26 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             // A client that reads nothing still gets closed.
             context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(configuration.writeTimeout)) { context.close(promise: nil) }
+        }
+    }
+
+    /// Answers from the asset cache; the machine stayed idle, as for a request never forwarded.
+    private func respond(with asset: AssetCache.Asset, to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let (answer, body) = AssetCache.response(asset, to: head, exposeRelease: configuration.exposeBackendHeaders)
+        var responseHead = answer
+        if !requestID.isEmpty { responseHead.headers.add(name: "x-request-id", value: requestID) }
+        let close = !keepClientConnection
+        if close { responseHead.headers.add(name: "connection", value: "close") }
+        finishRequest(status: Int(responseHead.status.code), backendName: "")
+        connectionTimeouts.exchangeComplete()
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close {
+            closing = true
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else if !queued.isEmpty {
+            deliverQueued(context: context)
         }
     }
 

@@ -25,6 +25,8 @@ public final class ProxyServer: Service, Sendable {
     public let metrics: ProxyMetrics
     /// What the TLS listener serves (nil without `--tls-listen`); `reload()` renews it.
     public let certificates: TLSCertificates?
+    /// Previous releases' assets (nil without `--asset-prefix`).
+    public let assets: AssetCache?
     private let accessLog: AccessLog
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
@@ -41,6 +43,11 @@ public final class ProxyServer: Service, Sendable {
         self.metrics = ProxyMetrics()
         self.accessLog = try AccessLog(path: configuration.accessLog, logger: logger)
         self.certificates = configuration.tlsListen == nil ? nil : try TLSCertificates(files: configuration.tlsCertificates)
+        if let prefix = configuration.assetPrefix, let manifest = configuration.assetManifest {
+            self.assets = AssetCache(prefix: prefix, manifest: manifest, limit: configuration.assetCacheLimit, logger: logger)
+        } else {
+            self.assets = nil
+        }
         let store = configuration.stateFile.map(BackendStore.init(path:))
         self.store = store
         self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends, sequence in
@@ -104,6 +111,7 @@ public final class ProxyServer: Service, Sendable {
 
         try await withThrowingDiscardingTaskGroup { tasks in
             tasks.addTask { await HealthChecker(pool: self.pool, group: self.group).run() }
+            if let assets { tasks.addTask { await assets.run(pool: self.pool) } }
             if let unixAdmin { tasks.addTask { await admin.serve(unixAdmin.0, token: nil) } }
             if let tcpAdmin { tasks.addTask { await admin.serve(tcpAdmin.0, token: self.configuration.adminToken) } }
 
@@ -144,6 +152,7 @@ public final class ProxyServer: Service, Sendable {
         let metrics = self.metrics
         let logger = self.logger
         let accessLog = self.accessLog
+        let assets = self.assets
         let wheels = Dictionary(uniqueKeysWithValues: group.makeIterator().map { (ObjectIdentifier($0), TimerWheel(eventLoop: $0)) })
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -178,7 +187,7 @@ public final class ProxyServer: Service, Sendable {
                     try sync.addHandler(HTTPResponseEncoder(configuration: encoder))
                     // When removed after a WebSocket handshake, it hands the bytes it holds to the tunnel.
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts, wheel: wheel, secure: tls != nil))
+                    try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts, wheel: wheel, assets: assets, secure: tls != nil))
                 }
             }
         return try await Self.bind(bootstrap, to: endpoint)

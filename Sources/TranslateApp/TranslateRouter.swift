@@ -26,10 +26,16 @@ struct TranslateRouter: Sendable {
         }
         app.get("assets/:name") { _, context -> Response in
             let name = try context.parameters.require("name")
-            // Every release serves every release's assets: during a rolling upgrade a page from
-            // one release may load its script from a server of the other.
-            guard let script = Assets.scripts[name] else { throw HTTPError(.notFound, message: "no asset \(name)") }
             var headers = HTTPFields()
+            // As a bundler's build leaves it: this release's assets and their manifest, nothing
+            // of other releases. A page of the other release that lands here gets a 404 unless
+            // the proxy keeps assets (baton proxy --asset-prefix).
+            if name == "manifest.json" {
+                headers[.contentType] = "application/json"
+                let manifest = #"{"app.js":{"file":"\#(Assets.name(for: release))"}}"#
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: manifest)))
+            }
+            guard name == Assets.name(for: release), let script = Assets.sources[release] else { throw HTTPError(.notFound, message: "no asset \(name)") }
             headers[.contentType] = "text/javascript"
             headers[.cacheControl] = "public, max-age=31536000, immutable"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: script)))
@@ -152,8 +158,6 @@ enum Assets {
     static func name(for release: Release) -> String {
         "app.\(hash(sources[release]!)).js"
     }
-
-    static let scripts: [String: String] = Dictionary(uniqueKeysWithValues: sources.map { (name(for: $0.key), $0.value) })
 
     /// FNV-1a, 64 bits: stable across runs and machines, unlike Hasher.
     static func hash(_ text: String) -> String {

@@ -21,11 +21,13 @@ struct ProxyCommand: AsyncParsableCommand {
 
             Version affinity (--affinity): while two releases run side by side, a client keeps to the release that served it first, for as long as a backend of that release is ready. Browsers are pinned by a cookie (baton-release) the proxy sets; API clients and services send X-Baton-Pin: RELEASE, and the proxy passes the serving release to the backend in X-Baton-Pin so the app can put it on its own calls. New clients go to the release added most recently. When a pinned release has no ready backend left the request goes to the newest one and the response says X-Baton-Release-Moved: OLD -> NEW, so the page can offer a reload. Deploys tell the proxy each backend's release; by hand: backends add --release.
 
+            Asset continuity (--asset-prefix with --asset-manifest): when a release's first backend is ready the proxy reads its asset manifest and keeps every asset it lists in memory (up to --asset-cache-size, oldest release dropped first), and answers requests for them itself. A page of the old release still loads its content-hashed scripts after the last old backend is gone.
+
             Examples:
               baton proxy --listen 127.0.0.1:8080
               baton proxy --listen 127.0.0.1:8080 --backend app1=127.0.0.1:3001 --backend app2=127.0.0.1:3002
               baton proxy --listen :8080 --admin-socket /run/baton/proxy.sock --health-path /healthz
-              baton proxy --listen :8080 --affinity
+              baton proxy --listen :8080 --affinity --asset-prefix /assets/ --asset-manifest /assets/manifest.json
               baton proxy --listen :8080 --tls-listen :443 --tls-certificate site.pem,site.key --tls-certificate api.pem,api.key --redirect-listen :80
               baton proxy --listen :80 --trusted-proxy 10.0.0.0/8 --hide-backend-headers --access-log /var/log/baton/access.log
               BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
@@ -80,6 +82,11 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "CIDR of a proxy in front whose X-Forwarded-Host/-Proto are kept (repeatable).") var trustedProxy: [String] = []
     @Flag(help: "Version affinity: a client keeps to the release it started on while any of its backends is ready (cookie baton-release or header X-Baton-Pin); new clients go to the newest release.")
     var affinity = false
+    @Option(help: "Path under which the app serves content-hashed assets (e.g. /assets/); with --asset-manifest, each release's are kept after its backends are gone.")
+    var assetPrefix: String?
+    @Option(help: "Path of the app's asset manifest (any JSON listing the asset files, e.g. /assets/manifest.json), fetched from each release when it comes up.")
+    var assetManifest: String?
+    @Option(help: "Memory for kept assets; the oldest release's go first (e.g. 64MiB).") var assetCacheSize = "64MiB"
     @Flag(help: "Leave X-Baton-Backend out of responses and drop the app's X-Baton-Release (public side).") var hideBackendHeaders = false
     @Option(help: "One JSON line per request to this file, or - for stderr (off by default).") var accessLog: String?
     @Option(help: "Event loop threads (default: one per core).") var threads: Int?
@@ -119,6 +126,12 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration.trustedProxies = try TrustedProxies(parsing: trustedProxy)
             configuration.exposeBackendHeaders = !hideBackendHeaders
             configuration.affinity = affinity
+            configuration.assetPrefix = assetPrefix
+            configuration.assetManifest = assetManifest
+            guard let assetLimit = ByteSize.parse(assetCacheSize) else {
+                throw BatonError(.invalidArgument, "--asset-cache-size '\(assetCacheSize)': expected a size such as 64MiB")
+            }
+            configuration.assetCacheLimit = assetLimit
             configuration.tlsListen = tlsListen
             configuration.tlsCertificates = try tlsCertificate.map(TLSCertificateFiles.init(parsing:))
             configuration.redirectListen = redirectListen

@@ -129,13 +129,15 @@ import Testing
         try await a.waitUp()
         #expect(try await HTTP1Client.send(HTTPRequest(.GET, "/api/projects", headers: headers), to: a.endpoint).status == 200)
 
-        // Every server serves every release's hashed script, so mixed versions load their pages.
+        // Each server serves its own release's hashed script and lists it in its manifest; no
+        // other release's is there (the proxy keeps those: AssetContinuityTests).
         for app in [a, b] {
             let page = try await HTTP1Client.send(HTTPRequest(.GET, "/"), to: app.endpoint).bodyString
             let script = try #require(page.range(of: #"/assets/app\.[0-9a-f]+\.js"#, options: .regularExpression).map { String(page[$0]) })
-            #expect(try await HTTP1Client.send(HTTPRequest(.GET, script), to: a.endpoint).status == 200)
-            #expect(try await HTTP1Client.send(HTTPRequest(.GET, script), to: b.endpoint).status == 200)
+            #expect(try await HTTP1Client.send(HTTPRequest(.GET, script), to: app.endpoint).status == 200)
+            #expect(try await HTTP1Client.send(HTTPRequest(.GET, "/assets/manifest.json"), to: app.endpoint).bodyString.contains(script.dropFirst("/assets/".count)))
         }
+        #expect(try await HTTP1Client.send(HTTPRequest(.GET, "/assets/app.0.js"), to: a.endpoint).status == 404)
 
         // Once every server runs 5.4 the migration completes under them; they go on working.
         do {
