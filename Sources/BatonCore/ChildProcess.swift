@@ -9,20 +9,23 @@ import Glibc
 /// (pg_ctl's server) inherits its bookkeeping and its wait never ends.
 public enum ChildProcess {
     /// Spawns `arguments`; `detached` puts it in a new session so it outlives us. Standard input
-    /// is read from `input`; standard error goes to `errors`, or with the output when nil.
+    /// is read from `input`; standard error goes to `errors`, or with the output when nil; with no
+    /// `output`, both are ours.
     public static func spawn(
-        _ arguments: [String], environment: [String: String]? = nil, input: String = "/dev/null", output: String, errors: String? = nil,
+        _ arguments: [String], environment: [String: String]? = nil, input: String = "/dev/null", output: String?, errors: String? = nil,
         detached: Bool
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if let errors {
-            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            if let errors {
+                posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            } else {
+                posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            }
         }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -17,6 +17,8 @@ import NIOHTTP1
 ///     GET    /version                       {"version","commit"} of the running binary
 ///     GET    /tls                           the certificates served: names, expiry
 ///     POST   /tls/reload                    read the certificate files again (as SIGHUP)
+///     POST   /upgrade                       {"binary"}: hand the listeners to a new process
+///                                           (as SIGUSR2), answered once it serves
 public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public var status: HTTPResponseStatus
@@ -39,6 +41,7 @@ public struct AdminAPI: Sendable {
     let metrics: ProxyMetrics
     let configuration: ProxyConfiguration
     var certificates: TLSCertificates?
+    var upgrader: (any ProxyUpgrading)?
 
     func handle(method: HTTPMethod, uri: String, body: ByteBuffer?) async -> Response {
         let target = RequestTarget(uri)
@@ -58,6 +61,9 @@ public struct AdminAPI: Sendable {
                 guard let certificates else { throw BatonError(.invalidArgument, "no --tls-listen: there are no certificates to reload") }
                 try certificates.reload()
                 return try .json(["certificates": certificateSummary()])
+            case (.POST, 1, "upgrade"):
+                guard let upgrader else { throw BatonError(.invalidArgument, "this proxy cannot be upgraded") }
+                return try .json(try await upgrader.upgrade(binary: try upgradeBinary(body)))
             case (.GET, 1, "backends"):
                 return try .json(["backends": await pool.listWithStats()])
             case (.POST, 1, "backends"):
@@ -87,6 +93,17 @@ public struct AdminAPI: Sendable {
 
     private func certificateSummary() -> [AdminClient.Certificates.Certificate] {
         (certificates?.summary ?? []).map { .init(names: $0.names, notValidAfter: $0.notValidAfter.ISO8601Format()) }
+    }
+
+    /// The binary named by `POST /upgrade`'s body, if any: the running one otherwise.
+    private func upgradeBinary(_ body: ByteBuffer?) throws -> String? {
+        guard let body, body.readableBytes > 0 else { return nil }
+        struct UpgradeRequest: Decodable { var binary: String? }
+        do {
+            return try JSONDecoder().decode(UpgradeRequest.self, from: Data(body.readableBytesView)).binary
+        } catch {
+            throw BatonError(.invalidArgument, "POST /upgrade: expected JSON {\"binary\": \"/usr/local/bin/baton\"} or no body (\(error))")
+        }
     }
 
     private func add(_ body: ByteBuffer?) async throws -> Response {

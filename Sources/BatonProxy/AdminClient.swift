@@ -24,7 +24,6 @@ public struct AdminClient: Sendable {
         try await call(.GET, "/backends/\(name)", as: BackendInfo.self)
     }
 
-    /// Adds a backend; with `wait` returns once it passed its health checks.
     /// Adds a backend checked by `health` (the proxy's default when nil); with `wait`, returns
     /// once it passed its checks.
     public func add(name: String, address: String, release: String? = nil, health: HealthCheck? = nil, wait: Bool = true, timeout: Duration = DefaultMaxHold) async throws -> BackendInfo {
@@ -64,6 +63,12 @@ public struct AdminClient: Sendable {
 
     public func certificates(reload: Bool) async throws -> Certificates {
         try await call(reload ? .POST : .GET, reload ? "/tls/reload" : "/tls", as: Certificates.self)
+    }
+
+    /// Starts `binary` (the running one when nil) in the proxy's place; returns once it serves.
+    public func upgrade(binary: String? = nil) async throws -> UpgradeResult {
+        let body = try binary.map { try JSONEncoder().encode(["binary": $0]) }
+        return try await call(.POST, "/upgrade", body: body.map { ByteBuffer(bytes: $0) }, as: UpgradeResult.self)
     }
 
     public func metrics() async throws -> String {

@@ -15,6 +15,7 @@ struct AdminServer: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     private let openConnections = AtomicCounter()
+    private let busy = AtomicCounter()
 
     /// TCP admin connections open at once (the Unix socket is only its owner's).
     static let maxConnections = 64
@@ -28,17 +29,13 @@ struct AdminServer: Sendable {
         self.requestTimeout = TimeAmount(requestTimeout)
     }
 
-    /// Binds the listener and returns it with the address it got, for `serve`.
-    func bind(_ endpoint: Endpoint) async throws -> (NIOAsyncChannel<Connection, Never>, SocketAddress?) {
+    /// Serves on `descriptor`, a listening socket (`ListeningSocket`, backlog 1024: a deploy
+    /// script may fire many calls at once, and a full accept queue makes a Unix socket connect
+    /// fail at once rather than wait); returns the listener with its address, for `serve`.
+    func bind(descriptor: CInt, isTCP: Bool) async throws -> (NIOAsyncChannel<Connection, Never>, SocketAddress?) {
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // A deploy script may fire many calls at once; a full accept queue makes a Unix
-            // socket connect fail at once (EAGAIN) rather than wait, so leave room for bursts.
-            .serverChannelOption(.backlog, value: 1024)
         let open = self.openConnections
         let requestTimeout = self.requestTimeout
-        let isTCP: Bool
-        if case .tcp = endpoint { isTCP = true } else { isTCP = false }
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
             // A bounded number of admin connections; each must send a whole request within the
             // request timeout of connecting or of its last response (no slowloris on the admin API).
@@ -57,20 +54,13 @@ struct AdminServer: Sendable {
                 return try Connection(synchronouslyWrapping: channel)
             }
         }
-        let server: NIOAsyncChannel<Connection, Never>
-        switch endpoint {
-        case .tcp(let host, let port):
-            server = try await bootstrap.bind(host: host, port: port, childChannelInitializer: initializer)
-        case .unix(let path):
-            try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
-                withIntermediateDirectories: true
-            )
-            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
-            chmod(path, 0o600)
-        }
+        let server = try await bootstrap.bind(descriptor, childChannelInitializer: initializer)
         return (server, server.channel.localAddress)
     }
+
+    /// Whether a call is being answered, so a stopping proxy finishes it first (the call that
+    /// upgraded it, above all).
+    var isBusy: Bool { busy.count > 0 }
 
     /// Accepts and serves connections until cancelled.
     func serve(_ server: NIOAsyncChannel<Connection, Never>, token: String?) async {
@@ -102,6 +92,8 @@ struct AdminServer: Sendable {
     private func serveConnection(_ connection: Connection, token: String?) async {
         try? await connection.executeThenClose { inbound, outbound in
             for try await request in inbound {
+                busy.increment()
+                defer { busy.decrement() }
                 let response: AdminAPI.Response
                 let refused = token.map { !Self.constantTimeEqual(request.head.headers.first(name: "authorization") ?? "", "Bearer \($0)") } ?? false
                 if refused {
@@ -127,6 +119,15 @@ struct AdminServer: Sendable {
 final class AtomicCounter: Sendable {
     private let value = Atomic<Int>(0)
     /// Adds one and returns the new count.
+    @discardableResult
     func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+    var count: Int { value.load(ordering: .relaxed) }
     func decrement() { value.wrappingSubtract(1, ordering: .relaxed) }
+}
+
+/// A shared flag for closures that outlive their owner's borrow.
+final class AtomicFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set(_ on: Bool) { value.store(on, ordering: .relaxed) }
 }

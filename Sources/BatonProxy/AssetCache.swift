@@ -72,6 +72,34 @@ public final class AssetCache: Sendable {
         return (HTTPResponseHead(version: head.version, status: .ok, headers: headers), head.method == .HEAD ? nil : asset.body)
     }
 
+    /// A kept asset as it travels to the process that replaces this one.
+    struct Kept: Codable, Sendable {
+        var path: String
+        var body: Data
+        var contentType: String
+        var cacheControl: String
+        var etag: String?
+        var release: String?
+    }
+
+    /// Everything kept, oldest first, and the releases fetched, for `baton proxy upgrade`.
+    func exported() -> [Kept] {
+        state.withLock { state in
+            state.order.compactMap { path in
+                state.assets[path].map { Kept(path: path, body: Data($0.body.readableBytesView), contentType: $0.contentType, cacheControl: $0.cacheControl, etag: $0.etag, release: $0.release) }
+            }
+        }
+    }
+
+    /// Takes over what the previous process kept. Its releases are not fetched again while they
+    /// are up, since their assets are here.
+    func restore(_ kept: [Kept]) {
+        for asset in kept {
+            _ = keep(Asset(body: ByteBuffer(bytes: asset.body), contentType: asset.contentType, cacheControl: asset.cacheControl, etag: asset.etag, release: asset.release), at: asset.path)
+            if let release = asset.release { state.withLock { _ = $0.fetched.insert(release) } }
+        }
+    }
+
     /// Whether the asset at `path` is kept.
     public func isKept(_ path: String) -> Bool {
         state.withLock { $0.assets[path] != nil }

@@ -392,20 +392,29 @@ public final class BackendPool: Sendable {
         for (promise, backend) in released { promise.succeed(backend) }
     }
 
+    /// The pool as `--state-file` saves it and a handover carries it.
+    func snapshot() -> [PersistedBackend] {
+        state.withLockedValue { Self.persisted($0) }
+    }
+
     private func persist() {
         let (snapshot, sequence) = state.withLockedValue { state in
             state.snapshots += 1
-            return (state.order.compactMap { name -> PersistedBackend? in
-                guard let entry = state.entries[name] else { return nil }
-                let admin: PersistedBackend.AdminState =
-                    switch entry.machine.state {
-                    case .draining, .drained: .drained
-                    default: .enabled
-                    }
-                return PersistedBackend(name: name, address: entry.backend.address, release: entry.backend.release, state: admin, ready: entry.machine.isHealthy, health: entry.backend.healthCheck)
-            }, state.snapshots)
+            return (Self.persisted(state), state.snapshots)
         }
         onChange(snapshot, sequence)
+    }
+
+    private static func persisted(_ state: State) -> [PersistedBackend] {
+        state.order.compactMap { name -> PersistedBackend? in
+            guard let entry = state.entries[name] else { return nil }
+            let admin: PersistedBackend.AdminState =
+                switch entry.machine.state {
+                case .draining, .drained: .drained
+                default: .enabled
+                }
+            return PersistedBackend(name: name, address: entry.backend.address, release: entry.backend.release, state: admin, ready: entry.machine.isHealthy, health: entry.backend.healthCheck)
+        }
     }
 
     private static func info(_ entry: Entry) -> BackendInfo {

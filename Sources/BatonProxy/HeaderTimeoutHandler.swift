@@ -52,6 +52,11 @@ final class HeaderTimeoutHandler: ChannelInboundHandler {
         context.fireChannelRead(data)
     }
 
+    /// Whether the connection is idle between requests with no byte of the next one read: a
+    /// stopping proxy closes it now. A new connection, or one with a request on its way, is
+    /// left to send it (and is answered with Connection: close) or to the header timeout.
+    var isBetweenRequests: Bool { phase == .idle }
+
     /// A request head was decoded: the header timeout no longer applies.
     func requestHeadReceived() {
         phase = .busy

@@ -88,6 +88,13 @@ public struct ProxyConfiguration: Sendable {
     public var assetCacheLimit = 64 << 20
     /// Version affinity: clients keep to the release they started on (`VersionAffinity`).
     public var affinity = false
+    /// How this proxy was started (absolute executable path, then its arguments), so
+    /// `baton proxy upgrade` can start its successor the same way; nil: it cannot be upgraded.
+    public var command: [String]?
+    /// Set in the process an upgrade starts: where to receive the listeners and the pool.
+    public var takeOver: String?
+    /// How long a new process has to take over before the upgrade is called off.
+    public var upgradeTimeout: Duration = .seconds(30)
 
     public init(
         listen: Endpoint = .tcp(host: "127.0.0.1", port: 0),

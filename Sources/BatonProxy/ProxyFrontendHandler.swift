@@ -204,7 +204,7 @@ final class ProxyFrontendHandler: ChannelDuplexHandler, RemovableChannelHandler 
             return
         }
         quiescing = true
-        if machine.state == .idle && queued.isEmpty { context.close(promise: nil) }
+        if machine.state == .idle && queued.isEmpty && connectionTimeouts.isBetweenRequests { context.close(promise: nil) }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -28,9 +28,29 @@ public final class ProxyServer: Service, Sendable {
     /// Previous releases' assets (nil without `--asset-prefix`).
     public let assets: AssetCache?
     private let accessLog: AccessLog
-    private let group: MultiThreadedEventLoopGroup
-    private let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
     private let store: BackendStore?
+    /// The listening descriptors by role, for a handover: the proxy listeners' are the ones NIO
+    /// serves; the admin ones are spares (`dup`), since the admin listeners close first.
+    let descriptors = Mutex<[Handover.Role: CInt]>([:])
+    /// Admin listeners to serve; a failed upgrade puts them back through here.
+    let adminListeners: AsyncStream<AdminListener>
+    let adminListenerQueue: AsyncStream<AdminListener>.Continuation
+    let adminChannels = Mutex<[any Channel]>([])
+    let adminServer = Mutex<AdminServer?>(nil)
+    /// Ends `serve` as SIGTERM does, for a new process taking over: the promise is kept once
+    /// this process no longer accepts.
+    let stops: AsyncStream<EventLoopPromise<Void>>
+    let stop: AsyncStream<EventLoopPromise<Void>>.Continuation
+    /// Set once the listeners are handed to a new process: this one no longer saves state.
+    let handedOver = AtomicFlag()
+    let upgrading = Mutex<Bool>(false)
+
+    struct AdminListener: Sendable {
+        var channel: NIOAsyncChannel<AdminServer.Connection, Never>
+        var token: String?
+    }
     private let running: EventLoopPromise<Addresses>
     /// Client connections open now, for `--max-connections` and the shutdown report.
     private let openConnections = Atomic<Int>(0)
@@ -50,7 +70,12 @@ public final class ProxyServer: Service, Sendable {
         }
         let store = configuration.stateFile.map(BackendStore.init(path:))
         self.store = store
+        (adminListeners, adminListenerQueue) = AsyncStream.makeStream(of: AdminListener.self)
+        (stops, stop) = AsyncStream.makeStream(of: EventLoopPromise<Void>.self)
+        let handedOver = self.handedOver
         self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends, sequence in
+            // The process that took over saves from now on.
+            if handedOver.isSet { return }
             do {
                 try store?.save(backends, sequence: sequence)
             } catch {
@@ -77,52 +102,95 @@ public final class ProxyServer: Service, Sendable {
     }
 
     private func serve() async throws {
-        for saved in try store?.load() ?? [] {
+        // A process started by `baton proxy upgrade` takes the listeners and the pool over;
+        // otherwise it opens its own and restores the saved backend list.
+        var takeover: Takeover?
+        if let path = configuration.takeOver { takeover = try await receiveHandover(from: path) }
+        for saved in try takeover?.state.backends ?? store?.load() ?? [] {
             try pool.add(name: saved.name, address: try Endpoint(parsing: saved.address), restoredAs: saved)
         }
+        assets?.restore(takeover?.state.assets ?? [])
+        var inherited = takeover?.descriptors ?? [:]
+        func descriptor(_ role: Handover.Role, _ endpoint: Endpoint) throws -> CInt {
+            if let fd = inherited.removeValue(forKey: role) { return fd }
+            return try ListeningSocket.open(endpoint)
+        }
 
-        let quiesce = ServerQuiescingHelper(group: group)
-        let server = try await bindProxy(configuration.listen, tls: nil, quiesce: quiesce)
-        var tlsServer: (any Channel)?
+        if let takeover { try await checkTakeover(takeover) }
+        // One quiescing helper per listener: a helper follows a single server channel.
+        let server = try await bindProxy(descriptor(.proxy, configuration.listen), role: .proxy, tls: nil)
+        var tlsServer: Listener?
         if let endpoint = configuration.tlsListen, let certificates {
-            tlsServer = try await bindProxy(endpoint, tls: certificates, quiesce: quiesce)
+            tlsServer = try await bindProxy(descriptor(.tls, endpoint), role: .tls, tls: certificates)
         }
-        var redirectServer: (any Channel)?
-        if let endpoint = configuration.redirectListen, let httpsPort = tlsServer?.localAddress?.port {
-            redirectServer = try await bindRedirect(endpoint, httpsPort: httpsPort, quiesce: quiesce)
+        var redirectServer: Listener?
+        if let endpoint = configuration.redirectListen, let httpsPort = tlsServer?.channel.localAddress?.port {
+            redirectServer = try await bindRedirect(descriptor(.redirect, endpoint), httpsPort: httpsPort)
         }
-        let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration, certificates: certificates)
+        let listeners = [server, tlsServer, redirectServer].compactMap { $0 }
+        let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration, certificates: certificates, upgrader: self)
         let admin = AdminServer(api: api, group: group, logger: logger, requestTimeout: configuration.adminRequestTimeout)
-        var unixAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?
-        if let path = configuration.adminSocket { unixAdmin = try await admin.bind(.unix(path: path)) }
-        var tcpAdmin: (NIOAsyncChannel<AdminServer.Connection, Never>, SocketAddress?)?
-        if let endpoint = configuration.adminListen { tcpAdmin = try await admin.bind(endpoint) }
+        adminServer.withLock { $0 = admin }
+        var unixAdmin: SocketAddress?
+        if let path = configuration.adminSocket {
+            let fd = try descriptor(.admin, .unix(path: path))
+            chmod(path, 0o600)
+            unixAdmin = try await serveAdmin(.admin, descriptor: fd, token: nil)
+        }
+        var tcpAdmin: SocketAddress?
+        if let endpoint = configuration.adminListen {
+            tcpAdmin = try await serveAdmin(.adminTCP, descriptor: try descriptor(.adminTCP, endpoint), token: configuration.adminToken)
+        }
+        // Listeners the previous process had and this one's configuration does not want.
+        for fd in inherited.values { close(fd) }
 
-        guard let proxyAddress = server.localAddress else { throw BatonError(.io, "the proxy listener has no address") }
-        let addresses = Addresses(proxy: proxyAddress, tls: tlsServer?.localAddress, redirect: redirectServer?.localAddress, admin: unixAdmin?.1, adminTCP: tcpAdmin?.1)
+        guard let proxyAddress = server.channel.localAddress else { throw BatonError(.io, "the proxy listener has no address") }
+        let addresses = Addresses(proxy: proxyAddress, tls: tlsServer?.channel.localAddress, redirect: redirectServer?.channel.localAddress, admin: unixAdmin, adminTCP: tcpAdmin)
         logger.info("proxy listening", metadata: [
             "address": "\(proxyAddress)",
             "tls": "\(addresses.tls.map { "\($0)" } ?? "-")",
             "redirect": "\(addresses.redirect.map { "\($0)" } ?? "-")",
             "admin": "\(configuration.adminSocket ?? "-")",
-            "admin_tcp": "\(tcpAdmin?.1.map { "\($0)" } ?? "-")",
+            "admin_tcp": "\(tcpAdmin.map { "\($0)" } ?? "-")",
         ])
         running.succeed(addresses)
 
         try await withThrowingDiscardingTaskGroup { tasks in
             tasks.addTask { await HealthChecker(pool: self.pool, group: self.group).run() }
             if let assets { tasks.addTask { await assets.run(pool: self.pool) } }
-            if let unixAdmin { tasks.addTask { await admin.serve(unixAdmin.0, token: nil) } }
-            if let tcpAdmin { tasks.addTask { await admin.serve(tcpAdmin.0, token: self.configuration.adminToken) } }
+            tasks.addTask {
+                await withDiscardingTaskGroup { serving in
+                    for await listener in self.adminListeners {
+                        serving.addTask { await admin.serve(listener.channel, token: listener.token) }
+                    }
+                }
+            }
+            if let takeover { try await confirmTakeover(takeover) }
+            SystemdNotifier.notify("MAINPID=\(getpid())\nREADY=1")
 
-            // Run until asked to stop (SIGTERM through the ServiceGroup, or task cancellation).
-            try? await gracefulShutdown()
+            // Run until asked to stop: SIGTERM through the ServiceGroup, task cancellation, or
+            // a new process taking over.
+            let handingOver = await withTaskGroup(of: EventLoopPromise<Void>?.self) { waiting in
+                waiting.addTask { try? await gracefulShutdown(); return nil }
+                waiting.addTask { for await promise in self.stops { return promise }; return nil }
+                defer { waiting.cancelAll() }
+                return await waiting.next() ?? nil
+            }
             logger.info("shutting down: no new connections; finishing in-flight requests")
-            let closed = group.any().makePromise(of: Void.self)
-            quiesce.initiateShutdown(promise: closed)
+            closeAdminListeners()
+            let closed = EventLoopFuture.andAllComplete(listeners.map { listener in
+                let promise = group.any().makePromise(of: Void.self)
+                listener.quiesce.initiateShutdown(promise: promise)
+                return promise.futureResult
+            }, on: group.any())
+            // The process taking over accepts once these listeners are closed here: the two
+            // never accept from the same socket at once.
+            if let handingOver {
+                EventLoopFuture.andAllComplete(listeners.map(\.channel.closeFuture), on: group.any()).cascade(to: handingOver)
+            }
             // Whichever comes first: every connection done, or the shutdown timeout.
             let outcome = group.any().makePromise(of: Bool.self)
-            closed.futureResult.whenComplete { _ in outcome.succeed(true) }
+            closed.whenComplete { _ in outcome.succeed(true) }
             let deadline = group.any().scheduleTask(in: TimeAmount(configuration.shutdownTimeout)) { outcome.succeed(false) }
             if try await outcome.futureResult.get() == false {
                 // What is still open at the deadline is cut when the event loops shut down.
@@ -132,10 +200,36 @@ public final class ProxyServer: Service, Sendable {
                 ])
             }
             deadline.cancel()
+            // An admin call being answered (the upgrade that stopped this process) gets its answer.
+            let deadlineInstant = ContinuousClock.now + configuration.shutdownTimeout
+            while admin.isBusy, ContinuousClock.now < deadlineInstant { try? await Task.sleep(for: .milliseconds(10)) }
             tasks.cancelAll()
         }
-        if let path = configuration.adminSocket { unlink(path) }
+        // The socket file is the new process's now, when there is one.
+        if let path = configuration.adminSocket, !handedOver.isSet { unlink(path) }
+        descriptors.withLock { spares in
+            for role in [Handover.Role.admin, .adminTCP] { if let fd = spares.removeValue(forKey: role) { close(fd) } }
+        }
         logger.info("proxy stopped")
+    }
+
+    /// Serves the admin API on `descriptor`, keeping a duplicate so a failed upgrade can serve
+    /// it again after this process closed its listener.
+    func serveAdmin(_ role: Handover.Role, descriptor fd: CInt, token: String?) async throws -> SocketAddress? {
+        let spare = dup(fd)
+        guard spare >= 0 else { throw BatonError(.io, "cannot keep the admin listener: dup: \(String(cString: strerror(errno)))") }
+        _ = fcntl(spare, F_SETFD, FD_CLOEXEC)
+        guard let admin = adminServer.withLock({ $0 }) else { throw BatonError(.io, "the admin server is not set up") }
+        let (channel, address) = try await admin.bind(descriptor: fd, isTCP: role == .adminTCP)
+        descriptors.withLock { $0[role] = spare }
+        adminChannels.withLock { $0.append(channel.channel) }
+        adminListenerQueue.yield(AdminListener(channel: channel, token: token))
+        return address
+    }
+
+    /// Stops accepting admin connections; those open are served to their end.
+    func closeAdminListeners() {
+        for channel in adminChannels.withLock({ channels in defer { channels = [] }; return channels }) { channel.close(promise: nil) }
     }
 
     /// Reads the TLS certificate files again (SIGHUP, `POST /tls/reload`); on error the ones in
@@ -146,7 +240,15 @@ public final class ProxyServer: Service, Sendable {
         logger.info("TLS certificates reloaded", metadata: ["names": "\(certificates.summary.flatMap(\.names).joined(separator: ","))"])
     }
 
-    private func bindProxy(_ endpoint: Endpoint, tls: TLSCertificates?, quiesce: ServerQuiescingHelper) async throws -> any Channel {
+    /// A listener and what stops it gracefully: it closes, and its connections are told to
+    /// finish their request and close.
+    struct Listener {
+        var channel: any Channel
+        var quiesce: ServerQuiescingHelper
+    }
+
+    func bindProxy(_ descriptor: CInt?, role: Handover.Role?, tls: TLSCertificates?) async throws -> Listener {
+        let quiesce = ServerQuiescingHelper(group: group)
         let pool = self.pool
         let configuration = self.configuration
         let metrics = self.metrics
@@ -190,11 +292,12 @@ public final class ProxyServer: Service, Sendable {
                     try sync.addHandler(ProxyFrontendHandler(pool: pool, configuration: configuration, metrics: metrics, accessLog: accessLog, connectionTimeouts: timeouts, wheel: wheel, assets: assets, secure: tls != nil))
                 }
             }
-        return try await Self.bind(bootstrap, to: endpoint)
+        return Listener(channel: try await bind(bootstrap, descriptor: descriptor, role: role), quiesce: quiesce)
     }
 
     /// The `--redirect-listen` listener: every request gets a 308 to the same path on HTTPS.
-    private func bindRedirect(_ endpoint: Endpoint, httpsPort: Int, quiesce: ServerQuiescingHelper) async throws -> any Channel {
+    private func bindRedirect(_ descriptor: CInt, httpsPort: Int) async throws -> Listener {
+        let quiesce = ServerQuiescingHelper(group: group)
         let headerTimeout = configuration.headerTimeout
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -213,20 +316,16 @@ public final class ProxyServer: Service, Sendable {
                     try sync.addHandler(HTTPSRedirectHandler(httpsPort: httpsPort))
                 }
             }
-        return try await Self.bind(bootstrap, to: endpoint)
+        return Listener(channel: try await bind(bootstrap, descriptor: descriptor, role: .redirect), quiesce: quiesce)
     }
 
-    private static func bind(_ bootstrap: ServerBootstrap, to endpoint: Endpoint) async throws -> any Channel {
-        do {
-            switch endpoint {
-            case .tcp(let host, let port):
-                return try await bootstrap.bind(host: host, port: port).get()
-            case .unix(let path):
-                return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
-            }
-        } catch {
-            throw BatonError(.io, "cannot listen on \(endpoint)", underlying: error)
-        }
+    /// Serves `descriptor` (noted under `role`, for a handover), or a new listener on a port the
+    /// system picks on 127.0.0.1 when nil (the takeover's self-check).
+    private func bind(_ bootstrap: ServerBootstrap, descriptor: CInt?, role: Handover.Role?) async throws -> any Channel {
+        guard let descriptor else { return try await bootstrap.bind(host: "127.0.0.1", port: 0).get() }
+        let channel = try await bootstrap.withBoundSocket(descriptor).get()
+        if let role { descriptors.withLock { $0[role] = descriptor } }
+        return channel
     }
 }
 

@@ -23,6 +23,8 @@ struct ProxyCommand: AsyncParsableCommand {
 
             Asset continuity (--asset-prefix with --asset-manifest): when a release's first backend is ready the proxy reads its asset manifest and keeps every asset it lists in memory (up to --asset-cache-size, oldest release dropped first), and answers requests for them itself. A page of the old release still loads its content-hashed scripts after the last old backend is gone.
 
+            Upgrading the proxy itself: `baton proxy upgrade` or SIGUSR2 starts the new binary with the same command line and hands it the listening sockets and the backend pool; the old process drains and exits once the new one serves. No connection is refused.
+
             Examples:
               baton proxy --listen 127.0.0.1:8080
               baton proxy --listen 127.0.0.1:8080 --backend app1=127.0.0.1:3001 --backend app2=127.0.0.1:3002
@@ -32,7 +34,7 @@ struct ProxyCommand: AsyncParsableCommand {
               baton proxy --listen :80 --trusted-proxy 10.0.0.0/8 --hide-backend-headers --access-log /var/log/baton/access.log
               BATON_ADMIN_TOKEN=secret baton proxy --admin-listen 127.0.0.1:9090
             """,
-        subcommands: [ProxyBackendsCommand.self, ProxyTLSCommand.self, ProxyServiceCommand.self]
+        subcommands: [ProxyBackendsCommand.self, ProxyTLSCommand.self, ProxyUpgradeCommand.self, ProxyServiceCommand.self]
     )
 
     @Option(help: "Address to serve on (host:port).")
@@ -91,6 +93,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "One JSON line per request to this file, or - for stderr (off by default).") var accessLog: String?
     @Option(help: "Event loop threads (default: one per core).") var threads: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    /// Given by `baton proxy upgrade` to the process it starts: where its predecessor waits.
+    @Option(help: .hidden) var takeOver: String?
 
     func run() async throws {
         try await failing {
@@ -136,6 +140,8 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration.tlsCertificates = try tlsCertificate.map(TLSCertificateFiles.init(parsing:))
             configuration.redirectListen = redirectListen
             configuration.accessLog = accessLog
+            configuration.takeOver = takeOver
+            configuration.command = Self.command()
             let initial = try backends.map { spec -> (String, Endpoint) in
                 let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else {
@@ -147,14 +153,24 @@ struct ProxyCommand: AsyncParsableCommand {
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let server = try ProxyServer(configuration: configuration, logger: logger)
             let signalLogger = logger
+            // The proxy also ends on its own, once a new process took over (`baton proxy upgrade`).
             let group = ServiceGroup(configuration: .init(
-                services: [server],
+                services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 _ = try await server.waitUntilRunning()
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sigusr2) {
+                        do {
+                            _ = try await server.upgrade(binary: nil)
+                        } catch {
+                            signalLogger.error("SIGUSR2: \(error)")
+                        }
+                    }
+                }
                 if server.certificates != nil {
                     tasks.addTask {
                         for await _ in await UnixSignalsSequence(trapping: .sighup) {
@@ -181,6 +197,28 @@ struct ProxyCommand: AsyncParsableCommand {
                 tasks.cancelAll()
             }
         }
+    }
+}
+
+extension ProxyCommand {
+    /// This process's command line without --take-over, with the executable as an absolute path
+    /// found the way the shell found it: an upgrade runs the file there now (a new binary
+    /// installed over the old one), not the one this process was loaded from.
+    static func command() -> [String] {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if let index = arguments.firstIndex(where: { $0 == "--take-over" || $0.hasPrefix("--take-over=") }) {
+            arguments.removeSubrange(index..<min(arguments.count, index + (arguments[index].contains("=") ? 1 : 2)))
+        }
+        let name = CommandLine.arguments.first ?? "baton"
+        var executable = name
+        if !name.contains("/") {
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            executable = path.split(separator: ":").map { "\($0)/\(name)" }.first(where: FileManager.default.isExecutableFile(atPath:)) ?? name
+        }
+        if !executable.hasPrefix("/") {
+            executable = FileManager.default.currentDirectoryPath + "/" + executable
+        }
+        return [(executable as NSString).standardizingPath] + arguments
     }
 }
 

@@ -74,12 +74,16 @@ struct ProxyServiceCommand: ParsableCommand {
             "Wants=network-online.target",
             "",
             "[Service]",
-            "Type=simple",
+            "# The proxy says when it serves, and which process it is after `baton proxy upgrade`.",
+            "Type=notify",
+            "NotifyAccess=all",
             "User=\(user)",
         ]
         if let group { lines.append("Group=\(group)") }
         lines += [
             "ExecStart=\(([binary, "proxy"] + arguments).map(quoted).joined(separator: " "))",
+            "# SIGHUP reads the TLS certificates again.",
+            "ExecReload=/bin/kill -HUP $MAINPID",
             "Restart=on-failure",
             "RestartSec=2s",
             "# SIGTERM: stop accepting, let requests in flight finish, exit.",

@@ -70,7 +70,7 @@ import Testing
         let lines = Set(printed.output.split(separator: "\n").map(String.init))
         for expected in [
             "ExecStart=\(binary) proxy --listen 0.0.0.0:8080 --shutdown-timeout 20s --trusted-proxy 10.0.0.0/8 --admin-socket /run/baton/proxy.sock --state-file /var/lib/baton/proxy-backends.json",
-            "User=baton", "Group=baton", "Restart=on-failure", "KillSignal=SIGTERM", "TimeoutStopSec=30s", "RuntimeDirectory=baton",
+            "Type=notify", "NotifyAccess=all", "ExecReload=/bin/kill -HUP $MAINPID", "User=baton", "Group=baton", "Restart=on-failure", "KillSignal=SIGTERM", "TimeoutStopSec=30s", "RuntimeDirectory=baton",
             "StateDirectory=baton", "LimitNOFILE=1048576", "WantedBy=multi-user.target",
         ] {
             #expect(lines.contains(expected), "missing \(expected)")
