@@ -80,10 +80,7 @@ let package = Package(
         ),
         .target(
             name: "BatonDemo",
-            dependencies: ["BatonCore", "BatonProxy", "BatonRollout", "BatonProbe", "BatonMigrate",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["BatonCore", "BatonProxy", "BatonRollout", "BatonProbe", "BatonMigrate"]
         ),
         .executableTarget(
             name: "TranslateApp",

@@ -55,6 +55,16 @@ public enum ChildProcess {
     }
 
     /// Runs `arguments` to the end; returns the exit status and what it printed.
+    /// Whether `pid` is alive: it exists and is not a zombie (a process that is not our child
+    /// is reaped by someone else, or not at all in a container without an init).
+    public static func isRunning(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+    }
+
     public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let outputPath = NSTemporaryDirectory() + "baton-child-\(UInt32.random(in: 0...UInt32.max)).out"
         defer { unlink(outputPath) }

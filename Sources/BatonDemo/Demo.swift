@@ -4,9 +4,7 @@ import BatonProbe
 import BatonProxy
 import BatonRollout
 import Foundation
-import Logging
 import NIOConcurrencyHelpers
-import ServiceLifecycle
 
 /// `baton demo`: the whole story on this machine. A throwaway PostgreSQL, `baton proxy`, four
 /// TranslateApp 5.3 nodes; synthetic users log in and work while 5.4's migration starts
@@ -58,7 +56,8 @@ public struct Demo: Sendable {
     /// What must be stopped, whatever happens.
     final class Resources: Sendable {
         let database = NIOLockedValueBox<PostgresCluster?>(nil)
-        let proxy = NIOLockedValueBox<(ServiceGroup, Task<Void, any Error>)?>(nil)
+        /// The `baton proxy` process started, and the one serving now (another after an upgrade).
+        let proxy = NIOLockedValueBox<(first: pid_t, serving: pid_t)?>(nil)
         let config = NIOLockedValueBox<BatonConfig?>(nil)
         let session = NIOLockedValueBox<PostgresSession?>(nil)
 
@@ -72,9 +71,15 @@ public struct Demo: Sendable {
                     }
                 }
             }
-            if let (group, task) = proxy.withLockedValue({ $0 }) {
-                await group.triggerGracefulShutdown()
-                _ = try? await task.value
+            if let (first, serving) = proxy.withLockedValue({ $0 }) {
+                // SIGTERM drains as in production; the first process is ours to reap, a later
+                // one is not, so its end is seen in /proc.
+                kill(serving, SIGTERM)
+                for _ in 0..<150 where ChildProcess.isRunning(serving) { try? await Task.sleep(for: .milliseconds(100)) }
+                kill(serving, SIGKILL)
+                var status: Int32 = 0
+                if first != serving { kill(first, SIGKILL) }
+                waitpid(first, &status, 0)
             }
             database.withLockedValue { $0 }?.stop()
             try? FileManager.default.removeItem(atPath: directory)
@@ -87,21 +92,22 @@ public struct Demo: Sendable {
         let database = try await PostgresCluster.start(under: directory)
         resources.database.withLockedValue { $0 = database }
 
-        say("==> baton proxy")
-        var logger = Logger(label: "baton.demo.proxy")
-        logger.logLevel = .warning
+        say("==> baton proxy, with version affinity and asset continuity")
         let proxyPort = try LocalPort.free()
-        let proxy = try ProxyServer(configuration: ProxyConfiguration(
-            listen: .tcp(host: "127.0.0.1", port: proxyPort),
-            adminSocket: directory + "/proxy.sock",
-            stateFile: directory + "/proxy-backends.json",
-            healthCheck: HealthCheck(interval: .milliseconds(200), timeout: .seconds(1), rise: 2, fall: 2),
-            threads: 2
-        ), logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [proxy], logger: logger))
-        let proxyTask = Task { try await group.run() }
-        resources.proxy.withLockedValue { $0 = (group, proxyTask) }
-        _ = try await proxy.waitUntilRunning()
+        let proxyPid = try ChildProcess.spawn([
+            try BuiltProducts.path("baton"), "proxy", "--listen", "127.0.0.1:\(proxyPort)",
+            "--admin-socket", directory + "/proxy.sock", "--state-file", directory + "/proxy-backends.json",
+            "--health-interval", "200ms", "--health-timeout", "1s", "--health-rise", "2", "--health-fall", "2", "--threads", "2",
+            "--affinity", "--asset-prefix", "/assets/", "--asset-manifest", "/assets/manifest.json", "--log-level", "warning",
+        ], output: directory + "/proxy.log", detached: false)
+        resources.proxy.withLockedValue { $0 = (proxyPid, proxyPid) }
+        let admin = AdminClient(endpoint: .unix(path: directory + "/proxy.sock"), timeout: .seconds(60))
+        var started = false
+        for _ in 0..<300 where !started {
+            started = (try? await admin.list()) != nil
+            if !started { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        guard started else { throw BatonError(.unavailable, "baton proxy did not start within 30 s; see \(directory)/proxy.log") }
 
         let app = try BuiltProducts.path("TranslateApp")
         let migration = try Migration.load(path: try TranslateExamples.migrations() + "/" + TranslateExamples.release54)
@@ -174,6 +180,12 @@ public struct Demo: Sendable {
         try await rollout.deploy(release: "5.4", resume: false)
         let deployEnd = Date()
 
+        say("==> baton proxy upgrade: a new proxy process takes the listening socket over, under load")
+        let upgradeMarker = ReportWriter.Marker(at: Date().timeIntervalSince(probeStart), label: "proxy upgrade")
+        let upgrade = try await admin.upgrade()
+        resources.proxy.withLockedValue { $0?.serving = upgrade.newPid }
+        say("    pid \(upgrade.oldPid) -> \(upgrade.newPid); the old process drains and exits")
+
         say("==> baton migrate complete --fleet: no node and no session uses 5.3's schema version any more, so it goes")
         migrationMarkers.append(.init(at: Date().timeIntervalSince(probeStart), label: "migrate complete"))
         try await migrator.complete { try await rollout.nodesUsing(versionSchema: $0) }
@@ -186,7 +198,7 @@ public struct Demo: Sendable {
         let steady = result.records.filter { $0.at < from }
         let during = result.records.filter { $0.at >= from && $0.at < to }
         let served = Array(Set(result.records.compactMap(\.release))).sorted()
-        let markers = (deployMarkers(try await DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart) + migrationMarkers)
+        let markers = (deployMarkers(try await DeployJournal(path: config.stateDirectory + "/journal.jsonl").events(), since: probeStart) + migrationMarkers + [upgradeMarker])
             .sorted { $0.at < $1.at }
         try FileManager.default.createDirectory(atPath: options.reportDirectory, withIntermediateDirectories: true)
         let writer = ReportWriter()
@@ -197,7 +209,9 @@ public struct Demo: Sendable {
         let count = NumberFormatter.localizedString(from: NSNumber(value: result.total), number: .decimal)
         let summary = "\(result.failed) failed of \(count) requests · \(result.logouts) logouts · \(result.lostWrites.count) lost writes"
             + " · p99 \(Self.ms(ProbeResult.percentile(0.99, of: steady))) steady / \(Self.ms(ProbeResult.percentile(0.99, of: during))) during rollout · rollout \(Int((to - from).rounded())) s"
+            + "\nui: \(result.ui.summary)"
         let passed = result.failed == 0 && result.logouts == 0 && result.lostWrites.isEmpty && served.count >= 2
+            && result.ui.pageLoads > 0 && result.ui.mismatches == 0 && result.ui.assetsMissing == 0
         return Outcome(summary: summary, result: result, releasesServed: served, passed: passed)
     }
 

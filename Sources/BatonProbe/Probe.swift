@@ -27,7 +27,11 @@ public struct Probe: Sendable {
     public let options: Options
     public let recorder = ProbeRecorder()
     public let audit = WriteAudit()
+    private let ui = NIOLockedValueBox(UILevel())
     private let users: [VirtualUser]
+    /// A user starts a new browser session (empty cookie jar, new login) every so many
+    /// requests, as new visitors keep arriving during a deploy.
+    static let requestsPerSession = 30
 
     public init(scenario: Scenario, options: Options) {
         self.scenario = scenario
@@ -46,7 +50,9 @@ public struct Probe: Sendable {
                 let due = start + interval * index
                 try? await Task.sleep(until: due, clock: .continuous)
                 let user = users[index % users.count]
-                let step = pick(index)
+                // Each user goes through the whole mix (picking by `index` alone would give
+                // a user the same step every time when the user count divides the cycle).
+                let step = pick(index / users.count + index % users.count)
                 let sequence = index
                 group.addTask { await perform(step, as: user, due: due, start: start, sequence: sequence) }
                 index += 1
@@ -59,7 +65,8 @@ public struct Probe: Sendable {
             acknowledgedWrites: audit.writes.count,
             p50: recorder.percentile(50),
             p99: recorder.percentile(99),
-            releaseHeader: scenario.releaseHeader
+            releaseHeader: scenario.releaseHeader,
+            ui: ui.withLockedValue { $0 }
         )
     }
 
@@ -77,10 +84,11 @@ public struct Probe: Sendable {
     private func perform(_ step: Scenario.Step, as user: VirtualUser, due: ContinuousClock.Instant, start: ContinuousClock.Instant, sequence: Int) async {
         // One request at a time per user; the rate is kept by having many users.
         await user.serialize {
+            if user.countRequest() % Self.requestsPerSession == 0 { user.newSession() }
             if let login = scenario.login, !user.loggedIn {
                 let response = await send(login, as: user, token: nil)
                 if let response, (200..<400).contains(response.status) {
-                    user.loggedIn(cookie: response.headers["set-cookie"].first.map { String($0.split(separator: ";")[0]) })
+                    user.markLoggedIn()
                 } else {
                     record(response, due: due, start: start, forcedFailure: response == nil || (response?.status ?? 0) >= 500)
                     return
@@ -93,7 +101,37 @@ public struct Probe: Sendable {
             if outcome == .ok, let token, let readBack = step.readBack, let status = response?.status, (200..<300).contains(status) {
                 audit.acknowledge(WriteAudit.Write(token: token, readBack: readBack.replacingOccurrences(of: "{token}", with: token)))
             }
+            if outcome == .ok, let response { await observe(response, as: user, at: (due - start).seconds, start: start) }
         }
+    }
+
+    /// The UI level: a page load fetches the page's assets and remembers the page's release;
+    /// later requests are compared with it.
+    private func observe(_ response: Sent, as user: VirtualUser, at: Double, start: ContinuousClock.Instant) async {
+        let release = response.headers.first(name: scenario.releaseHeader)
+        if let page = response.page {
+            user.page = release
+            ui.withLockedValue { $0.pageLoaded(release: release) }
+            for path in Self.assets(in: page) {
+                let due = ContinuousClock.now
+                let asset = await send(Scenario.Step(method: .GET, path: path, body: nil, weight: 1, readBack: nil), as: user, token: nil)
+                record(asset, due: due, start: start)
+                ui.withLockedValue { $0.assetLoaded(path, status: asset?.status ?? 0, page: release, at: (due - start).seconds) }
+            }
+        } else if let page = user.page, let release {
+            if response.headers.first(name: "x-baton-release-moved") != nil {
+                // The page's release is gone and the page is told so: it reloads.
+                ui.withLockedValue { $0.moved += 1 }
+                user.page = nil
+            } else {
+                ui.withLockedValue { $0.followUp(page: page, served: release, request: response.request, at: at) }
+            }
+        }
+    }
+
+    /// Same-origin scripts and styles a page references.
+    static func assets(in page: String) -> [String] {
+        page.matches(of: #/(?:src|href)="(/[^"]*)"/#).map { String($0.output.1) }
     }
 
     private struct Sent: Sendable {
@@ -101,6 +139,8 @@ public struct Probe: Sendable {
         var headers: HTTPHeaders
         var error: String?
         var request = ""
+        /// The body of an HTML response: a page load.
+        var page: String?
     }
 
     private func send(_ step: Scenario.Step, as user: VirtualUser, token: String?) async -> Sent? {
@@ -110,15 +150,17 @@ public struct Probe: Sendable {
                 .replacingOccurrences(of: "{n}", with: String(Int.random(in: 1...5)))
         }
         var headers = HTTPHeaders([("user-agent", "baton-probe")])
-        if let cookie = user.cookie { headers.add(name: "cookie", value: cookie) }
+        if let cookie = user.cookieHeader { headers.add(name: "cookie", value: cookie) }
         if step.body != nil { headers.add(name: "content-type", value: "application/json") }
         let request = HTTPRequest(step.method, fill(step.path), headers: headers, body: step.body.map { ByteBuffer(string: fill($0)) })
         do {
             let response = try await HTTP1Client.send(request, to: scenario.baseURL, timeout: options.timeout)
+            user.absorb(response.headers)
+            let isPage = response.status == 200 && response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/html") == true
             // Why a 5xx failed: the proxy's reason, else the first line the app answered.
             let reason = response.headers.first(name: "x-baton-error")
                 ?? (response.status >= 500 ? String(response.bodyString.split(separator: "\n").first?.prefix(120) ?? "") : nil)
-            return Sent(status: response.status, headers: response.headers, error: reason, request: "\(step.method) \(request.path)")
+            return Sent(status: response.status, headers: response.headers, error: reason, request: "\(step.method) \(request.path)", page: isPage ? response.bodyString : nil)
         } catch {
             return Sent(status: 0, headers: [:], error: "\(error)", request: "\(step.method) \(request.path)")
         }
@@ -162,12 +204,10 @@ public struct Probe: Sendable {
         let reader = VirtualUser(name: "probe-audit")
         for write in audit.writes {
             var headers = HTTPHeaders()
-            if let login = scenario.login, reader.cookie == nil {
-                if let response = await send(login, as: reader, token: nil) {
-                    reader.loggedIn(cookie: response.headers["set-cookie"].first.map { String($0.split(separator: ";")[0]) })
-                }
+            if let login = scenario.login, !reader.loggedIn {
+                if await send(login, as: reader, token: nil) != nil { reader.markLoggedIn() }
             }
-            if let cookie = reader.cookie { headers.add(name: "cookie", value: cookie) }
+            if let cookie = reader.cookieHeader { headers.add(name: "cookie", value: cookie) }
             let response = try? await HTTP1Client.send(HTTPRequest(.GET, write.readBack, headers: headers), to: scenario.baseURL, timeout: options.timeout)
             if !(response.map { $0.status == 200 && $0.bodyString.contains(write.token) } ?? false) { lost.append(write.token) }
         }
@@ -175,20 +215,62 @@ public struct Probe: Sendable {
     }
 }
 
-/// One synthetic user: its session cookie, and one request at a time.
+/// One synthetic user: a browser's cookie jar (the app's session, the proxy's release pin),
+/// the release of the page it has open, and one request at a time.
 final class VirtualUser: Sendable {
+    struct Session {
+        /// Cookies by name, in the order they were set.
+        var cookies: [(name: String, value: String)] = []
+        var loggedIn = false
+        var page: String?
+        var requests = 0
+    }
+
     let name: String
-    private let session = NIOLockedValueBox<(cookie: String?, loggedIn: Bool)>((nil, false))
+    private let session = NIOLockedValueBox(Session())
     private let lock = AsyncSerialGate()
 
     init(name: String) {
         self.name = name
     }
 
-    var cookie: String? { session.withLockedValue { $0.cookie } }
+    var cookieHeader: String? {
+        session.withLockedValue { $0.cookies.isEmpty ? nil : $0.cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ") }
+    }
     var loggedIn: Bool { session.withLockedValue { $0.loggedIn } }
-    func loggedIn(cookie: String?) { session.withLockedValue { $0 = (cookie, true) } }
-    func loggedOut() { session.withLockedValue { $0 = (nil, false) } }
+    var page: String? {
+        get { session.withLockedValue { $0.page } }
+        set { session.withLockedValue { $0.page = newValue } }
+    }
+    func markLoggedIn() { session.withLockedValue { $0.loggedIn = true } }
+    func loggedOut() { session.withLockedValue { $0.loggedIn = false } }
+    /// Counts a request; returns how many came before it.
+    func countRequest() -> Int {
+        session.withLockedValue { session in
+            defer { session.requests += 1 }
+            return session.requests
+        }
+    }
+    /// A new browser: no cookies, no page, logged out.
+    func newSession() { session.withLockedValue { $0 = Session(requests: $0.requests) } }
+
+    /// Keeps the cookies a response sets (RFC 6265 §5.2: the name=value pair before the first
+    /// ';'); an empty value or Max-Age=0 removes one.
+    func absorb(_ headers: HTTPHeaders) {
+        let set = headers["set-cookie"]
+        guard !set.isEmpty else { return }
+        session.withLockedValue { session in
+            for line in set {
+                let parts = line.split(separator: ";")
+                guard let pair = parts.first, let equals = pair.firstIndex(of: "=") else { continue }
+                let name = pair[..<equals].trimmingCharacters(in: .whitespaces)
+                let value = pair[pair.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                let expired = parts.dropFirst().contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "max-age=0" }
+                session.cookies.removeAll { $0.name == name }
+                if !value.isEmpty && !expired { session.cookies.append((name, value)) }
+            }
+        }
+    }
 
     func serialize(_ body: @Sendable () async -> Void) async {
         await lock.run(body)

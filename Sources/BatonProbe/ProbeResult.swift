@@ -12,6 +12,8 @@ public struct ProbeResult: Codable, Sendable {
 
     /// The response header that named releases (from the scenario).
     public var releaseHeader = Scenario.defaultReleaseHeader
+    /// Page loads and the releases their follow-up requests were served by.
+    public var ui = UILevel()
 
     public var total: Int { records.count }
     /// Failed requests and logouts, in time order, with status, reason and request.

@@ -30,6 +30,7 @@ public struct ReportWriter: Sendable {
             /// Each failed request and logout: time, status, reason, request.
             var failures: [ProbeRecord]
             var releaseNote: String?
+            var ui: UILevel
             var seconds: [ProbeResult.Second]
             var markers: [Marker]
         }
@@ -39,7 +40,7 @@ public struct ReportWriter: Sendable {
             summary: result.summary, total: result.total, failed: result.failed, logouts: result.logouts,
             lostWrites: result.lostWrites, acknowledgedWrites: result.acknowledgedWrites,
             p50Milliseconds: result.p50 * 1000, p99Milliseconds: result.p99 * 1000, failures: result.problems,
-            releaseNote: result.releaseNote, seconds: result.seconds, markers: markers
+            releaseNote: result.releaseNote, ui: result.ui, seconds: result.seconds, markers: markers
         ))
     }
 
@@ -69,6 +70,13 @@ public struct ReportWriter: Sendable {
         let failureTable = problems.isEmpty
             ? "<p id=\"failures-list\">none</p>"
             : "<table id=\"failures-list\"><tr><th>time</th><th>what</th><th>request</th><th>status</th><th>reason</th><th>backend</th></tr>\(problems)</table>"
+        let ui = result.ui
+        let uiColor = ui.mismatches == 0 && ui.assetsMissing == 0 ? "#16a34a" : "#dc2626"
+        let uiExamples = ui.examples.map { "<li>\(escape($0))</li>" }.joined()
+        let uiPanel = ui.pageLoads == 0
+            ? "<p id=\"ui-level\">no page loads (no response was text/html)</p>"
+            : "<p class=\"summary\" id=\"ui-level\" style=\"border-left-color: \(uiColor)\">\(escape(ui.summary))</p>"
+                + (uiExamples.isEmpty ? "" : "<ul id=\"ui-examples\">\(uiExamples)</ul>")
         let note = result.releaseNote.map { "<p class=\"note\" id=\"release-note\">\(escape($0))</p>" } ?? ""
         return """
             <!DOCTYPE html>
@@ -84,6 +92,9 @@ public struct ReportWriter: Sendable {
             <p class="summary" id="summary">\(escape(result.summary))</p>
             \(note)
             \(charts.joined(separator: "\n"))
+            <h2>User interface: pages and the releases behind them</h2>
+            <p>Each virtual user keeps a cookie jar like a browser. A page load is an HTML response; its scripts are fetched, and every later request of that user is compared with the page's release until the next page load.</p>
+            \(uiPanel)
             <h2>Failed requests and logouts</h2>\(failureTable)
             <h2>Deploy events</h2><ul id="events">\(events.isEmpty ? "<li>none recorded</li>" : events)</ul>
             </body></html>

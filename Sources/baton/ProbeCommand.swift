@@ -56,6 +56,8 @@ struct ProbeCommand: AsyncParsableCommand {
             } else {
                 print(result.summary)
                 if let note = result.releaseNote { print("note: \(note)") }
+                if result.ui.pageLoads > 0 { print("ui: \(result.ui.summary)") }
+                for example in result.ui.examples { print("  \(example)") }
                 for problem in result.problems.prefix(20) {
                     print(String(format: "  %.3fs %@ %@ → %@ %@", problem.at, problem.outcome.rawValue, problem.request ?? "-",
                                  problem.status == 0 ? "no response" : String(problem.status), problem.error ?? ""))

@@ -70,7 +70,20 @@ import Testing
         #expect(releases == ["5.3", "5.4"], "both releases served traffic during the run")
         #expect(FileManager.default.fileExists(atPath: run.directory + "/baton-demo-report/report.html"))
         let markers = ((report?["markers"] as? [[String: Any]]) ?? []).compactMap { $0["label"] as? String }
-        #expect(markers.contains("migrate start") && markers.contains("migrate complete"), "\(markers)")
+        #expect(markers.contains("migrate start") && markers.contains("migrate complete") && markers.contains("proxy upgrade"), "\(markers)")
+
+        // The UI level: pages kept to their release through the mixed window (affinity), their
+        // scripts loaded, and the proxy process was replaced mid-run without a failed request.
+        let ui = (report?["ui"] as? [String: Any]) ?? [:]
+        #expect((ui["pageLoads"] as? Int ?? 0) > 0, "\(ui)")
+        #expect((ui["followUps"] as? Int ?? 0) > 0, "\(ui)")
+        #expect(ui["mismatches"] as? Int == 0, "\(ui)")
+        #expect((ui["assetLoads"] as? Int ?? 0) > 0 && ui["assetsMissing"] as? Int == 0, "\(ui)")
+        #expect(Set(((ui["pageLoadsByRelease"] as? [String: Int]) ?? [:]).keys) == ["5.3", "5.4"], "\(ui)")
+        #expect(run.output.contains("ui: ") && run.output.contains(", 0 served by another release"), "\(run.output.suffix(800))")
+        #expect(run.output.firstMatch(of: #/pid \d+ -> \d+; the old process drains and exits/#) != nil, "\(run.output.suffix(1500))")
+        let html = try String(contentsOfFile: run.directory + "/baton-demo-report/report.html", encoding: .utf8)
+        #expect(html.contains("id=\"ui-level\""))
 
         // Nothing it started is left, and its working directory is gone.
         #expect(!FileManager.default.fileExists(atPath: run.directory + "/.baton/demo"))
