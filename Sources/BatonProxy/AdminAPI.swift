@@ -18,7 +18,8 @@ import NIOHTTP1
 ///     GET    /tls                           the certificates served: names, expiry
 ///     POST   /tls/reload                    read the certificate files again (as SIGHUP)
 ///     POST   /upgrade                       {"binary"}: hand the listeners to a new process
-///                                           (as SIGUSR2), answered once it serves
+///                                           (as SIGUSR2), answered once it serves; "binary"
+///                                           over the Unix socket only
 public struct AdminAPI: Sendable {
     public struct Response: Sendable {
         public var status: HTTPResponseStatus
@@ -43,7 +44,8 @@ public struct AdminAPI: Sendable {
     var certificates: TLSCertificates?
     var upgrader: (any ProxyUpgrading)?
 
-    func handle(method: HTTPMethod, uri: String, body: ByteBuffer?) async -> Response {
+    /// Answers one call; `overTCP` when it came over the TCP listener rather than the Unix socket.
+    func handle(method: HTTPMethod, uri: String, body: ByteBuffer?, overTCP: Bool = false) async -> Response {
         let target = RequestTarget(uri)
         let (path, query) = (target.path, target.query)
         let segments = path.split(separator: "/").map(String.init)
@@ -63,7 +65,13 @@ public struct AdminAPI: Sendable {
                 return try .json(["certificates": certificateSummary()])
             case (.POST, 1, "upgrade"):
                 guard let upgrader else { throw BatonError(.invalidArgument, "this proxy cannot be upgraded") }
-                return try .json(try await upgrader.upgrade(binary: try upgradeBinary(body)))
+                let binary = try upgradeBinary(body)
+                // Naming the program to run is for whoever can reach the socket file (root or the
+                // proxy's user); a TCP token only upgrades to the binary the proxy came from.
+                if binary != nil && overTCP {
+                    throw BatonError(.invalidArgument, "POST /upgrade: \"binary\" is accepted over the admin Unix socket only; over TCP the proxy restarts the binary it was started from")
+                }
+                return try .json(try await upgrader.upgrade(binary: binary))
             case (.GET, 1, "backends"):
                 return try .json(["backends": await pool.listWithStats()])
             case (.POST, 1, "backends"):

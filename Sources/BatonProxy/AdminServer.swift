@@ -99,7 +99,7 @@ struct AdminServer: Sendable {
                 if refused {
                     response = .error(.unauthorized, "missing or wrong bearer token: send Authorization: Bearer TOKEN")
                 } else {
-                    response = await api.handle(method: request.head.method, uri: request.head.uri, body: request.body)
+                    response = await api.handle(method: request.head.method, uri: request.head.uri, body: request.body, overTCP: token != nil)
                 }
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: response.contentType)

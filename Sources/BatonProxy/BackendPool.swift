@@ -397,7 +397,9 @@ public final class BackendPool: Sendable {
         state.withLockedValue { Self.persisted($0) }
     }
 
-    private func persist() {
+    /// Hands the pool to `onChange` (the state file): on every change, and when a handover
+    /// ends (the process that keeps the pool saves it).
+    func persist() {
         let (snapshot, sequence) = state.withLockedValue { state in
             state.snapshots += 1
             return (Self.persisted(state), state.snapshots)

@@ -74,9 +74,7 @@ struct Handover: Codable, Sendable {
                 return recvmsg(socket, &message, CInt(MSG_CMSG_CLOEXEC))
             }
         }
-        guard received == 1, marker == 0x48 else {
-            throw BatonError(.io, "handover: expected the listening sockets first, got \(received == 0 ? "end of stream" : String(cString: strerror(errno)))")
-        }
+        let failure = received < 0 ? String(cString: strerror(errno)) : "end of stream"
         var descriptors: [CInt] = []
         if message.msg_controllen >= MemoryLayout<cmsghdr>.size {
             let header = control.assumingMemoryBound(to: cmsghdr.self).pointee
@@ -86,17 +84,22 @@ struct Handover: Codable, Sendable {
                 for index in 0..<max(0, count) { descriptors.append(data.load(fromByteOffset: index * MemoryLayout<CInt>.size, as: CInt.self)) }
             }
         }
-        if message.msg_flags & CInt(MSG_CTRUNC) != 0 {
+        // Whatever arrived is closed on any failure from here.
+        do {
+            guard received == 1, marker == 0x48 else { throw BatonError(.io, "handover: expected the listening sockets first, got \(failure)") }
+            if message.msg_flags & CInt(MSG_CTRUNC) != 0 {
+                throw BatonError(.io, "handover: more than \(maxDescriptors) descriptors were sent")
+            }
+            let lengthBytes = try readExactly(8, from: socket)
+            let length = lengthBytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard length <= UInt64(maxPayload) else {
+                throw BatonError(.io, "handover: a \(length)-byte state is more than the \(maxPayload) accepted")
+            }
+            return (descriptors, try readExactly(Int(length), from: socket))
+        } catch {
             descriptors.forEach { close($0) }
-            throw BatonError(.io, "handover: more than \(maxDescriptors) descriptors were sent")
+            throw error
         }
-        let lengthBytes = try readExactly(8, from: socket)
-        let length = lengthBytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard length <= UInt64(maxPayload) else {
-            descriptors.forEach { close($0) }
-            throw BatonError(.io, "handover: a \(length)-byte state is more than the \(maxPayload) accepted")
-        }
-        return (descriptors, try readExactly(Int(length), from: socket))
     }
 
     static func writeAll(_ data: Data, to socket: CInt) throws {

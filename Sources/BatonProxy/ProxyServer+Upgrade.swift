@@ -20,11 +20,11 @@ protocol ProxyUpgrading: Sendable {
 }
 
 /// `baton proxy upgrade`, without a gap: the new binary is started with `--take-over`, gets the
-/// listening sockets (SCM_RIGHTS) and the pool, checks that it can serve and says "ready"; only
-/// then does this process stop accepting ("go") and drain, as on SIGTERM, while the new one
-/// accepts from the same sockets ("serving"). The two never accept at once; connections that
-/// arrive in between wait in the listen queue. Until "ready" this process serves as before,
-/// and if the new one fails it is killed and this one goes on.
+/// listening sockets (SCM_RIGHTS) and the pool, checks that it can serve and says "ready"; this
+/// process pauses accepting ("go") and the new one starts on the same sockets ("serving"); only
+/// then does this one close its listeners and drain, as on SIGTERM. The two never accept at
+/// once; connections that arrive in between wait in the listen queue. If the new process fails
+/// at any step it is killed and this one resumes accepting and goes on.
 extension ProxyServer: ProxyUpgrading {
     /// What the process taking over received.
     struct Takeover: Sendable {
@@ -42,69 +42,103 @@ extension ProxyServer: ProxyUpgrading {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw BatonError(.invalidArgument, "upgrade: \(executable) is not an executable file")
         }
-        guard upgrading.withLock({ busy in defer { busy = true }; return !busy }) else {
-            throw BatonError(.conflict, "an upgrade of this proxy is already under way")
+        try lifecycle.withLock { state in
+            switch state {
+            case .serving: state = .upgrading
+            case .upgrading: throw BatonError(.conflict, "an upgrade of this proxy is already under way")
+            case .stopping: throw BatonError(.conflict, "this proxy is stopping; it is not upgraded")
+            }
         }
         let path = NSTemporaryDirectory() + "baton-handover-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let listener = try ListeningSocket.open(.unix(path: path), backlog: 1)
+        let listener: CInt
+        do {
+            listener = try ListeningSocket.open(.unix(path: path), backlog: 1)
+        } catch {
+            lifecycle.withLock { $0 = .serving }
+            throw error
+        }
         defer {
             close(listener)
             unlink(path)
         }
         chmod(path, 0o600)
         logger.notice("upgrade: starting the new process", metadata: ["binary": "\(executable)"])
-        let pid = try ChildProcess.spawn([executable] + command.dropFirst() + ["--take-over", path], output: nil, detached: false)
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn([executable] + command.dropFirst() + ["--take-over", path], output: nil, detached: false)
+        } catch {
+            lifecycle.withLock { $0 = .serving }
+            throw error
+        }
         var adminClosed = false
-        var committed = false
+        var paused = false
+        var reaped = false
         do {
             let timeout = configuration.upgradeTimeout
-            let connection = try await Self.blocking { try Self.accept(on: listener, from: pid, timeout: timeout) }
+            let connection = try await Self.blocking { try Self.accept(on: listener, from: pid, timeout: timeout) }.get(reaped: &reaped)
             defer { close(connection) }
             // From here the new process answers the admin API: a call waits in the socket's
             // queue rather than change a pool that is being handed over.
             closeAdminListeners()
             adminClosed = true
+            handedOver.set(true)
             let (roles, fds) = descriptors.withLock { all in
                 let roles = all.keys.sorted { $0.rawValue < $1.rawValue }
                 return (roles, roles.map { all[$0]! })
             }
             let state = Handover(listeners: roles, backends: pool.snapshot(), assets: assets?.exported() ?? [], pid: getpid())
             let payload = try JSONEncoder().encode(state)
-            handedOver.set(true)
             let answer = try await Self.blocking {
                 Handover.setTimeout(timeout, on: connection)
                 try Handover.send(descriptors: fds, payload: payload, on: connection)
                 return try Handover.readLine(from: connection)
             }
             guard answer.hasPrefix("ready ") else { throw BatonError(.unavailable, "the new process did not take over: \(answer)") }
+            // The two never accept from one socket at once: this process stops accepting
+            // (connections meanwhile wait in the listen queue), then the new one starts.
+            try await setAccepting(false)
+            paused = true
+            let serving: String
+            do {
+                serving = try await Self.blocking {
+                    try Handover.writeAll(Data("go\n".utf8), to: connection)
+                    return try Handover.readLine(from: connection)
+                }
+            } catch {
+                throw BatonError(.unavailable, "the new process did not start serving once told to (\(error))")
+            }
+            guard serving == "serving" else { throw BatonError(.unavailable, "the new process did not start serving once told to: \(serving)") }
             let version = String(answer.dropFirst(6))
-            // Past this point there is no going back: this process stops accepting, and the new
-            // one starts once it has (connections meanwhile wait in the listen queue).
-            committed = true
-            let stopped = group.any().makePromise(of: Void.self)
-            stop.yield(stopped)
-            logger.debug("upgrade: waiting for the listeners to close")
-            try await stopped.futureResult.get()
-            logger.debug("upgrade: listeners closed; telling the new process to accept")
-            let serving = try? await Self.blocking {
-                try Handover.writeAll(Data("go\n".utf8), to: connection)
-                return try Handover.readLine(from: connection)
-            }
-            guard serving == "serving" else {
-                logger.critical("upgrade: the new process stopped answering after it was told to serve", metadata: ["pid": "\(pid)"])
-                throw BatonError(.unavailable, "upgrade: the new process (pid \(pid)) passed its self-check but did not confirm it serves; check its log")
-            }
             logger.notice("upgrade: the new process serves; this one drains and exits", metadata: ["pid": "\(pid)", "version": "\(version)"])
+            stop.yield(())
             return UpgradeResult(oldPid: getpid(), newPid: pid, version: version)
-        } catch where !committed {
+        } catch {
+            if !reaped {
+                kill(pid, SIGKILL)
+                _ = try? await Self.blocking {
+                    var status: Int32 = 0
+                    return waitpid(pid, &status, 0)
+                }
+            }
+            if paused { try? await setAccepting(true) }
             handedOver.set(false)
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-            if adminClosed { try await reopenAdminListeners() }
-            upgrading.withLock { $0 = false }
+            // The new process may have saved the pool while it was taking over.
+            pool.persist()
+            var reopened: (any Error)?
+            if adminClosed {
+                do { try await reopenAdminListeners() } catch { reopened = error }
+            }
+            lifecycle.withLock { if $0 == .upgrading { $0 = .serving } }
             logger.error("upgrade failed; this process keeps serving", metadata: ["reason": "\(error)"])
-            throw BatonError(.unavailable, "upgrade failed, the running proxy (pid \(getpid())) keeps serving: \(error)")
+            let admin = reopened.map { "; the admin API could not be served again: \($0)" } ?? ""
+            throw BatonError(.unavailable, "upgrade failed, the running proxy (pid \(getpid())) keeps serving: \(error)\(admin)")
+        }
+    }
+
+    /// Pauses or resumes accepting on every proxy listener (the sockets stay open and listening).
+    private func setAccepting(_ on: Bool) async throws {
+        for channel in proxyListeners.withLock({ $0 }) {
+            try await channel.setOption(.autoRead, value: on).get()
         }
     }
 
@@ -116,18 +150,36 @@ extension ProxyServer: ProxyUpgrading {
         }
     }
 
+    /// What `accept` found: a connection, or the new process gone (and reaped).
+    enum Accepted: Sendable {
+        case connection(CInt)
+        case exited(BatonError)
+
+        func get(reaped: inout Bool) throws -> CInt {
+            switch self {
+            case .connection(let fd): return fd
+            case .exited(let error):
+                reaped = true
+                throw error
+            }
+        }
+    }
+
     /// Waits for the new process to connect; fails if it exits first or takes too long.
-    private static func accept(on listener: CInt, from pid: pid_t, timeout: Duration) throws -> CInt {
+    private static func accept(on listener: CInt, from pid: pid_t, timeout: Duration) throws -> Accepted {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < timeout {
             var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             if poll(&poller, 1, 100) > 0 {
                 let connection = Glibc.accept(listener, nil, nil)
-                if connection >= 0 { return connection }
+                if connection >= 0 {
+                    _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+                    return .connection(connection)
+                }
             }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                throw BatonError(.unavailable, "the new process exited with status \(ChildProcess.exitCode(status)) before taking over")
+                return .exited(BatonError(.unavailable, "the new process exited with status \(ChildProcess.exitCode(status)) before taking over"))
             }
         }
         throw BatonError(.timeout, "the new process did not connect within \(timeout.shortDescription)")
@@ -138,23 +190,33 @@ extension ProxyServer: ProxyUpgrading {
     /// Connects to the old process and receives its listeners and state.
     func receiveHandover(from path: String) async throws -> Takeover {
         let takeover = try await Self.blocking { () throws -> Takeover in
-            let connection = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
             let address = try SocketAddress(unixDomainSocketPath: path)
-            guard address.withSockAddr({ connect(connection, $0, socklen_t($1)) }) == 0 else {
-                close(connection)
-                throw BatonError(.io, "--take-over \(path): cannot connect: \(String(cString: strerror(errno)))")
+            let connection = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            guard connection >= 0, address.withSockAddr({ connect(connection, $0, socklen_t($1)) }) == 0 else {
+                let reason = String(cString: strerror(errno))
+                if connection >= 0 { close(connection) }
+                throw BatonError(.io, "--take-over \(path): cannot connect: \(reason)")
             }
             Handover.setTimeout(.seconds(30), on: connection)
-            let (fds, payload) = try Handover.receive(on: connection)
+            let fds: [CInt]
+            let payload: Data
+            do {
+                (fds, payload) = try Handover.receive(on: connection)
+            } catch {
+                close(connection)
+                throw error
+            }
             let state: Handover
             do {
                 state = try JSONDecoder().decode(Handover.self, from: payload)
             } catch {
                 fds.forEach { close($0) }
+                close(connection)
                 throw BatonError(.io, "--take-over \(path): not a handover from a baton proxy (\(error))")
             }
             guard fds.count == state.listeners.count, fds.allSatisfy(ListeningSocket.isListening) else {
                 fds.forEach { close($0) }
+                close(connection)
                 throw BatonError(.io, "--take-over \(path): expected \(state.listeners.count) listening sockets, got \(fds.count)")
             }
             return Takeover(descriptors: Dictionary(uniqueKeysWithValues: zip(state.listeners, fds)), state: state, connection: connection)

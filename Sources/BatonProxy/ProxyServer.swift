@@ -39,13 +39,16 @@ public final class ProxyServer: Service, Sendable {
     let adminListenerQueue: AsyncStream<AdminListener>.Continuation
     let adminChannels = Mutex<[any Channel]>([])
     let adminServer = Mutex<AdminServer?>(nil)
-    /// Ends `serve` as SIGTERM does, for a new process taking over: the promise is kept once
-    /// this process no longer accepts.
-    let stops: AsyncStream<EventLoopPromise<Void>>
-    let stop: AsyncStream<EventLoopPromise<Void>>.Continuation
-    /// Set once the listeners are handed to a new process: this one no longer saves state.
+    /// Ends `serve` as SIGTERM does, once a new process took over.
+    let stops: AsyncStream<Void>
+    let stop: AsyncStream<Void>.Continuation
+    /// Set while another process holds the pool (the one taking over from this one, or the
+    /// one this one takes over from until it stopped accepting): this one does not save it.
     let handedOver = AtomicFlag()
-    let upgrading = Mutex<Bool>(false)
+    /// The proxy listeners NIO serves, which an upgrade pauses.
+    let proxyListeners = Mutex<[any Channel]>([])
+    enum Lifecycle { case serving, upgrading, stopping }
+    let lifecycle = Mutex(Lifecycle.serving)
 
     struct AdminListener: Sendable {
         var channel: NIOAsyncChannel<AdminServer.Connection, Never>
@@ -71,8 +74,9 @@ public final class ProxyServer: Service, Sendable {
         let store = configuration.stateFile.map(BackendStore.init(path:))
         self.store = store
         (adminListeners, adminListenerQueue) = AsyncStream.makeStream(of: AdminListener.self)
-        (stops, stop) = AsyncStream.makeStream(of: EventLoopPromise<Void>.self)
+        (stops, stop) = AsyncStream.makeStream(of: Void.self)
         let handedOver = self.handedOver
+        if configuration.takeOver != nil { handedOver.set(true) }
         self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends, sequence in
             // The process that took over saves from now on.
             if handedOver.isSet { return }
@@ -128,6 +132,7 @@ public final class ProxyServer: Service, Sendable {
             redirectServer = try await bindRedirect(descriptor(.redirect, endpoint), httpsPort: httpsPort)
         }
         let listeners = [server, tlsServer, redirectServer].compactMap { $0 }
+        proxyListeners.withLock { $0 = listeners.map(\.channel) }
         let api = AdminAPI(pool: pool, metrics: metrics, configuration: configuration, certificates: certificates, upgrader: self)
         let admin = AdminServer(api: api, group: group, logger: logger, requestTimeout: configuration.adminRequestTimeout)
         adminServer.withLock { $0 = admin }
@@ -165,17 +170,23 @@ public final class ProxyServer: Service, Sendable {
                     }
                 }
             }
-            if let takeover { try await confirmTakeover(takeover) }
+            // systemd hears of the new main process before the old one can exit.
             SystemdNotifier.notify("MAINPID=\(getpid())\nREADY=1")
+            if let takeover {
+                try await confirmTakeover(takeover)
+                handedOver.set(false)
+                pool.persist()
+            }
 
             // Run until asked to stop: SIGTERM through the ServiceGroup, task cancellation, or
             // a new process taking over.
-            let handingOver = await withTaskGroup(of: EventLoopPromise<Void>?.self) { waiting in
-                waiting.addTask { try? await gracefulShutdown(); return nil }
-                waiting.addTask { for await promise in self.stops { return promise }; return nil }
-                defer { waiting.cancelAll() }
-                return await waiting.next() ?? nil
+            await withTaskGroup(of: Void.self) { waiting in
+                waiting.addTask { try? await gracefulShutdown() }
+                waiting.addTask { for await _ in self.stops { return } }
+                await waiting.next()
+                waiting.cancelAll()
             }
+            lifecycle.withLock { $0 = .stopping }
             logger.info("shutting down: no new connections; finishing in-flight requests")
             closeAdminListeners()
             let closed = EventLoopFuture.andAllComplete(listeners.map { listener in
@@ -183,11 +194,6 @@ public final class ProxyServer: Service, Sendable {
                 listener.quiesce.initiateShutdown(promise: promise)
                 return promise.futureResult
             }, on: group.any())
-            // The process taking over accepts once these listeners are closed here: the two
-            // never accept from the same socket at once.
-            if let handingOver {
-                EventLoopFuture.andAllComplete(listeners.map(\.channel.closeFuture), on: group.any()).cascade(to: handingOver)
-            }
             // Whichever comes first: every connection done, or the shutdown timeout.
             let outcome = group.any().makePromise(of: Bool.self)
             closed.whenComplete { _ in outcome.succeed(true) }
@@ -216,11 +222,20 @@ public final class ProxyServer: Service, Sendable {
     /// Serves the admin API on `descriptor`, keeping a duplicate so a failed upgrade can serve
     /// it again after this process closed its listener.
     func serveAdmin(_ role: Handover.Role, descriptor fd: CInt, token: String?) async throws -> SocketAddress? {
-        let spare = dup(fd)
+        let spare = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard spare >= 0 else { throw BatonError(.io, "cannot keep the admin listener: dup: \(String(cString: strerror(errno)))") }
-        _ = fcntl(spare, F_SETFD, FD_CLOEXEC)
-        guard let admin = adminServer.withLock({ $0 }) else { throw BatonError(.io, "the admin server is not set up") }
-        let (channel, address) = try await admin.bind(descriptor: fd, isTCP: role == .adminTCP)
+        guard let admin = adminServer.withLock({ $0 }) else {
+            close(spare)
+            throw BatonError(.io, "the admin server is not set up")
+        }
+        let channel: NIOAsyncChannel<AdminServer.Connection, Never>
+        let address: SocketAddress?
+        do {
+            (channel, address) = try await admin.bind(descriptor: fd, isTCP: role == .adminTCP)
+        } catch {
+            close(spare)
+            throw error
+        }
         descriptors.withLock { $0[role] = spare }
         adminChannels.withLock { $0.append(channel.channel) }
         adminListenerQueue.yield(AdminListener(channel: channel, token: token))

@@ -171,14 +171,17 @@ struct ProxyCommand: AsyncParsableCommand {
                         }
                     }
                 }
-                if server.certificates != nil {
-                    tasks.addTask {
-                        for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                            do {
-                                try server.reloadCertificates()
-                            } catch {
-                                signalLogger.error("SIGHUP: certificates not reloaded; the ones in use stay: \(error)")
-                            }
+                // Trapped with or without TLS: SIGHUP's default (`systemctl reload`) would end the proxy.
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        guard server.certificates != nil else {
+                            signalLogger.notice("SIGHUP: no --tls-listen, nothing to reload")
+                            continue
+                        }
+                        do {
+                            try server.reloadCertificates()
+                        } catch {
+                            signalLogger.error("SIGHUP: certificates not reloaded; the ones in use stay: \(error)")
                         }
                     }
                 }
@@ -218,7 +221,9 @@ extension ProxyCommand {
         if !executable.hasPrefix("/") {
             executable = FileManager.default.currentDirectoryPath + "/" + executable
         }
-        return [(executable as NSString).standardizingPath] + arguments
+        // Normalized without resolving symbolic links: a link switched to a new release is
+        // followed at the upgrade.
+        return [URL(fileURLWithPath: executable).standardized.path] + arguments
     }
 }
 

@@ -24,10 +24,13 @@ import Glibc
         var log: String { (try? String(contentsOfFile: directory + "/proxy.log", encoding: .utf8)) ?? "" }
         let seen = Mutex<Set<pid_t>>([])
 
-        init(backends: [TestBackend], extra: [String] = [], environment: [String: String] = [:], in directory: String = TemporaryDirectory.make(prefix: "baton-upgrade")) async throws {
+        init(
+            backends: [TestBackend], extra: [String] = [], environment: [String: String] = [:],
+            in directory: String = TemporaryDirectory.make(prefix: "baton-upgrade"), executable: String? = nil
+        ) async throws {
             self.directory = directory
             port = try LocalPort.free()
-            let arguments = [try BuiltProducts.path("baton"), "proxy", "--listen", "127.0.0.1:\(port)", "--admin-socket", directory + "/admin.sock",
+            let arguments = [try executable ?? BuiltProducts.path("baton"), "proxy", "--listen", "127.0.0.1:\(port)", "--admin-socket", directory + "/admin.sock",
                              "--state-file", directory + "/backends.json", "--threads", "1", "--health-interval", "200ms", "--shutdown-timeout", "10s"]
                 + backends.map { "--backend=\($0.name)=\($0.address)" } + extra
             pid = try ChildProcess.spawn(arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, output: directory + "/proxy.log", detached: false)
@@ -165,31 +168,97 @@ import Glibc
         for backend in [one, two, three] { await backend.stop() }
     }
 
+    /// A new process that takes the listeners, says it is ready and then dies before it
+    /// serves, speaking the handover protocol from outside (Python's SCM_RIGHTS).
+    static let dyingAfterGo = """
+        #!/usr/bin/env python3
+        import socket, sys
+        path = sys.argv[sys.argv.index("--take-over") + 1]
+        connection = socket.socket(socket.AF_UNIX)
+        connection.connect(path)
+        marker, fds, flags, address = socket.recv_fds(connection, 1, 8)
+        def read(count):
+            data = b""
+            while len(data) < count:
+                data += connection.recv(count - len(data))
+            return data
+        read(int.from_bytes(read(8), "big"))
+        connection.sendall(b"ready fake 0.0\\n")
+        line = b""
+        while not line.endswith(b"\\n"):
+            line += connection.recv(1)
+        sys.exit(5 if line == b"go\\n" else 6)
+        """
+
     @Test func aFailingNewBinaryLeavesTheOldOneServing() async throws {
         let backend = try await TestBackend.start(name: "app")
-        let proxy = try await ProxyProcess(backends: [backend])
+        let adminPort = try LocalPort.free()
+        let proxy = try await ProxyProcess(backends: [backend], extra: ["--admin-listen", "127.0.0.1:\(adminPort)", "--admin-token", "secret"])
         defer { proxy.stop() }
         let broken = proxy.directory + "/broken-baton"
         try "#!/bin/sh\necho 'cannot start' >&2\nexit 3\n".write(toFile: broken, atomically: true, encoding: .utf8)
         chmod(broken, 0o755)
+        let dying = proxy.directory + "/dying-baton"
+        try Self.dyingAfterGo.write(toFile: dying, atomically: true, encoding: .utf8)
+        chmod(dying, 0o755)
         let notExecutable = proxy.directory + "/plain-file"
         try "".write(toFile: notExecutable, atomically: true, encoding: .utf8)
 
+        let load = ConnectLoad()
+        let loading = Task { await load.run(port: proxy.port) }
+        try await Task.sleep(for: .milliseconds(300))
         await #expect { try await proxy.upgrade(binary: broken) } throws: { error in
             "\(error)".contains("exited with status 3") && "\(error)".contains("keeps serving")
+        }
+        // Past "go" this process had paused accepting: it resumes, and nothing was refused.
+        await #expect { try await proxy.upgrade(binary: dying) } throws: { error in
+            "\(error)".contains("did not start serving") && "\(error)".contains("keeps serving")
         }
         await #expect { try await proxy.upgrade(binary: notExecutable) } throws: { error in
             "\(error)".contains("not an executable file")
         }
+        // A TCP token does not choose the program the proxy runs.
+        let remote = AdminClient(endpoint: .tcp(host: "127.0.0.1", port: adminPort), token: "secret")
+        await #expect { try await remote.upgrade(binary: broken) } throws: { error in
+            "\(error)".contains("over the admin Unix socket only")
+        }
+        // SIGHUP (systemctl reload) without TLS is not the end of the proxy.
+        kill(proxy.pid, SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        load.running.store(false, ordering: .relaxed)
+        await loading.value
+        #expect(load.refused.load(ordering: .relaxed) == 0)
+        #expect(load.failures.withLock { $0 }.isEmpty, "\(load.failures.withLock { Array($0.prefix(5)) })")
+        #expect(load.served.load(ordering: .relaxed) > 50)
+
         // Still the same process, still serving, and its admin API answers.
         var status: Int32 = 0
         #expect(waitpid(proxy.pid, &status, WNOHANG) == 0)
         let response = try await HTTP1Client.send(HTTPRequest(.GET, "/"), to: .tcp(host: "127.0.0.1", port: proxy.port))
         #expect(response.status == 200)
         #expect(try await proxy.admin.list().map(\.name) == ["app"])
-        // And a good binary still takes over afterwards.
-        _ = try await proxy.upgrade()
+        #expect(try await remote.list().map(\.name) == ["app"])
+        // And a good binary still takes over afterwards, over TCP too.
+        proxy.upgraded(try await remote.upgrade())
         #expect(await proxy.firstExited(within: .seconds(15)))
+        await backend.stop()
+    }
+
+    /// Without --binary the upgrade runs the path the proxy was started from as it is now: a
+    /// symbolic link switched to a new release is followed.
+    @Test func theStartPathIsFollowedAtTheUpgrade() async throws {
+        let backend = try await TestBackend.start(name: "app")
+        let directory = TemporaryDirectory.make(prefix: "baton-upgrade")
+        let link = directory + "/current-baton"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: try BuiltProducts.path("baton"))
+        let proxy = try await ProxyProcess(backends: [backend], in: directory, executable: link)
+        defer { proxy.stop() }
+        let next = directory + "/next-release"
+        try "#!/bin/sh\nexit 7\n".write(toFile: next, atomically: true, encoding: .utf8)
+        chmod(next, 0o755)
+        try FileManager.default.removeItem(atPath: link)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: next)
+        await #expect { try await proxy.upgrade() } throws: { error in "\(error)".contains("exited with status 7") }
         await backend.stop()
     }
 
