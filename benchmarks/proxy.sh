@@ -8,8 +8,12 @@
 #   (c) a new connection per request, 1 thread        wrk with "Connection: close"
 #   (d) a BIG_MB download and upload, 1 thread        curl, MB/s
 #   (e) IDLE idle keep-alive connections, 1 thread    proxy RSS
+#   (f) (a) over TLS                                  wrk https, keep-alive
+#   (g) (c) over TLS: a full handshake per request    wrk https, "Connection: close"
 #
-# (a)-(c) also give each proxy's CPU per request (user + sys µs, from /proc over the run).
+# (a)-(c), (f) and (g) also give each proxy's CPU per request (user + sys µs, from /proc over
+# the run). The TLS rows terminate TLS in each proxy with the same certificate (ECDSA P-256,
+# made by openssl for the run) and TLS 1.2+; the backend stays plain HTTP.
 #
 #   benchmarks/proxy.sh
 #   DURATION=10s ROUNDS=3 ROWS=ab BATON=dist/baton-0.15.0-linux-x86_64/baton benchmarks/proxy.sh
@@ -24,12 +28,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8s}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-2}
-ROWS=${ROWS:-abcde}
+ROWS=${ROWS:-abcdefg}
 BIG_MB=${BIG_MB:-1024}
 IDLE=${IDLE:-10000}
 
 source scripts/setup.sh
-ensure_packages wrk nginx-light haproxy curl python3 procps
+ensure_packages wrk nginx-light haproxy curl python3 procps openssl
 export PATH="$PATH:/usr/sbin"
 # (e) needs IDLE descriptors in the client and in each proxy; HAProxy reserves two per connection.
 ulimit -n "$(ulimit -Hn)"
@@ -61,8 +65,19 @@ trap cleanup EXIT
 trap "exit 130" INT TERM
 backend_port=$(free_port); sink_port=$(free_port)
 declare -A port=([direct]=$backend_port [baton]=$(free_port) [nginx]=$(free_port) [haproxy]=$(free_port))
+declare -A tls_port=([baton]=$(free_port) [nginx]=$(free_port) [haproxy]=$(free_port))
 targets="direct baton nginx haproxy"
 proxies="baton nginx haproxy"
+# What wrk_row measures: these targets, over this scheme.
+row_targets=$targets
+scheme=http
+url() { if [ "$scheme" = https ]; then echo "https://127.0.0.1:${tls_port[$1]}/"; else echo "http://127.0.0.1:${port[$1]}/"; fi; }
+
+# One certificate for every proxy; HAProxy takes the key in the same file.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
+cat "$work/tls.pem" "$work/tls.key" >"$work/tls-haproxy.pem"
+chmod 644 "$work/tls.key"
 
 # The backend: nginx answering a small fixed body and serving a sparse BIG_MB file, keep-alive
 # without limit; uploads go to a sink that reads the whole body before it answers.
@@ -135,6 +150,10 @@ http {
     upstream app { server 127.0.0.1:$backend_port; keepalive 256; keepalive_requests 1000000; }
     server {
         listen 127.0.0.1:${port[nginx]};
+        listen 127.0.0.1:${tls_port[nginx]} ssl;
+        ssl_certificate $work/tls.pem;
+        ssl_certificate_key $work/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -167,6 +186,7 @@ defaults
     http-reuse always
 frontend web
     bind 127.0.0.1:${port[haproxy]}
+    bind 127.0.0.1:${tls_port[haproxy]} ssl crt $work/tls-haproxy.pem ssl-min-ver TLSv1.2
     default_backend app
 backend app
     server app1 127.0.0.1:$backend_port
@@ -176,11 +196,15 @@ CONF
     rm -f "$work/baton.sock"
     "$baton" proxy --listen "127.0.0.1:${port[baton]}" --admin-socket "$work/baton.sock" --state-file "$work/baton.json" \
         --threads "$threads" --health-path / --log-level warning --max-connections $maxconn \
+        --tls-listen "127.0.0.1:${tls_port[baton]}" --tls-certificate "$work/tls.pem,$work/tls.key" \
         --backend "app=127.0.0.1:$backend_port" >"$work/baton.log" 2>&1 &
     pid[baton]=$!
     for target in $targets; do
         for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:${port[$target]}/" && break; sleep 0.1; done
         curl -sf -o /dev/null "http://127.0.0.1:${port[$target]}/" || { echo "nothing answers for $target" >&2; cat "$work"/*.log >&2; exit 1; }
+    done
+    for target in $proxies; do
+        curl -sfk -o /dev/null "https://127.0.0.1:${tls_port[$target]}/" || { echo "nothing answers HTTPS for $target" >&2; cat "$work"/*.log >&2; exit 1; }
     done
 }
 stop_proxies() {
@@ -226,13 +250,13 @@ tick_us=$(awk -v hz="$(getconf CLK_TCK)" 'BEGIN { print 1000000/hz }')
 wrk_row() {
     local name=$1 wrk_threads=$2; shift 2
     local -A rps=() p50=() p99=() user=() sys=() failed=()
-    for target in $targets; do failed[$target]=0; done
-    for target in $targets; do wrk -t"$wrk_threads" -c"$CONNECTIONS" -d2s "$@" "http://127.0.0.1:${port[$target]}/" >/dev/null; done
+    for target in $row_targets; do failed[$target]=0; done
+    for target in $row_targets; do wrk -t"$wrk_threads" -c"$CONNECTIONS" -d2s "$@" "$(url "$target")" >/dev/null; done
     for round in $(seq "$ROUNDS"); do
-        for target in $targets; do
+        for target in $row_targets; do
             local before after out r requests errors u0 s0 u1 s1
             read -r u0 s0 < <(cpu_ticks "$target")
-            out=$(wrk -t"$wrk_threads" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "http://127.0.0.1:${port[$target]}/")
+            out=$(wrk -t"$wrk_threads" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$(url "$target")")
             read -r u1 s1 < <(cpu_ticks "$target")
             r=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
             requests=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -250,7 +274,7 @@ wrk_row() {
     done
     printf "\n%s\n" "$name"
     printf "%-8s %10s %8s %8s %9s %8s %9s %7s %12s %12s\n" target "req/s" "p50 ms" "p99 ms" "user µs" "sys µs" "CPU µs" "failed*" "req/s vs hap" "p99 vs hap"
-    for target in $targets; do
+    for target in $row_targets; do
         printf "%-8s %10.0f %8.2f %8.2f %9s %8s %9s %7s %12s %12s\n" "$target" "${rps[$target]}" "${p50[$target]}" "${p99[$target]}" \
             "${user[$target]}" "${sys[$target]}" "$(awk -v a="${user[$target]}" -v b="${sys[$target]}" 'BEGIN{printf "%.1f", a+b}')" "${failed[$target]}" \
             "$(ratio "${rps[$target]}" "${rps[haproxy]}")" "$(ratio "${p99[$target]}" "${p99[haproxy]}")"
@@ -327,10 +351,15 @@ PY
 }
 
 echo "wrk -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds (best kept), $(nproc) cores, baton: $baton"
-if [[ $ROWS == *a* || $ROWS == *c* || $ROWS == *d* || $ROWS == *e* ]]; then
+if [[ $ROWS == *a* || $ROWS == *c* || $ROWS == *d* || $ROWS == *e* || $ROWS == *f* || $ROWS == *g* ]]; then
     start_proxies 1
     [[ $ROWS == *a* ]] && wrk_row "(a) keep-alive, small responses, 1 proxy thread, wrk -t1" 1
     [[ $ROWS == *c* ]] && wrk_row "(c) a new connection per request, 1 proxy thread, wrk -t1" 1 -H "Connection: close"
+    # The backend has no TLS listener: the TLS rows compare the proxies.
+    row_targets=$proxies scheme=https
+    [[ $ROWS == *f* ]] && wrk_row "(f) TLS keep-alive, small responses, 1 proxy thread, wrk -t1" 1
+    [[ $ROWS == *g* ]] && wrk_row "(g) TLS, a new connection and full handshake per request, 1 proxy thread, wrk -t1" 1 -H "Connection: close"
+    row_targets=$targets scheme=http
     # (e) before (d): its baseline RSS must not hold what the transfers left in the allocator.
     [[ $ROWS == *e* ]] && idle_row
     [[ $ROWS == *d* ]] && transfer_row

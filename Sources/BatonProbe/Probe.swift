@@ -130,7 +130,7 @@ public struct Probe: Sendable {
     }
 
     /// Same-origin scripts and styles a page references.
-    static func assets(in page: String) -> [String] {
+    public static func assets(in page: String) -> [String] {
         page.matches(of: #/(?:src|href)="(/[^"]*)"/#).map { String($0.output.1) }
     }
 

@@ -23,13 +23,7 @@ enum ListeningSocket {
             guard fd >= 0 else { throw failure(endpoint, "socket") }
             var one: CInt = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-            let bound = address.withSockAddr { pointer, length in bind(fd, pointer, socklen_t(length)) }
-            guard bound == 0, listen(fd, backlog) == 0 else {
-                let error = failure(endpoint, "bind")
-                close(fd)
-                throw error
-            }
-            return fd
+            return try bindAndListen(fd, address, endpoint, backlog: backlog)
         case .unix(let path):
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
@@ -47,14 +41,19 @@ enum ListeningSocket {
                 throw BatonError(.conflict, "cannot listen on \(path): another process is serving it (is a proxy already running?)")
             }
             unlink(path)
-            let bound = address.withSockAddr { pointer, length in bind(fd, pointer, socklen_t(length)) }
-            guard bound == 0, listen(fd, backlog) == 0 else {
-                let error = failure(endpoint, "bind")
-                close(fd)
-                throw error
-            }
-            return fd
+            return try bindAndListen(fd, address, endpoint, backlog: backlog)
         }
+    }
+
+    /// Binds `fd` to `address` and listens; closes it on failure.
+    private static func bindAndListen(_ fd: CInt, _ address: SocketAddress, _ endpoint: Endpoint, backlog: Int32) throws -> CInt {
+        let bound = address.withSockAddr { pointer, length in bind(fd, pointer, socklen_t(length)) }
+        guard bound == 0, listen(fd, backlog) == 0 else {
+            let error = failure(endpoint, "bind")
+            close(fd)
+            throw error
+        }
+        return fd
     }
 
     /// Whether `fd` is a socket that listens (a descriptor received in a handover is checked).

@@ -271,14 +271,7 @@ public final class ProxyServer: Service, Sendable {
         let accessLog = self.accessLog
         let assets = self.assets
         let wheels = Dictionary(uniqueKeysWithValues: group.makeIterator().map { (ObjectIdentifier($0), TimerWheel(eventLoop: $0)) })
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
-                }
-            }
+        let bootstrap = serverBootstrap(quiesce)
             .childChannelInitializer { [self] channel in
                 if openConnections.wrappingAdd(1, ordering: .relaxed).newValue > configuration.maxConnections {
                     openConnections.wrappingSubtract(1, ordering: .relaxed)
@@ -310,11 +303,9 @@ public final class ProxyServer: Service, Sendable {
         return Listener(channel: try await bind(bootstrap, descriptor: descriptor, role: role), quiesce: quiesce)
     }
 
-    /// The `--redirect-listen` listener: every request gets a 308 to the same path on HTTPS.
-    private func bindRedirect(_ descriptor: CInt, httpsPort: Int) async throws -> Listener {
-        let quiesce = ServerQuiescingHelper(group: group)
-        let headerTimeout = configuration.headerTimeout
-        let bootstrap = ServerBootstrap(group: group)
+    /// A listener's bootstrap whose server channel `quiesce` follows.
+    private func serverBootstrap(_ quiesce: ServerQuiescingHelper) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -322,6 +313,13 @@ public final class ProxyServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
+    }
+
+    /// The `--redirect-listen` listener: every request gets a 308 to the same path on HTTPS.
+    private func bindRedirect(_ descriptor: CInt, httpsPort: Int) async throws -> Listener {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let headerTimeout = configuration.headerTimeout
+        let bootstrap = serverBootstrap(quiesce)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

@@ -1,4 +1,5 @@
 import BatonCore
+import BatonProbe
 import BatonProxy
 import BatonTesting
 import Foundation
@@ -6,6 +7,16 @@ import NIOHTTP1
 import Testing
 
 extension TranslateAppTests {
+    /// A live proxy that keeps each release's assets (TranslateApp's manifest), with or without
+    /// version affinity.
+    static func proxyKeepingAssets(affinity: Bool) async throws -> LiveProxy {
+        try await LiveProxy.start {
+            $0.affinity = affinity
+            $0.assetPrefix = "/assets/"
+            $0.assetManifest = "/assets/manifest.json"
+        }
+    }
+
     /// The UI level through a 5.3 → 5.4 rollout of real TranslateApp processes behind a live
     /// proxy with version affinity and asset continuity: a page of 5.3 keeps talking to 5.3 and
     /// still loads its script after the last 5.3 server is gone.
@@ -19,11 +30,7 @@ extension TranslateAppTests {
         let new1 = try App(release: "5.4", port: try freePort(), database: nil, log: directory + "/new1.log")
         defer { new1.stop() }
         for app in [old1, old2, new1] { try await app.waitUp() }
-        let proxy = try await LiveProxy.start {
-            $0.affinity = true
-            $0.assetPrefix = "/assets/"
-            $0.assetManifest = "/assets/manifest.json"
-        }
+        let proxy = try await Self.proxyKeepingAssets(affinity: true)
         _ = try await proxy.admin.add(name: "web1-5.3", address: old1.endpoint.description, release: "5.3", timeout: .seconds(10))
         _ = try await proxy.admin.add(name: "web2-5.3", address: old2.endpoint.description, release: "5.3", timeout: .seconds(10))
 
@@ -68,6 +75,41 @@ extension TranslateAppTests {
         let moved = try await browse("/api/projects")
         #expect(moved.headers.first(name: "x-baton-release-moved") == "5.3 -> 5.4")
         #expect(cookie == "baton-release=5.4")
+        try await proxy.shutdown()
+    }
+
+    /// The probe's UI level is not vacuous: with 5.3 and 5.4 both up, pages are served by one
+    /// release and their follow-ups by the other unless the proxy pins them; with affinity on,
+    /// none are.
+    @Test(arguments: [false, true])
+    func theProbeSeesMixedPagesWithoutAffinityAndNoneWithIt(affinity: Bool) async throws {
+        let directory = TemporaryDirectory.make(prefix: "baton-ui-probe")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let old = try App(release: "5.3", port: try freePort(), database: nil, log: directory + "/old.log")
+        defer { old.stop() }
+        let new = try App(release: "5.4", port: try freePort(), database: nil, log: directory + "/new.log")
+        defer { new.stop() }
+        for app in [old, new] { try await app.waitUp() }
+        let proxy = try await Self.proxyKeepingAssets(affinity: affinity)
+        _ = try await proxy.admin.add(name: "web1-5.3", address: old.endpoint.description, release: "5.3", timeout: .seconds(10))
+        _ = try await proxy.admin.add(name: "web2-5.4", address: new.endpoint.description, release: "5.4", timeout: .seconds(10))
+        // As in a rollout, where a release's servers are up well before the old ones go: the
+        // proxy has read both manifests (it polls twice a second).
+        for app in [old, new] {
+            let page = try await HTTP1Client.send(HTTPRequest(.GET, "/"), to: app.endpoint).bodyString
+            let script = try #require(Probe.assets(in: page).first)
+            #expect(await eventually { proxy.server.assets?.isKept(script) == true })
+        }
+        let probe = Probe(scenario: .translate(baseURL: proxy.endpoint), options: .init(users: 6, rate: 40, duration: .seconds(4)))
+        let ui = await probe.run().ui
+        #expect(ui.pageLoads > 5 && ui.followUps > 20, "\(ui)")
+        #expect(ui.assetLoads == ui.pageLoads && ui.assetsMissing == 0, "\(ui)")
+        if affinity {
+            #expect(ui.mismatches == 0, "\(ui.examples)")
+        } else {
+            #expect(ui.mismatches > 0, "\(ui)")
+            #expect(ui.examples.contains { $0.contains("served by") }, "\(ui.examples)")
+        }
         try await proxy.shutdown()
     }
 }
