@@ -54,7 +54,6 @@ public enum ChildProcess {
         return pid
     }
 
-    /// Runs `arguments` to the end; returns the exit status and what it printed.
     /// Whether `pid` is alive: it exists and is not a zombie (a process that is not our child
     /// is reaped by someone else, or not at all in a container without an init).
     public static func isRunning(_ pid: pid_t) -> Bool {
@@ -65,6 +64,7 @@ public enum ChildProcess {
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
     }
 
+    /// Runs `arguments` to the end; returns the exit status and what it printed.
     public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let outputPath = NSTemporaryDirectory() + "baton-child-\(UInt32.random(in: 0...UInt32.max)).out"
         defer { unlink(outputPath) }

@@ -72,13 +72,19 @@ public struct Demo: Sendable {
                 }
             }
             if let (first, serving) = proxy.withLockedValue({ $0 }) {
-                // SIGTERM drains as in production; the first process is ours to reap, a later
-                // one is not, so its end is seen in /proc.
-                kill(serving, SIGTERM)
-                for _ in 0..<150 where ChildProcess.isRunning(serving) { try? await Task.sleep(for: .milliseconds(100)) }
-                kill(serving, SIGKILL)
+                // SIGTERM drains as in production. The proxy has a process group of its own,
+                // which a process an upgrade started is in too (even one the demo never heard of,
+                // when an upgrade was cut short). Waited for without Task.sleep: on Ctrl-C this
+                // task is cancelled.
+                kill(-first, SIGTERM)
                 var status: Int32 = 0
-                if first != serving { kill(first, SIGKILL) }
+                for _ in 0..<150 {
+                    if waitpid(first, &status, WNOHANG) == first || !ChildProcess.isRunning(first) {
+                        if !ChildProcess.isRunning(serving) { break }
+                    }
+                    usleep(100_000)
+                }
+                kill(-first, SIGKILL)
                 waitpid(first, &status, 0)
             }
             database.withLockedValue { $0 }?.stop()
@@ -99,11 +105,16 @@ public struct Demo: Sendable {
             "--admin-socket", directory + "/proxy.sock", "--state-file", directory + "/proxy-backends.json",
             "--health-interval", "200ms", "--health-timeout", "1s", "--health-rise", "2", "--health-fall", "2", "--threads", "2",
             "--affinity", "--asset-prefix", "/assets/", "--asset-manifest", "/assets/manifest.json", "--log-level", "warning",
-        ], output: directory + "/proxy.log", detached: false)
+        ], output: directory + "/proxy.log", detached: true)
         resources.proxy.withLockedValue { $0 = (proxyPid, proxyPid) }
         let admin = AdminClient(endpoint: .unix(path: directory + "/proxy.sock"), timeout: .seconds(60))
         var started = false
         for _ in 0..<300 where !started {
+            var status: Int32 = 0
+            if waitpid(proxyPid, &status, WNOHANG) == proxyPid {
+                resources.proxy.withLockedValue { $0 = nil }
+                throw BatonError(.unavailable, "baton proxy exited with status \(ChildProcess.exitCode(status)); see \(directory)/proxy.log")
+            }
             started = (try? await admin.list()) != nil
             if !started { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -166,6 +177,8 @@ public struct Demo: Sendable {
             options: .init(users: users, rate: rate, duration: .seconds(3600))
         )
         let probing = Task { await probe.run(until: { stop.withLockedValue { $0 } }) }
+        // Also when a later step fails: the users stop.
+        defer { stop.withLockedValue { $0 = true } }
         try await Task.sleep(for: .seconds(quick ? 3 : 10))
 
         say("==> baton migrate start \(migration.name): 5.4's schema version beside 5.3's, under load")
@@ -211,7 +224,7 @@ public struct Demo: Sendable {
             + " · p99 \(Self.ms(ProbeResult.percentile(0.99, of: steady))) steady / \(Self.ms(ProbeResult.percentile(0.99, of: during))) during rollout · rollout \(Int((to - from).rounded())) s"
             + "\nui: \(result.ui.summary)"
         let passed = result.failed == 0 && result.logouts == 0 && result.lostWrites.isEmpty && served.count >= 2
-            && result.ui.pageLoads > 0 && result.ui.mismatches == 0 && result.ui.assetsMissing == 0
+            && result.ui.pageLoads > 0 && result.ui.followUps > 0 && result.ui.mismatches == 0 && result.ui.assetsMissing == 0
         return Outcome(summary: summary, result: result, releasesServed: served, passed: passed)
     }
 

@@ -119,19 +119,19 @@ public struct Probe: Sendable {
                 ui.withLockedValue { $0.assetLoaded(path, status: asset?.status ?? 0, page: release, at: (due - start).seconds) }
             }
         } else if let page = user.page, let release {
-            if response.headers.first(name: "x-baton-release-moved") != nil {
-                // The page's release is gone and the page is told so: it reloads.
-                ui.withLockedValue { $0.moved += 1 }
-                user.page = nil
-            } else {
-                ui.withLockedValue { $0.followUp(page: page, served: release, request: response.request, at: at) }
-            }
+            ui.withLockedValue { $0.followUp(page: page, served: release, request: response.request, at: at) }
         }
     }
 
-    /// Same-origin scripts and styles a page references.
+    /// Same-origin scripts (`<script src>`) and style sheets (`<link rel="stylesheet" href>`) a
+    /// page references by absolute path (not `//host/…`); links to other pages are not fetched.
     public static func assets(in page: String) -> [String] {
-        page.matches(of: #/(?:src|href)="(/[^"]*)"/#).map { String($0.output.1) }
+        let scripts = page.matches(of: #/<script\b[^>]*\ssrc="(/[^/"][^"]*)"/#.ignoresCase()).map { String($0.output.1) }
+        let styles = page.matches(of: #/<link\b[^>]*>/#.ignoresCase()).compactMap { tag -> String? in
+            guard tag.output.contains(#/rel="?stylesheet/#.ignoresCase()), let href = tag.output.firstMatch(of: #/\shref="(/[^/"][^"]*)"/#) else { return nil }
+            return String(href.output.1)
+        }
+        return scripts + styles
     }
 
     private struct Sent: Sendable {
@@ -156,6 +156,12 @@ public struct Probe: Sendable {
         do {
             let response = try await HTTP1Client.send(request, to: scenario.baseURL, timeout: options.timeout)
             user.absorb(response.headers)
+            if response.headers.first(name: "x-baton-release-moved") != nil, user.page != nil {
+                // The page's release is gone and the page is told so (on any request of it):
+                // it reloads, and its next HTML response is a new page.
+                ui.withLockedValue { $0.moved += 1 }
+                user.page = nil
+            }
             let isPage = response.status == 200 && response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/html") == true
             // Why a 5xx failed: the proxy's reason, else the first line the app answered.
             let reason = response.headers.first(name: "x-baton-error")
@@ -205,7 +211,8 @@ public struct Probe: Sendable {
         for write in audit.writes {
             var headers = HTTPHeaders()
             if let login = scenario.login, !reader.loggedIn {
-                if await send(login, as: reader, token: nil) != nil { reader.markLoggedIn() }
+                // Tried again for the next write when it failed.
+                if let response = await send(login, as: reader, token: nil), (200..<400).contains(response.status) { reader.markLoggedIn() }
             }
             if let cookie = reader.cookieHeader { headers.add(name: "cookie", value: cookie) }
             let response = try? await HTTP1Client.send(HTTPRequest(.GET, write.readBack, headers: headers), to: scenario.baseURL, timeout: options.timeout)
@@ -255,22 +262,44 @@ final class VirtualUser: Sendable {
     func newSession() { session.withLockedValue { $0 = Session(requests: $0.requests) } }
 
     /// Keeps the cookies a response sets (RFC 6265 §5.2: the name=value pair before the first
-    /// ';'); an empty value or Max-Age=0 removes one.
+    /// ';', then attributes); a Max-Age of 0 or less, or an Expires in the past, removes one
+    /// (Max-Age wins when both are there).
     func absorb(_ headers: HTTPHeaders) {
         let set = headers["set-cookie"]
         guard !set.isEmpty else { return }
         session.withLockedValue { session in
             for line in set {
-                let parts = line.split(separator: ";")
+                let parts = line.split(separator: ";", omittingEmptySubsequences: false)
                 guard let pair = parts.first, let equals = pair.firstIndex(of: "=") else { continue }
                 let name = pair[..<equals].trimmingCharacters(in: .whitespaces)
+                guard !name.isEmpty else { continue }
                 let value = pair[pair.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-                let expired = parts.dropFirst().contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "max-age=0" }
+                var maxAge: Int?
+                var expires: Date?
+                for attribute in parts.dropFirst() {
+                    let field = attribute.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                    guard field.count == 2 else { continue }
+                    switch field[0].lowercased() {
+                    case "max-age": maxAge = Int(field[1])
+                    case "expires": expires = Self.cookieDate.date(from: field[1])
+                    default: break
+                    }
+                }
+                let expired = maxAge.map { $0 <= 0 } ?? expires.map { $0 <= Date() } ?? false
                 session.cookies.removeAll { $0.name == name }
-                if !value.isEmpty && !expired { session.cookies.append((name, value)) }
+                if !expired { session.cookies.append((name, value)) }
             }
         }
     }
+
+    /// RFC 1123 dates, as servers write Expires.
+    nonisolated(unsafe) private static let cookieDate: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter
+    }()
 
     func serialize(_ body: @Sendable () async -> Void) async {
         await lock.run(body)
