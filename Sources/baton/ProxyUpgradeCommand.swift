@@ -9,7 +9,7 @@ struct ProxyUpgradeCommand: AsyncParsableCommand {
         commandName: "upgrade",
         abstract: "Replace a running proxy's process with a new binary, without closing its listening sockets.",
         discussion: """
-            The running proxy starts the new binary with its own command line, hands it the listening sockets (over a private Unix socket, SCM_RIGHTS), the backend pool with its health and drain state, and the kept assets. The new process serves, checks itself with a request through its own pipeline to a ready backend, and says so; only then does the old one stop accepting and finish its in-flight requests and WebSockets (as on SIGTERM). No connection is refused meanwhile. If the new binary fails to start or fails its check, it is stopped and the old process keeps serving; the command then fails. SIGUSR2 to the proxy does the same with the binary it was started from.
+            The running proxy starts the new binary with its own command line, hands it the listening sockets (over a private Unix socket, SCM_RIGHTS), the backend pool with its health and drain state, and the kept assets. The new process checks itself with a request through its own pipeline to a ready backend; then the old one pauses accepting, the new one starts accepting on the same sockets, and only once it does so does the old one close its listeners and finish its in-flight requests and WebSockets (as on SIGTERM). No connection is refused meanwhile. If the new binary fails at any step, it is stopped and the old process keeps serving; the command then fails. SIGUSR2 to the proxy does the same with the binary it was started from.
 
             With several --proxy the proxies are upgraded one at a time, stopping at the first that fails.
 
@@ -23,7 +23,7 @@ struct ProxyUpgradeCommand: AsyncParsableCommand {
     @OptionGroup var connection: ProxyBackendsCommand.Connection
     @Option(name: .customLong("proxy"), help: "A proxy to upgrade: its admin socket (unix:/path) or TCP admin address (host:port); repeatable. Default: --admin / --admin-socket.")
     var proxies: [String] = []
-    @Option(help: "The new binary, as the proxy's host sees it (default: the one the proxy was started from, e.g. after it was replaced on disk).")
+    @Option(help: "The new binary, as the proxy's host sees it (default: the path the proxy was started from, e.g. after a new binary was installed there). Over the admin Unix socket only.")
     var binary: String?
 
     struct Upgraded: Encodable {
