@@ -78,9 +78,9 @@ extension TranslateAppTests {
         try await proxy.shutdown()
     }
 
-    /// The probe's UI level is not vacuous: with 5.3 and 5.4 both up, pages are served by one
-    /// release and their follow-ups by the other unless the proxy pins them; with affinity on,
-    /// none are.
+    /// The probe's UI level through a rollout: users start on 5.3, 5.4 comes up beside it,
+    /// then 5.3 goes. Without affinity pages meet the other release; with it none do, and the
+    /// pages of 5.3 are told to reload when it goes.
     @Test(arguments: [false, true])
     func theProbeSeesMixedPagesWithoutAffinityAndNoneWithIt(affinity: Bool) async throws {
         let directory = TemporaryDirectory.make(prefix: "baton-ui-probe")
@@ -91,21 +91,31 @@ extension TranslateAppTests {
         defer { new.stop() }
         for app in [old, new] { try await app.waitUp() }
         let proxy = try await Self.proxyKeepingAssets(affinity: affinity)
-        _ = try await proxy.admin.add(name: "web1-5.3", address: old.endpoint.description, release: "5.3", timeout: .seconds(10))
-        _ = try await proxy.admin.add(name: "web2-5.4", address: new.endpoint.description, release: "5.4", timeout: .seconds(10))
-        // As in a rollout, where a release's servers are up well before the old ones go: the
-        // proxy has read both manifests (it polls twice a second).
-        for app in [old, new] {
+        // The proxy has read a release's manifest (it polls twice a second).
+        func assetsKept(_ app: App) async throws -> Bool {
             let page = try await HTTP1Client.send(HTTPRequest(.GET, "/"), to: app.endpoint).bodyString
             let script = try #require(Probe.assets(in: page).first)
-            #expect(await eventually { proxy.server.assets?.isKept(script) == true })
+            return await eventually { proxy.server.assets?.isKept(script) == true }
         }
-        let probe = Probe(scenario: .translate(baseURL: proxy.endpoint), options: .init(users: 6, rate: 40, duration: .seconds(4)))
-        let ui = await probe.run().ui
+        _ = try await proxy.admin.add(name: "web1-5.3", address: old.endpoint.description, release: "5.3", timeout: .seconds(10))
+        #expect(try await assetsKept(old))
+
+        let probe = Probe(scenario: .translate(baseURL: proxy.endpoint), options: .init(users: 6, rate: 40, duration: .seconds(6)))
+        let running = Task { await probe.run() }
+        try await Task.sleep(for: .milliseconds(1500))
+        _ = try await proxy.admin.add(name: "web2-5.4", address: new.endpoint.description, release: "5.4", timeout: .seconds(10))
+        #expect(try await assetsKept(new))
+        try await Task.sleep(for: .milliseconds(1500))
+        _ = try await proxy.admin.drain("web1-5.3", timeout: .seconds(5))
+        try await proxy.admin.remove("web1-5.3")
+        let ui = await running.value.ui
+
         #expect(ui.pageLoads > 5 && ui.followUps > 20, "\(ui)")
-        #expect(ui.assetLoads == ui.pageLoads && ui.assetsMissing == 0, "\(ui)")
+        #expect(Set(ui.pageLoadsByRelease.keys) == ["5.3", "5.4"], "\(ui)")
         if affinity {
             #expect(ui.mismatches == 0, "\(ui.examples)")
+            #expect(ui.moved > 0, "the pages of 5.3 open when it went were told so: \(ui)")
+            #expect(ui.assetsMissing == 0, "\(ui.examples)")
         } else {
             #expect(ui.mismatches > 0, "\(ui)")
             #expect(ui.examples.contains { $0.contains("served by") }, "\(ui.examples)")
