@@ -18,7 +18,7 @@ struct Handover: Codable, Sendable {
     var backends: [PersistedBackend]
     /// Assets of earlier releases the proxy keeps.
     var assets: [AssetCache.Kept]
-    /// The old process, which the new one waits for before saving state on its own.
+    /// The old process, for the new one's log.
     var pid: Int32
 
     /// The longest handover accepted; more is refused rather than allocated.
