@@ -49,33 +49,22 @@ extension ProxyServer: ProxyUpgrading {
             case .stopping: throw BatonError(.conflict, "this proxy is stopping; it is not upgraded")
             }
         }
-        let path = NSTemporaryDirectory() + "baton-handover-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let listener: CInt
-        do {
-            listener = try ListeningSocket.open(.unix(path: path), backlog: 1)
-        } catch {
-            lifecycle.withLock { $0 = .serving }
-            throw error
-        }
-        defer {
-            close(listener)
-            unlink(path)
-        }
-        chmod(path, 0o600)
-        logger.notice("upgrade: starting the new process", metadata: ["binary": "\(executable)"])
-        let pid: pid_t
-        do {
-            pid = try ChildProcess.spawn([executable] + command.dropFirst() + ["--take-over", path], output: nil, detached: false)
-        } catch {
-            lifecycle.withLock { $0 = .serving }
-            throw error
-        }
+        var pid: pid_t?
         var adminClosed = false
         var paused = false
-        var reaped = false
         do {
+            let path = NSTemporaryDirectory() + "baton-handover-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+            let listener = try ListeningSocket.open(.unix(path: path), backlog: 1)
+            defer {
+                close(listener)
+                unlink(path)
+            }
+            chmod(path, 0o600)
+            logger.notice("upgrade: starting the new process", metadata: ["binary": "\(executable)"])
+            let child = try ChildProcess.spawn([executable] + command.dropFirst() + ["--take-over", path], output: nil, detached: false)
+            pid = child
             let timeout = configuration.upgradeTimeout
-            let connection = try await Self.blocking { try Self.accept(on: listener, from: pid, timeout: timeout) }.get(reaped: &reaped)
+            let connection = try await Self.blocking { try Self.accept(on: listener, from: child, timeout: timeout) }
             defer { close(connection) }
             // From here the new process answers the admin API: a call waits in the socket's
             // queue rather than change a pool that is being handed over.
@@ -109,11 +98,12 @@ extension ProxyServer: ProxyUpgrading {
             }
             guard serving == "serving" else { throw BatonError(.unavailable, "the new process did not start serving once told to: \(serving)") }
             let version = String(answer.dropFirst(6))
-            logger.notice("upgrade: the new process serves; this one drains and exits", metadata: ["pid": "\(pid)", "version": "\(version)"])
+            logger.notice("upgrade: the new process serves; this one drains and exits", metadata: ["pid": "\(child)", "version": "\(version)"])
             stop.yield(())
-            return UpgradeResult(oldPid: getpid(), newPid: pid, version: version)
+            return UpgradeResult(oldPid: getpid(), newPid: child, version: version)
         } catch {
-            if !reaped {
+            // One that exited was reaped already: its pid may be another process's now.
+            if let pid, !(error is NewProcessExited) {
                 kill(pid, SIGKILL)
                 _ = try? await Self.blocking {
                     var status: Int32 = 0
@@ -150,23 +140,14 @@ extension ProxyServer: ProxyUpgrading {
         }
     }
 
-    /// What `accept` found: a connection, or the new process gone (and reaped).
-    enum Accepted: Sendable {
-        case connection(CInt)
-        case exited(BatonError)
-
-        func get(reaped: inout Bool) throws -> CInt {
-            switch self {
-            case .connection(let fd): return fd
-            case .exited(let error):
-                reaped = true
-                throw error
-            }
-        }
+    /// The new process exited (and was reaped) before it connected.
+    struct NewProcessExited: Error, CustomStringConvertible {
+        var status: Int32
+        var description: String { "the new process exited with status \(status) before taking over" }
     }
 
     /// Waits for the new process to connect; fails if it exits first or takes too long.
-    private static func accept(on listener: CInt, from pid: pid_t, timeout: Duration) throws -> Accepted {
+    private static func accept(on listener: CInt, from pid: pid_t, timeout: Duration) throws -> CInt {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < timeout {
             var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
@@ -174,12 +155,12 @@ extension ProxyServer: ProxyUpgrading {
                 let connection = Glibc.accept(listener, nil, nil)
                 if connection >= 0 {
                     _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-                    return .connection(connection)
+                    return connection
                 }
             }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                return .exited(BatonError(.unavailable, "the new process exited with status \(ChildProcess.exitCode(status)) before taking over"))
+                throw NewProcessExited(status: ChildProcess.exitCode(status))
             }
         }
         throw BatonError(.timeout, "the new process did not connect within \(timeout.shortDescription)")

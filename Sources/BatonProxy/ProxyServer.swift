@@ -47,6 +47,7 @@ public final class ProxyServer: Service, Sendable {
     let handedOver = AtomicFlag()
     /// The proxy listeners NIO serves, which an upgrade pauses.
     let proxyListeners = Mutex<[any Channel]>([])
+    /// An upgrade starts only from `serving`, one at a time, and never once stopping.
     enum Lifecycle { case serving, upgrading, stopping }
     let lifecycle = Mutex(Lifecycle.serving)
 
@@ -78,7 +79,7 @@ public final class ProxyServer: Service, Sendable {
         let handedOver = self.handedOver
         if configuration.takeOver != nil { handedOver.set(true) }
         self.pool = BackendPool(group: group, configuration: configuration, metrics: metrics, logger: logger) { backends, sequence in
-            // The process that took over saves from now on.
+            // The pool is another process's to save while a handover is under way.
             if handedOver.isSet { return }
             do {
                 try store?.save(backends, sequence: sequence)
